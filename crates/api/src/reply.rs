@@ -1,0 +1,64 @@
+//! Building responses: JSON bodies, NeutronError bodies, and field selection.
+
+use axum::body::Body;
+use axum::http::{StatusCode, header};
+use axum::response::Response;
+use neutrino_model::ApiError;
+use serde::Serialize;
+use serde_json::Value;
+
+pub fn json_bytes(status: u16, body: Vec<u8>) -> Response {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .unwrap_or_default()
+}
+
+pub fn json(status: u16, v: &Value) -> Response {
+    json_bytes(status, serde_json::to_vec(v).unwrap_or_default())
+}
+
+pub fn no_content() -> Response {
+    Response::builder().status(StatusCode::NO_CONTENT).body(Body::empty()).unwrap_or_default()
+}
+
+pub fn status_only(status: u16) -> Response {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
+        .body(Body::empty())
+        .unwrap_or_default()
+}
+
+pub fn error(e: &ApiError) -> Response {
+    if e.kind.status() >= 500 {
+        tracing::error!(error = %e, "request failed");
+    } else {
+        tracing::debug!(error = %e, "request refused");
+    }
+    json(e.kind.status(), &e.body())
+}
+
+/// Serialises a view, keeping only `fields` when given.
+pub fn write_item<V: Serialize>(out: &mut Vec<u8>, v: &V, fields: &[String]) {
+    if fields.is_empty() {
+        let _ = serde_json::to_writer(&mut *out, v);
+        return;
+    }
+    let mut val = serde_json::to_value(v).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut val {
+        m.retain(|k, _| fields.iter().any(|f| f == k));
+    }
+    let _ = serde_json::to_writer(&mut *out, &val);
+}
+
+/// `{"<key>": <view>}`.
+pub fn single<V: Serialize>(status: u16, key: &str, v: &V, fields: &[String]) -> Response {
+    let mut out = Vec::with_capacity(1024);
+    out.extend_from_slice(b"{\"");
+    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(b"\":");
+    write_item(&mut out, v, fields);
+    out.push(b'}');
+    json_bytes(status, out)
+}

@@ -1,0 +1,753 @@
+//! Ports: MAC generation, fixed IP allocation in every form Neutron accepts,
+//! security groups, allowed address pairs, extra DHCP options and binding.
+//! Addresses come from IPAM inside the writer, so no two ports ever get the
+//! same one, and a freed address is reusable by the very next request.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use neutrino_ipam::{AddressRequest, Cidr, Ipam, eui64, parse_ip, parse_mac};
+use neutrino_model::body::{Attr, Body, Op, attr, item_str};
+use neutrino_model::{AddressPair, ApiError, ApiResult, AuthContext, ExtraDhcpOpt, FixedIp, Network, Port};
+use serde_json::{Map, Value};
+
+use super::networks::{self, visible_network};
+use super::{check_quota, check_revision, ipam_error, new_id, new_std, touch};
+use crate::policy;
+use crate::txn::Txn;
+use crate::{Engine, ops};
+
+const ATTRS: &[Attr] = &[
+    attr("name", true, true),
+    attr("description", true, true),
+    attr("network_id", true, false),
+    attr("admin_state_up", true, true),
+    attr("mac_address", true, true),
+    attr("fixed_ips", true, true),
+    attr("device_id", true, true),
+    attr("device_owner", true, true),
+    attr("security_groups", true, true),
+    attr("port_security_enabled", true, true),
+    attr("allowed_address_pairs", true, true),
+    attr("extra_dhcp_opts", true, true),
+    attr("binding:host_id", true, true),
+    attr("binding:vnic_type", true, true),
+    attr("binding:profile", true, true),
+    attr("binding:vif_type", false, false),
+    attr("binding:vif_details", false, false),
+    attr("dns_name", true, true),
+    attr("project_id", true, false),
+    attr("tenant_id", true, false),
+    attr("status", false, false),
+];
+
+const VNIC_TYPES: &[&str] = &[
+    "normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder", "smart-nic", "vdpa",
+    "accelerator-direct", "accelerator-direct-physical", "remote-managed",
+];
+
+/// One requested `fixed_ips` entry.
+#[derive(Debug, Clone)]
+pub struct FixedIpRequest {
+    subnet_id: Option<String>,
+    ip: Option<IpAddr>,
+}
+
+/// The parsed, context-free part of a port request.
+#[derive(Default)]
+struct PortRequest {
+    name: Option<String>,
+    description: Option<String>,
+    network_id: Option<String>,
+    admin_state_up: Option<bool>,
+    mac: Option<Option<String>>,
+    fixed_ips: Option<Vec<FixedIpRequest>>,
+    device_id: Option<String>,
+    device_owner: Option<String>,
+    security_groups: Option<Vec<String>>,
+    port_security_enabled: Option<bool>,
+    allowed_address_pairs: Option<Vec<(String, Option<String>)>>,
+    extra_dhcp_opts: Option<Vec<(String, Option<String>, u8)>>,
+    host_id: Option<String>,
+    vnic_type: Option<String>,
+    profile: Option<Value>,
+    dns_name: Option<String>,
+    project_id: Option<String>,
+}
+
+fn parse(ctx: &AuthContext, m: Map<String, Value>, op: Op) -> ApiResult<PortRequest> {
+    let b = Body::new(m, ATTRS, op)?;
+    let mut r = PortRequest {
+        name: b.name("name")?,
+        description: b.string("description", 255)?,
+        network_id: b.uuid("network_id")?,
+        admin_state_up: b.bool("admin_state_up")?,
+        device_id: b.string("device_id", 255)?,
+        device_owner: b.string("device_owner", 255)?,
+        port_security_enabled: b.bool("port_security_enabled")?,
+        host_id: b.string("binding:host_id", 255)?,
+        vnic_type: b.string("binding:vnic_type", 64)?,
+        profile: b.dict("binding:profile")?,
+        dns_name: b.string("dns_name", 255)?,
+        ..PortRequest::default()
+    };
+    if op == Op::Create {
+        b.required("network_id")?;
+        r.project_id = Some(policy::target_project(ctx, b.string("project_id", 255)?, b.string("tenant_id", 255)?)?);
+    }
+    if let Some(v) = b.raw("mac_address") {
+        r.mac = Some(match v {
+            Value::Null if op == Op::Update => None,
+            Value::String(s) => Some(normalize_mac(s)?),
+            other => return Err(ApiError::invalid_attr("mac_address", format!("'{other}' is not a valid MAC address"))),
+        });
+    }
+    if let Some(items) = b.list("fixed_ips")? {
+        let mut out = Vec::with_capacity(items.len());
+        let mut seen = Vec::new();
+        for item in items {
+            let Value::Object(o) = item else {
+                return Err(ApiError::invalid_attr("fixed_ips", "Invalid data format for fixed IP"));
+            };
+            let subnet_id = item_str("fixed_ips", &o, "subnet_id")?;
+            if let Some(s) = &subnet_id {
+                if !neutrino_model::body::is_uuid(s) {
+                    return Err(ApiError::invalid_attr("fixed_ips", format!("'{s}' is not a valid UUID")));
+                }
+            }
+            let ip = match item_str("fixed_ips", &o, "ip_address")? {
+                Some(s) => {
+                    let ip = parse_ip(&s).map_err(|e| ApiError::invalid_attr("fixed_ips", e))?;
+                    if seen.contains(&ip) {
+                        return Err(ApiError::invalid_attr("fixed_ips", format!("Duplicate IP address '{s}'")));
+                    }
+                    seen.push(ip);
+                    Some(ip)
+                }
+                None => None,
+            };
+            if subnet_id.is_none() && ip.is_none() {
+                return Err(ApiError::invalid_attr("fixed_ips", "Exactly one of subnet_id or ip_address, or both, is required"));
+            }
+            out.push(FixedIpRequest { subnet_id, ip });
+        }
+        r.fixed_ips = Some(out);
+    }
+    if let Some(groups) = b.string_list("security_groups", 36)? {
+        let mut uniq: Vec<String> = Vec::new();
+        for g in groups {
+            if !neutrino_model::body::is_uuid(&g) {
+                return Err(ApiError::invalid_attr("security_groups", format!("'{g}' is not a valid UUID")));
+            }
+            if !uniq.contains(&g) {
+                uniq.push(g);
+            }
+        }
+        r.security_groups = Some(uniq);
+    }
+    if let Some(pairs) = b.list("allowed_address_pairs")? {
+        let mut out: Vec<(String, Option<String>)> = Vec::new();
+        for p in pairs {
+            let Value::Object(o) = p else {
+                return Err(ApiError::invalid_attr("allowed_address_pairs", "Allowed address pairs must be a list of dictionaries"));
+            };
+            if let Some(k) = o.keys().find(|k| *k != "ip_address" && *k != "mac_address") {
+                return Err(ApiError::invalid_attr("allowed_address_pairs", format!("Unrecognized attribute '{k}'")));
+            }
+            let Some(ip) = item_str("allowed_address_pairs", &o, "ip_address")? else {
+                return Err(ApiError::bad_request("AllowedAddressPair must contain ip_address"));
+            };
+            let ip = if ip.contains('/') {
+                Cidr::parse(&ip).map_err(|e| ApiError::invalid_attr("allowed_address_pairs", e))?.to_string()
+            } else {
+                parse_ip(&ip).map_err(|e| ApiError::invalid_attr("allowed_address_pairs", e))?.to_string()
+            };
+            let mac = item_str("allowed_address_pairs", &o, "mac_address")?.map(|m| normalize_mac(&m)).transpose()?;
+            if out.iter().any(|(i, m)| *i == ip && *m == mac) {
+                return Err(ApiError::bad_request("Request contains duplicate address pair"));
+            }
+            out.push((ip, mac));
+        }
+        r.allowed_address_pairs = Some(out);
+    }
+    if let Some(opts) = b.list("extra_dhcp_opts")? {
+        let mut out = Vec::new();
+        for o in opts {
+            let Value::Object(o) = o else {
+                return Err(ApiError::invalid_attr("extra_dhcp_opts", "each option must be a dictionary"));
+            };
+            if let Some(k) = o.keys().find(|k| !matches!(k.as_str(), "opt_name" | "opt_value" | "ip_version")) {
+                return Err(ApiError::invalid_attr("extra_dhcp_opts", format!("Unrecognized attribute '{k}'")));
+            }
+            let Some(name) = item_str("extra_dhcp_opts", &o, "opt_name")? else {
+                return Err(ApiError::invalid_attr("extra_dhcp_opts", "opt_name is required"));
+            };
+            if name.is_empty() || name.len() > 64 {
+                return Err(ApiError::invalid_attr("extra_dhcp_opts", format!("'{name}' is not a valid option name")));
+            }
+            let value = item_str("extra_dhcp_opts", &o, "opt_value")?;
+            if value.as_ref().is_some_and(|v| v.len() > 255 || v.contains('\n')) {
+                return Err(ApiError::invalid_attr("extra_dhcp_opts", "opt_value must be one line of at most 255 characters"));
+            }
+            let version = match o.get("ip_version") {
+                None | Some(Value::Null) => 4,
+                Some(v) => match v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())) {
+                    Some(4) => 4,
+                    Some(6) => 6,
+                    _ => return Err(ApiError::invalid_attr("extra_dhcp_opts", format!("'{v}' is not a valid IP version"))),
+                },
+            };
+            out.push((name, value, version));
+        }
+        r.extra_dhcp_opts = Some(out);
+    }
+    if let Some(v) = &r.vnic_type {
+        if !VNIC_TYPES.contains(&v.as_str()) {
+            return Err(ApiError::invalid_attr("binding:vnic_type", format!("'{v}' is not in {VNIC_TYPES:?}")));
+        }
+    }
+    if (r.host_id.is_some() || r.profile.is_some()) && !ctx.is_admin() {
+        return Err(ApiError::forbidden("rule:create_port:binding:host_id"));
+    }
+    if let Some(d) = &r.dns_name {
+        if !d.is_empty() && !is_hostname(d) {
+            return Err(ApiError::invalid_attr("dns_name", format!("'{d}' is not a valid DNS name")));
+        }
+    }
+    Ok(r)
+}
+
+fn is_hostname(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+        })
+}
+
+fn normalize_mac(s: &str) -> ApiResult<String> {
+    match parse_mac(s) {
+        Some(m) if m != [0; 6] && m != [0xff; 6] && m[0] & 1 == 0 => Ok(format_mac(m)),
+        _ => Err(ApiError::invalid_attr("mac_address", format!("'{s}' is not a valid MAC address"))),
+    }
+}
+
+fn format_mac(m: [u8; 6]) -> String {
+    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+}
+
+pub async fn create(engine: &Engine, ctx: &AuthContext, items: Vec<Map<String, Value>>) -> ApiResult<Vec<Arc<Port>>> {
+    policy::require_writer(ctx, "create_port")?;
+    if items.len() > engine.config().max_bulk {
+        return Err(ApiError::bad_request(format!("At most {} resources per bulk request", engine.config().max_bulk)));
+    }
+    let reqs = items.into_iter().map(|m| parse(ctx, m, Op::Create)).collect::<ApiResult<Vec<_>>>()?;
+    let ctx = ctx.clone();
+    engine
+        .write(move |txn| {
+            let mut out = Vec::with_capacity(reqs.len());
+            for r in reqs {
+                out.push(create_one(txn, &ctx, r)?);
+            }
+            Ok(out)
+        })
+        .await
+}
+
+fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: PortRequest) -> ApiResult<Arc<Port>> {
+    let network_id = r.network_id.clone().unwrap_or_default();
+    let net = visible_network(txn, ctx, &network_id)?;
+    let project = r.project_id.clone().unwrap_or_else(|| ctx.project_id.clone());
+    let owns_net = policy::owns(ctx, &net.std.project_id);
+    if !owns_net && !net.shared {
+        return Err(ApiError::forbidden("rule:create_port"));
+    }
+    if !owns_net {
+        // On someone else's shared network a member may not pick addresses or MACs.
+        let picks_ip = r.fixed_ips.as_ref().is_some_and(|f| f.iter().any(|x| x.ip.is_some()));
+        if picks_ip || r.mac.is_some() {
+            return Err(ApiError::forbidden("rule:create_port:fixed_ips:ip_address"));
+        }
+    }
+    let device_owner = r.device_owner.clone().unwrap_or_default();
+    if device_owner.starts_with("network:") && !owns_net {
+        return Err(ApiError::forbidden("rule:create_port:device_owner"));
+    }
+    check_quota(txn, &project, "port", 1)?;
+    let mac = match r.mac.clone().flatten() {
+        Some(m) => {
+            if txn.state.macs.contains_key(&(network_id.clone(), m.clone())) {
+                return Err(ApiError::conflict("MacAddressInUse", format!(
+                    "Unable to complete operation for network {network_id}. The mac address {m} is in use."
+                )));
+            }
+            m
+        }
+        None => generate_mac(txn, &network_id)?,
+    };
+    let trusted = device_owner.starts_with("network:");
+    let port_security = if trusted { false } else { r.port_security_enabled.unwrap_or(net.port_security_enabled) };
+    let id = new_id();
+    let security_groups = match r.security_groups.clone() {
+        Some(groups) => {
+            check_groups(txn, ctx, &groups)?;
+            if !port_security && !groups.is_empty() {
+                return Err(ApiError::bad_request(
+                    "Port security must be enabled and port must have an IP address in order to use security groups.",
+                ));
+            }
+            groups
+        }
+        None if port_security => vec![ops::security_groups::ensure_default_group(txn, &project)?],
+        None => Vec::new(),
+    };
+    let pairs = build_pairs(txn, r.allowed_address_pairs.clone().unwrap_or_default(), &mac, port_security)?;
+    let mut extra = Vec::new();
+    merge_dhcp_opts(&mut extra, r.extra_dhcp_opts.clone().unwrap_or_default());
+    let mac_bytes = parse_mac(&mac).unwrap_or([0; 6]);
+    let fixed_ips = allocate(txn, &net, &device_owner, mac_bytes, r.fixed_ips.clone(), &[])?;
+    let host = r.host_id.clone().unwrap_or_default();
+    let p = Port {
+        id,
+        name: r.name.unwrap_or_default(),
+        network_id,
+        admin_state_up: r.admin_state_up.unwrap_or(true),
+        status: "DOWN".into(),
+        mac_address: mac,
+        fixed_ips,
+        device_id: r.device_id.unwrap_or_default(),
+        device_owner,
+        security_groups,
+        port_security_enabled: port_security,
+        allowed_address_pairs: pairs,
+        extra_dhcp_opts: extra,
+        binding_vif_type: if host.is_empty() { "unbound".into() } else { "binding_failed".into() },
+        binding_host_id: host,
+        binding_vnic_type: r.vnic_type.unwrap_or_else(|| "normal".into()),
+        binding_profile: r.profile.unwrap_or_else(|| Value::Object(Map::new())),
+        binding_vif_details: Value::Object(Map::new()),
+        dns_name: r.dns_name.unwrap_or_default(),
+        std: new_std(txn, project, r.description),
+    };
+    txn.put_port(p.clone());
+    Ok(Arc::new(p))
+}
+
+/// A random MAC under `base_mac`, unique on the network.
+fn generate_mac(txn: &Txn<'_>, network_id: &str) -> ApiResult<String> {
+    let base = txn.config.base_mac;
+    for _ in 0..16 {
+        let mut rnd = [0u8; 3];
+        getrandom::fill(&mut rnd).map_err(|_| ApiError::internal())?;
+        let fourth = if base[3] != 0 { base[3] } else { rnd[0] };
+        let mac = format_mac([base[0], base[1], base[2], fourth, rnd[1], rnd[2]]);
+        if !txn.state.macs.contains_key(&(network_id.to_string(), mac.clone())) {
+            return Ok(mac);
+        }
+    }
+    Err(ApiError::new(
+        neutrino_model::ErrorKind::Unavailable,
+        "MacAddressGenerationFailure",
+        format!("Unable to generate unique mac on network {network_id}."),
+    ))
+}
+
+fn check_groups(txn: &Txn<'_>, ctx: &AuthContext, groups: &[String]) -> ApiResult<()> {
+    for g in groups {
+        match txn.state.security_groups.get(g) {
+            Some(sg) if policy::can_see_group(ctx, sg) => {}
+            _ => {
+                return Err(ApiError::not_found("SecurityGroupNotFound", format!("Security group {g} does not exist")));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn build_pairs(
+    txn: &Txn<'_>,
+    pairs: Vec<(String, Option<String>)>,
+    mac: &str,
+    port_security: bool,
+) -> ApiResult<Vec<AddressPair>> {
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !port_security {
+        return Err(ApiError::conflict(
+            "AddressPairAndPortSecurityRequired",
+            "Port Security must be enabled in order to have allowed address pairs on a port.",
+        ));
+    }
+    if pairs.len() > txn.config.max_allowed_address_pairs {
+        return Err(ApiError::bad_request(format!(
+            "The number of allowed address pair exceeds the maximum {}.",
+            txn.config.max_allowed_address_pairs
+        )));
+    }
+    Ok(pairs
+        .into_iter()
+        .map(|(ip, m)| AddressPair { ip_address: ip, mac_address: m.unwrap_or_else(|| mac.to_string()) })
+        .collect())
+}
+
+/// Neutron's merge semantics: upsert by (name, version); a null value deletes.
+fn merge_dhcp_opts(current: &mut Vec<ExtraDhcpOpt>, updates: Vec<(String, Option<String>, u8)>) {
+    for (name, value, version) in updates {
+        let pos = current.iter().position(|o| o.opt_name == name && o.ip_version == version);
+        match (pos, value) {
+            (Some(i), None) => {
+                current.remove(i);
+            }
+            (Some(i), Some(v)) => current[i].opt_value = v,
+            (None, Some(v)) => current.push(ExtraDhcpOpt { opt_name: name, opt_value: v, ip_version: version }),
+            (None, None) => {}
+        }
+    }
+}
+
+/// Computes a port's fixed IPs from the request (`None` = not specified) and
+/// the addresses it has now, allocating and releasing through IPAM.
+fn allocate(
+    txn: &mut Txn<'_>,
+    net: &Network,
+    device_owner: &str,
+    mac: [u8; 6],
+    requested: Option<Vec<FixedIpRequest>>,
+    existing: &[FixedIp],
+) -> ApiResult<Vec<FixedIp>> {
+    let subnets: Vec<_> = txn.state.subnets_of(&net.id).cloned().collect();
+    let router_port = device_owner.starts_with("network:router");
+    let mut result: Vec<FixedIp> = Vec::new();
+    let mut keep: Vec<FixedIp> = Vec::new();
+    match &requested {
+        None => {
+            // One IPv4 address, one stateful IPv6 address, and EUI-64 on auto-address subnets.
+            for version in [4u8, 6] {
+                let candidates: Vec<_> =
+                    subnets.iter().filter(|s| s.ip_version == version && !s.is_auto_address()).collect();
+                if candidates.is_empty() {
+                    continue;
+                }
+                let mut got = false;
+                for s in &candidates {
+                    match txn.state.ipam.allocate(&s.id, AddressRequest::Any) {
+                        Ok(ip) => {
+                            result.push(FixedIp { subnet_id: s.id.clone(), ip_address: ip.to_string() });
+                            got = true;
+                            break;
+                        }
+                        Err(neutrino_ipam::IpamError::Exhausted { .. }) => continue,
+                        Err(e) => return Err(ipam_error(e)),
+                    }
+                }
+                if !got {
+                    return Err(ApiError::conflict(
+                        "IpAddressGenerationFailure",
+                        format!("No more IP addresses available on network {}.", net.id),
+                    ));
+                }
+            }
+        }
+        Some(reqs) => {
+            if !reqs.is_empty() && subnets.is_empty() {
+                return Err(ApiError::bad_request("IP allocation requires subnets for network"));
+            }
+            // Explicit addresses first, then "any address from subnet S".
+            let mut ordered: Vec<&FixedIpRequest> = reqs.iter().filter(|r| r.ip.is_some()).collect();
+            ordered.extend(reqs.iter().filter(|r| r.ip.is_none()));
+            for req in ordered {
+                let subnet = match (&req.subnet_id, req.ip) {
+                    (Some(sid), ip) => {
+                        let Some(s) = subnets.iter().find(|s| &s.id == sid) else {
+                            return Err(ApiError::bad_request(format!(
+                                "Failed to create port on network {}, because fixed_ips included invalid subnet {sid}",
+                                net.id
+                            )));
+                        };
+                        if let Some(ip) = ip {
+                            let cidr = Cidr::parse(&s.cidr).map_err(ipam_error)?;
+                            if !cidr.contains(ip) {
+                                return Err(ApiError::bad_request(format!(
+                                    "IP address {ip} is not a valid IP for the specified subnet."
+                                ))
+                                .with_type("InvalidIpForSubnet"));
+                            }
+                        }
+                        s
+                    }
+                    (None, Some(ip)) => subnets
+                        .iter()
+                        .find(|s| Cidr::parse(&s.cidr).is_ok_and(|c| c.contains(ip)))
+                        .ok_or_else(|| {
+                            ApiError::bad_request(format!(
+                                "IP address {ip} is not a valid IP for any of the subnets on the specified network."
+                            ))
+                            .with_type("InvalidIpForNetwork")
+                        })?,
+                    (None, None) => continue,
+                };
+                // Keep an address the port already has.
+                let have = existing.iter().find(|f| {
+                    f.subnet_id == subnet.id
+                        && !keep.contains(f)
+                        && req.ip.is_none_or(|ip| parse_ip(&f.ip_address).ok() == Some(ip))
+                });
+                if let Some(f) = have {
+                    keep.push(f.clone());
+                    continue;
+                }
+                let ip = if subnet.is_auto_address() && !router_port {
+                    let cidr = Cidr::parse(&subnet.cidr).map_err(ipam_error)?;
+                    let auto = IpAddr::V6(eui64(&cidr, mac).map_err(ipam_error)?);
+                    if req.ip.is_some_and(|ip| ip != auto) {
+                        return Err(ApiError::bad_request(format!(
+                            "IPv6 address {} can not be directly assigned to a port on subnet {} since the subnet is configured for automatic addresses",
+                            req.ip.map(|i| i.to_string()).unwrap_or_default(),
+                            subnet.id
+                        ))
+                        .with_type("AllocationOnAutoAddressSubnet"));
+                    }
+                    txn.state.ipam.allocate(&subnet.id, AddressRequest::Specific(auto)).map_err(ipam_error)?
+                } else {
+                    let req = req.ip.map_or(AddressRequest::Any, AddressRequest::Specific);
+                    txn.state.ipam.allocate(&subnet.id, req).map_err(|e| match e {
+                        neutrino_ipam::IpamError::Exhausted { .. } => ApiError::conflict(
+                            "IpAddressGenerationFailure",
+                            format!("No more IP addresses available on network {}.", net.id),
+                        ),
+                        e => ipam_error(e),
+                    })?
+                };
+                result.push(FixedIp { subnet_id: subnet.id.clone(), ip_address: ip.to_string() });
+            }
+        }
+    }
+    // Auto-address (SLAAC) subnets are always included, unless the port
+    // explicitly asked for no addresses at creation.
+    let explicit_none = requested.as_ref().is_some_and(Vec::is_empty) && existing.is_empty();
+    if !router_port && !explicit_none {
+        for s in subnets.iter().filter(|s| s.is_auto_address()) {
+            let covered = result.iter().chain(keep.iter()).any(|f| f.subnet_id == s.id);
+            if covered {
+                continue;
+            }
+            if let Some(f) = existing.iter().find(|f| f.subnet_id == s.id) {
+                keep.push(f.clone());
+                continue;
+            }
+            let cidr = Cidr::parse(&s.cidr).map_err(ipam_error)?;
+            let auto = IpAddr::V6(eui64(&cidr, mac).map_err(ipam_error)?);
+            let ip = txn.state.ipam.allocate(&s.id, AddressRequest::Specific(auto)).map_err(ipam_error)?;
+            result.push(FixedIp { subnet_id: s.id.clone(), ip_address: ip.to_string() });
+        }
+    }
+    // Release what the port had and no longer keeps.
+    for f in existing {
+        if !keep.contains(f) {
+            if let Ok(ip) = parse_ip(&f.ip_address) {
+                txn.state.ipam.release(&f.subnet_id, ip).map_err(ipam_error)?;
+            }
+        }
+    }
+    // Keep the port's original order for addresses it keeps, new ones after.
+    let mut out: Vec<FixedIp> = existing.iter().filter(|f| keep.contains(f)).cloned().collect();
+    out.extend(result);
+    Ok(out)
+}
+
+/// Returns a port's addresses to IPAM (reusable at once).
+pub fn release_port_ips(txn: &mut Txn<'_>, p: &Port) {
+    for f in &p.fixed_ips {
+        if let Ok(ip) = parse_ip(&f.ip_address) {
+            let _ = txn.state.ipam.release(&f.subnet_id, ip);
+        }
+    }
+}
+
+pub async fn update(
+    engine: &Engine,
+    ctx: &AuthContext,
+    id: String,
+    m: Map<String, Value>,
+    if_match: Option<u64>,
+) -> ApiResult<Arc<Port>> {
+    let r = parse(ctx, m, Op::Update)?;
+    let ctx = ctx.clone();
+    engine
+        .write(move |txn| {
+            let cur = visible_port(txn, &ctx, &id)?;
+            policy::require_owner(&ctx, &cur.std.project_id, "update_port")?;
+            check_revision(&cur.std, if_match)?;
+            let net = txn.state.networks.get(&cur.network_id).cloned().ok_or_else(|| networks::not_found(&cur.network_id))?;
+            let mut p = (*cur).clone();
+            if let Some(v) = r.name {
+                p.name = v;
+            }
+            if let Some(v) = r.description {
+                p.std.description = v;
+            }
+            if let Some(v) = r.admin_state_up {
+                p.admin_state_up = v;
+            }
+            if let Some(v) = r.device_id {
+                p.device_id = v;
+            }
+            if let Some(v) = r.device_owner {
+                if v.starts_with("network:") && !policy::owns(&ctx, &net.std.project_id) {
+                    return Err(ApiError::forbidden("rule:update_port:device_owner"));
+                }
+                p.device_owner = v;
+            }
+            if let Some(v) = r.dns_name {
+                p.dns_name = v;
+            }
+            if let Some(v) = r.vnic_type {
+                p.binding_vnic_type = v;
+            }
+            if let Some(v) = r.profile {
+                p.binding_profile = v;
+            }
+            if let Some(v) = r.host_id {
+                if v != p.binding_host_id {
+                    // Moving a port to another host unbinds it until that host's agent wires it.
+                    p.status = "DOWN".into();
+                    p.binding_vif_type = if v.is_empty() { "unbound".into() } else { "binding_failed".into() };
+                }
+                p.binding_host_id = v;
+            }
+            if let Some(mac) = r.mac {
+                let new_mac = match mac {
+                    Some(m) => m,
+                    None => generate_mac(txn, &p.network_id)?,
+                };
+                if new_mac != p.mac_address {
+                    if !p.binding_host_id.is_empty() {
+                        return Err(ApiError::conflict("PortBound", format!(
+                            "Unable to complete operation on port {}, port is already bound, port type: {}, old_mac {}, new_mac {}.",
+                            p.id, p.binding_vif_type, p.mac_address, new_mac
+                        )));
+                    }
+                    if txn.state.macs.contains_key(&(p.network_id.clone(), new_mac.clone())) {
+                        return Err(ApiError::conflict("MacAddressInUse", format!(
+                            "Unable to complete operation for network {}. The mac address {new_mac} is in use.", p.network_id
+                        )));
+                    }
+                    p.mac_address = new_mac;
+                }
+            }
+            if r.port_security_enabled.is_some() || r.security_groups.is_some() || r.allowed_address_pairs.is_some() {
+                let ps = r.port_security_enabled.unwrap_or(p.port_security_enabled);
+                let groups = match r.security_groups {
+                    Some(g) => {
+                        check_groups(txn, &ctx, &g)?;
+                        g
+                    }
+                    None => p.security_groups.clone(),
+                };
+                if !ps && !groups.is_empty() {
+                    return Err(ApiError::conflict(
+                        "PortSecurityPortHasSecurityGroup",
+                        "Port has security group associated. Cannot disable port security or ip address until security group is removed",
+                    ));
+                }
+                let pairs = match r.allowed_address_pairs {
+                    Some(pairs) => build_pairs(txn, pairs, &p.mac_address, ps)?,
+                    None if !ps && !p.allowed_address_pairs.is_empty() => {
+                        return Err(ApiError::conflict(
+                            "AddressPairAndPortSecurityRequired",
+                            "Port Security must be enabled in order to have allowed address pairs on a port.",
+                        ));
+                    }
+                    None => p.allowed_address_pairs.clone(),
+                };
+                p.port_security_enabled = ps;
+                p.security_groups = groups;
+                p.allowed_address_pairs = pairs;
+            }
+            if let Some(opts) = r.extra_dhcp_opts {
+                merge_dhcp_opts(&mut p.extra_dhcp_opts, opts);
+            }
+            let mac_changed = p.mac_address != cur.mac_address;
+            if r.fixed_ips.is_some() || mac_changed {
+                let mac = parse_mac(&p.mac_address).unwrap_or([0; 6]);
+                let mut existing = cur.fixed_ips.clone();
+                if mac_changed {
+                    // EUI-64 addresses follow the MAC: drop the old ones so they are recomputed.
+                    let auto: Vec<String> = txn.state.subnets_of(&p.network_id).filter(|s| s.is_auto_address()).map(|s| s.id.clone()).collect();
+                    for f in cur.fixed_ips.iter().filter(|f| auto.contains(&f.subnet_id)) {
+                        if let Ok(ip) = parse_ip(&f.ip_address) {
+                            txn.state.ipam.release(&f.subnet_id, ip).map_err(ipam_error)?;
+                        }
+                    }
+                    existing.retain(|f| !auto.contains(&f.subnet_id));
+                }
+                let requested = r.fixed_ips.or_else(|| {
+                    Some(existing.iter().map(|f| FixedIpRequest { subnet_id: Some(f.subnet_id.clone()), ip: parse_ip(&f.ip_address).ok() }).collect())
+                });
+                p.fixed_ips = allocate_update(txn, &net, &p.device_owner, mac, requested, &existing)?;
+            }
+            touch(&mut p.std, txn.now);
+            txn.put_port(p.clone());
+            Ok(Arc::new(p))
+        })
+        .await
+}
+
+/// Updates keep SLAAC addresses the request does not mention (Neutron keeps them).
+fn allocate_update(
+    txn: &mut Txn<'_>,
+    net: &Network,
+    owner: &str,
+    mac: [u8; 6],
+    requested: Option<Vec<FixedIpRequest>>,
+    existing: &[FixedIp],
+) -> ApiResult<Vec<FixedIp>> {
+    let mut requested = requested.unwrap_or_default();
+    if !owner.starts_with("network:router") {
+        let auto: Vec<String> =
+            txn.state.subnets_of(&net.id).filter(|s| s.is_auto_address()).map(|s| s.id.clone()).collect();
+        for f in existing.iter().filter(|f| auto.contains(&f.subnet_id)) {
+            if !requested.iter().any(|r| r.subnet_id.as_deref() == Some(f.subnet_id.as_str())) {
+                requested.push(FixedIpRequest { subnet_id: Some(f.subnet_id.clone()), ip: parse_ip(&f.ip_address).ok() });
+            }
+        }
+    }
+    allocate(txn, net, owner, mac, Some(requested), existing)
+}
+
+pub async fn delete(engine: &Engine, ctx: &AuthContext, id: String, if_match: Option<u64>) -> ApiResult<()> {
+    let ctx = ctx.clone();
+    engine
+        .write(move |txn| {
+            let cur = visible_port(txn, &ctx, &id)?;
+            // The network's owner may delete other projects' ports on it.
+            let net_owner = txn.state.networks.get(&cur.network_id).is_some_and(|n| policy::owns(&ctx, &n.std.project_id));
+            if !net_owner {
+                policy::require_owner(&ctx, &cur.std.project_id, "delete_port")?;
+            } else {
+                policy::require_writer(&ctx, "delete_port")?;
+            }
+            check_revision(&cur.std, if_match)?;
+            release_port_ips(txn, &cur);
+            txn.delete_port(&id);
+            Ok(())
+        })
+        .await
+}
+
+pub fn visible_port(txn: &Txn<'_>, ctx: &AuthContext, id: &str) -> ApiResult<Arc<Port>> {
+    match txn.state.ports.get(id) {
+        Some(p) if policy::can_see_port(ctx, txn.state, p) => Ok(p.clone()),
+        _ => Err(not_found(id)),
+    }
+}
+
+pub fn not_found(id: &str) -> ApiError {
+    ApiError::not_found("PortNotFound", format!("Port {id} could not be found."))
+}

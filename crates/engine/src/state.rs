@@ -1,0 +1,275 @@
+//! The in-memory logical model: every resource plus the indexes the write
+//! path needs (ports per network, MACs, rule keys, usage counts, IPAM). It is
+//! built from persistent maps, so a clone is O(1): the writer mutates its own
+//! copy and publishes it as an immutable snapshot after each durable commit.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use imbl::{HashMap, OrdMap, OrdSet, Vector};
+use neutrino_ipam::{BuiltinIpam, Cidr, Ipam, parse_ip, subnet_plan};
+use neutrino_model::{Kind, Network, Port, QuotaOverrides, SecurityGroup, SecurityGroupRule, Subnet};
+use neutrino_store::Document;
+
+use crate::error::EngineError;
+
+#[derive(Clone, Default)]
+pub struct State {
+    /// Revision of the last committed change reflected here.
+    pub revision: u64,
+    pub networks: OrdMap<String, Arc<Network>>,
+    pub subnets: OrdMap<String, Arc<Subnet>>,
+    pub ports: OrdMap<String, Arc<Port>>,
+    pub security_groups: OrdMap<String, Arc<SecurityGroup>>,
+    pub rules: OrdMap<String, Arc<SecurityGroupRule>>,
+    pub quotas: OrdMap<String, Arc<QuotaOverrides>>,
+    /// network id → its subnets in creation order.
+    pub subnets_by_network: HashMap<String, Vector<String>>,
+    /// network id → its ports.
+    pub ports_by_network: HashMap<String, OrdSet<String>>,
+    /// (network id, mac) → port id: MACs are unique per network.
+    pub macs: HashMap<(String, String), String>,
+    /// security group id → its rules.
+    pub rules_by_group: HashMap<String, OrdSet<String>>,
+    /// rule dedup key → rule id.
+    pub rule_keys: HashMap<String, String>,
+    /// security group id → number of ports using it.
+    pub group_users: HashMap<String, usize>,
+    /// project id → its `default` security group.
+    pub default_groups: HashMap<String, String>,
+    /// (project id, quota resource) → count.
+    pub usage: HashMap<(String, &'static str), i64>,
+    /// (network type, physical network, segmentation id) in use.
+    pub segments: OrdSet<(String, String, u32)>,
+    pub ipam: BuiltinIpam,
+}
+
+impl State {
+    /// Rebuilds the model from stored documents (at start).
+    pub fn load(docs: Vec<Document>, revision: u64) -> Result<State, EngineError> {
+        let mut s = State { revision, ..State::default() };
+        let mut subnets = Vec::new();
+        let mut ports = Vec::new();
+        for d in docs {
+            let corrupt = |e: serde_json::Error| EngineError::Corrupt(format!("{} {}: {e}", d.kind, d.id));
+            match Kind::parse(&d.kind) {
+                Some(Kind::Network) => s.index_network(Arc::new(serde_json::from_str(&d.body).map_err(corrupt)?)),
+                Some(Kind::Subnet) => subnets.push(serde_json::from_str::<Subnet>(&d.body).map_err(corrupt)?),
+                Some(Kind::Port) => ports.push(serde_json::from_str::<Port>(&d.body).map_err(corrupt)?),
+                Some(Kind::SecurityGroup) => {
+                    s.index_group(Arc::new(serde_json::from_str(&d.body).map_err(corrupt)?));
+                }
+                Some(Kind::SecurityGroupRule) => {
+                    s.index_rule(Arc::new(serde_json::from_str(&d.body).map_err(corrupt)?));
+                }
+                Some(Kind::Quota) => {
+                    let q: QuotaOverrides = serde_json::from_str(&d.body).map_err(corrupt)?;
+                    s.quotas.insert(q.project_id.clone(), Arc::new(q));
+                }
+                None => return Err(EngineError::Corrupt(format!("unknown kind {}", d.kind))),
+            }
+        }
+        // Subnets in creation order so each network lists them as created.
+        subnets.sort_by(|a, b| (a.std.created_at, &a.id).cmp(&(b.std.created_at, &b.id)));
+        for sub in subnets {
+            s.index_subnet(Arc::new(sub), false)?;
+        }
+        // IPAM: the free ranges are the pools minus what ports hold.
+        let mut held: std::collections::HashMap<String, Vec<IpAddr>> = std::collections::HashMap::new();
+        for p in &ports {
+            for ip in &p.fixed_ips {
+                if let Ok(a) = parse_ip(&ip.ip_address) {
+                    held.entry(ip.subnet_id.clone()).or_default().push(a);
+                }
+            }
+        }
+        for (subnet_id, addrs) in &held {
+            if let Some(sub) = s.subnets.get(subnet_id).cloned() {
+                let pools = pools_of(&sub)?;
+                s.ipam
+                    .update_pools(subnet_id, pools, addrs)
+                    .map_err(|e| EngineError::Corrupt(format!("subnet {subnet_id}: {e}")))?;
+            }
+        }
+        for p in ports {
+            s.index_port(Arc::new(p));
+        }
+        Ok(s)
+    }
+
+    pub fn index_network(&mut self, n: Arc<Network>) {
+        if let Some(old) = self.networks.get(&n.id).cloned() {
+            self.unindex_segment(&old);
+        } else {
+            self.bump_usage(&n.std.project_id, "network", 1);
+        }
+        if let Some(seg) = n.segmentation_id {
+            let physnet = n.physical_network.clone().unwrap_or_default();
+            self.segments.insert((n.network_type.clone(), physnet, seg));
+        } else if n.network_type == "flat" {
+            let physnet = n.physical_network.clone().unwrap_or_default();
+            self.segments.insert(("flat".into(), physnet, 0));
+        }
+        self.networks.insert(n.id.clone(), n);
+    }
+
+    fn unindex_segment(&mut self, n: &Network) {
+        let physnet = n.physical_network.clone().unwrap_or_default();
+        match (n.network_type.as_str(), n.segmentation_id) {
+            (t, Some(seg)) => self.segments.remove(&(t.to_string(), physnet, seg)),
+            ("flat", None) => self.segments.remove(&("flat".to_string(), physnet, 0)),
+            _ => None,
+        };
+    }
+
+    pub fn unindex_network(&mut self, id: &str) {
+        if let Some(n) = self.networks.remove(id) {
+            self.unindex_segment(&n);
+            self.bump_usage(&n.std.project_id, "network", -1);
+            self.subnets_by_network.remove(id);
+            self.ports_by_network.remove(id);
+        }
+    }
+
+    /// Indexes a subnet; `new_in_ipam` registers its pools with IPAM.
+    pub fn index_subnet(&mut self, sub: Arc<Subnet>, _new_in_ipam: bool) -> Result<(), EngineError> {
+        if !self.subnets.contains_key(&sub.id) {
+            self.bump_usage(&sub.std.project_id, "subnet", 1);
+            self.subnets_by_network.entry(sub.network_id.clone()).or_default().push_back(sub.id.clone());
+            let cidr = Cidr::parse(&sub.cidr).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+            self.ipam
+                .add_subnet(&sub.id, cidr, pools_of(&sub)?)
+                .map_err(|e| EngineError::Corrupt(e.to_string()))?;
+        }
+        self.subnets.insert(sub.id.clone(), sub);
+        Ok(())
+    }
+
+    pub fn unindex_subnet(&mut self, id: &str) {
+        if let Some(sub) = self.subnets.remove(id) {
+            self.bump_usage(&sub.std.project_id, "subnet", -1);
+            if let Some(list) = self.subnets_by_network.get_mut(&sub.network_id) {
+                list.retain(|s| s != id);
+            }
+            self.ipam.remove_subnet(id);
+        }
+    }
+
+    /// Indexes a port (IPAM is handled by the caller).
+    pub fn index_port(&mut self, p: Arc<Port>) {
+        if let Some(old) = self.ports.get(&p.id).cloned() {
+            self.unindex_port_refs(&old);
+        } else {
+            self.bump_usage(&p.std.project_id, "port", 1);
+        }
+        self.ports_by_network.entry(p.network_id.clone()).or_default().insert(p.id.clone());
+        self.macs.insert((p.network_id.clone(), p.mac_address.clone()), p.id.clone());
+        for g in &p.security_groups {
+            *self.group_users.entry(g.clone()).or_default() += 1;
+        }
+        self.ports.insert(p.id.clone(), p);
+    }
+
+    fn unindex_port_refs(&mut self, old: &Port) {
+        if let Some(set) = self.ports_by_network.get_mut(&old.network_id) {
+            set.remove(&old.id);
+        }
+        self.macs.remove(&(old.network_id.clone(), old.mac_address.clone()));
+        for g in &old.security_groups {
+            if let Some(n) = self.group_users.get_mut(g) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+
+    pub fn unindex_port(&mut self, id: &str) -> Option<Arc<Port>> {
+        let p = self.ports.remove(id)?;
+        self.unindex_port_refs(&p);
+        self.bump_usage(&p.std.project_id, "port", -1);
+        Some(p)
+    }
+
+    pub fn index_group(&mut self, g: Arc<SecurityGroup>) {
+        if !self.security_groups.contains_key(&g.id) {
+            self.bump_usage(&g.std.project_id, "security_group", 1);
+        }
+        if g.is_default {
+            self.default_groups.insert(g.std.project_id.clone(), g.id.clone());
+        }
+        self.security_groups.insert(g.id.clone(), g);
+    }
+
+    pub fn unindex_group(&mut self, id: &str) {
+        if let Some(g) = self.security_groups.remove(id) {
+            self.bump_usage(&g.std.project_id, "security_group", -1);
+            if g.is_default {
+                self.default_groups.remove(&g.std.project_id);
+            }
+            self.rules_by_group.remove(id);
+            self.group_users.remove(id);
+        }
+    }
+
+    pub fn index_rule(&mut self, r: Arc<SecurityGroupRule>) {
+        if !self.rules.contains_key(&r.id) {
+            self.bump_usage(&r.std.project_id, "security_group_rule", 1);
+        }
+        self.rules_by_group.entry(r.security_group_id.clone()).or_default().insert(r.id.clone());
+        self.rule_keys.insert(r.dedup_key(), r.id.clone());
+        self.rules.insert(r.id.clone(), r);
+    }
+
+    pub fn unindex_rule(&mut self, id: &str) {
+        if let Some(r) = self.rules.remove(id) {
+            self.bump_usage(&r.std.project_id, "security_group_rule", -1);
+            if let Some(set) = self.rules_by_group.get_mut(&r.security_group_id) {
+                set.remove(id);
+            }
+            self.rule_keys.remove(&r.dedup_key());
+        }
+    }
+
+    fn bump_usage(&mut self, project: &str, resource: &'static str, delta: i64) {
+        *self.usage.entry((project.to_string(), resource)).or_default() += delta;
+    }
+
+    pub fn used(&self, project: &str, resource: &'static str) -> i64 {
+        self.usage.get(&(project.to_string(), resource)).copied().unwrap_or(0)
+    }
+
+    pub fn subnets_of(&self, network_id: &str) -> impl Iterator<Item = &Arc<Subnet>> {
+        self.subnets_by_network
+            .get(network_id)
+            .into_iter()
+            .flat_map(|v| v.iter())
+            .filter_map(|id| self.subnets.get(id))
+    }
+
+    pub fn ports_of(&self, network_id: &str) -> impl Iterator<Item = &Arc<Port>> {
+        self.ports_by_network
+            .get(network_id)
+            .into_iter()
+            .flat_map(|v| v.iter())
+            .filter_map(|id| self.ports.get(id))
+    }
+
+    pub fn rules_of(&self, group_id: &str) -> impl Iterator<Item = &Arc<SecurityGroupRule>> {
+        self.rules_by_group
+            .get(group_id)
+            .into_iter()
+            .flat_map(|v| v.iter())
+            .filter_map(|id| self.rules.get(id))
+    }
+}
+
+/// A subnet's pools as IPAM ranges.
+pub fn pools_of(sub: &Subnet) -> Result<Vec<neutrino_ipam::AddrRange>, EngineError> {
+    let cidr = Cidr::parse(&sub.cidr).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+    let pairs: Vec<(IpAddr, IpAddr)> = sub
+        .allocation_pools
+        .iter()
+        .filter_map(|p| Some((parse_ip(&p.start).ok()?, parse_ip(&p.end).ok()?)))
+        .collect();
+    let gw = sub.gateway_ip.as_deref().and_then(|g| parse_ip(g).ok());
+    subnet_plan::validate_pools(&cidr, &pairs, gw).map_err(|e| EngineError::Corrupt(e.to_string()))
+}

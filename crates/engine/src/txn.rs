@@ -1,0 +1,99 @@
+//! A request's view of the working model while it runs in the writer: it
+//! changes the model and records the same change for the store.
+
+use std::sync::Arc;
+
+use neutrino_model::{Kind, Network, Port, QuotaOverrides, SecurityGroup, SecurityGroupRule, Subnet};
+use neutrino_store::Change;
+use serde::Serialize;
+
+use crate::config::EngineConfig;
+use crate::error::EngineError;
+use crate::state::State;
+
+pub struct Txn<'a> {
+    pub state: &'a mut State,
+    pub config: &'a EngineConfig,
+    /// The request's timestamp (Unix seconds) for created_at/updated_at.
+    pub now: i64,
+    changes: Vec<Change>,
+}
+
+fn doc<T: Serialize>(v: &T) -> String {
+    // Serialising plain structs of strings, numbers and JSON values cannot fail.
+    serde_json::to_string(v).unwrap_or_else(|_| "{}".to_string())
+}
+
+impl<'a> Txn<'a> {
+    pub fn new(state: &'a mut State, config: &'a EngineConfig, now: i64) -> Txn<'a> {
+        Txn { state, config, now, changes: Vec::new() }
+    }
+
+    pub fn into_changes(self) -> Vec<Change> {
+        self.changes
+    }
+
+    fn record<T: Serialize>(&mut self, kind: Kind, id: &str, v: Option<&T>) {
+        self.changes.push(Change { kind: kind.as_str(), id: id.to_string(), body: v.map(doc) });
+    }
+
+    pub fn put_network(&mut self, n: Network) {
+        self.record(Kind::Network, &n.id, Some(&n));
+        self.state.index_network(Arc::new(n));
+    }
+
+    pub fn delete_network(&mut self, id: &str) {
+        self.record::<Network>(Kind::Network, id, None);
+        self.state.unindex_network(id);
+    }
+
+    pub fn put_subnet(&mut self, s: Subnet) -> Result<(), EngineError> {
+        self.record(Kind::Subnet, &s.id, Some(&s));
+        self.state.index_subnet(Arc::new(s), true)
+    }
+
+    pub fn delete_subnet(&mut self, id: &str) {
+        self.record::<Subnet>(Kind::Subnet, id, None);
+        self.state.unindex_subnet(id);
+    }
+
+    pub fn put_port(&mut self, p: Port) {
+        self.record(Kind::Port, &p.id, Some(&p));
+        self.state.index_port(Arc::new(p));
+    }
+
+    pub fn delete_port(&mut self, id: &str) -> Option<Arc<Port>> {
+        self.record::<Port>(Kind::Port, id, None);
+        self.state.unindex_port(id)
+    }
+
+    pub fn put_group(&mut self, g: SecurityGroup) {
+        self.record(Kind::SecurityGroup, &g.id, Some(&g));
+        self.state.index_group(Arc::new(g));
+    }
+
+    pub fn delete_group(&mut self, id: &str) {
+        self.record::<SecurityGroup>(Kind::SecurityGroup, id, None);
+        self.state.unindex_group(id);
+    }
+
+    pub fn put_rule(&mut self, r: SecurityGroupRule) {
+        self.record(Kind::SecurityGroupRule, &r.id, Some(&r));
+        self.state.index_rule(Arc::new(r));
+    }
+
+    pub fn delete_rule(&mut self, id: &str) {
+        self.record::<SecurityGroupRule>(Kind::SecurityGroupRule, id, None);
+        self.state.unindex_rule(id);
+    }
+
+    pub fn put_quota(&mut self, q: QuotaOverrides) {
+        self.record(Kind::Quota, &q.project_id, Some(&q));
+        self.state.quotas.insert(q.project_id.clone(), Arc::new(q));
+    }
+
+    pub fn delete_quota(&mut self, project_id: &str) {
+        self.record::<QuotaOverrides>(Kind::Quota, project_id, None);
+        self.state.quotas.remove(project_id);
+    }
+}

@@ -1,0 +1,223 @@
+//! The stored form of every resource. These structs are what the store keeps
+//! (as JSON) and what the engine's in-memory model holds; the API's response
+//! shapes are built from them in `view`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Which kind of resource a stored document or a change is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Network,
+    Subnet,
+    Port,
+    SecurityGroup,
+    SecurityGroupRule,
+    /// Per-project quota overrides (id = project id).
+    Quota,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 6] = [
+        Kind::Network,
+        Kind::Subnet,
+        Kind::Port,
+        Kind::SecurityGroup,
+        Kind::SecurityGroupRule,
+        Kind::Quota,
+    ];
+
+    /// The name used in the store and the change feed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Network => "network",
+            Kind::Subnet => "subnet",
+            Kind::Port => "port",
+            Kind::SecurityGroup => "security_group",
+            Kind::SecurityGroupRule => "security_group_rule",
+            Kind::Quota => "quota",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// Attributes every standard-attr resource carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct StdAttrs {
+    pub project_id: String,
+    pub description: String,
+    /// Sorted, unique.
+    pub tags: Vec<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub revision_number: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Network {
+    pub id: String,
+    pub name: String,
+    pub admin_state_up: bool,
+    pub status: String,
+    pub shared: bool,
+    pub router_external: bool,
+    pub mtu: u32,
+    pub port_security_enabled: bool,
+    /// `provider:network_type`: flat, vlan, vxlan or local.
+    pub network_type: String,
+    pub physical_network: Option<String>,
+    pub segmentation_id: Option<u32>,
+    #[serde(flatten)]
+    pub std: StdAttrs,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocationPool {
+    pub start: String,
+    pub end: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRoute {
+    pub destination: String,
+    pub nexthop: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subnet {
+    pub id: String,
+    pub name: String,
+    pub network_id: String,
+    pub ip_version: u8,
+    pub cidr: String,
+    pub gateway_ip: Option<String>,
+    pub allocation_pools: Vec<AllocationPool>,
+    pub dns_nameservers: Vec<String>,
+    pub host_routes: Vec<HostRoute>,
+    pub enable_dhcp: bool,
+    pub ipv6_ra_mode: Option<String>,
+    pub ipv6_address_mode: Option<String>,
+    #[serde(flatten)]
+    pub std: StdAttrs,
+}
+
+impl Subnet {
+    /// SLAAC and DHCPv6-stateless subnets derive addresses from the MAC (EUI-64).
+    pub fn is_auto_address(&self) -> bool {
+        self.ip_version == 6
+            && matches!(
+                self.ipv6_address_mode.as_deref().or(self.ipv6_ra_mode.as_deref()),
+                Some("slaac") | Some("dhcpv6-stateless")
+            )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FixedIp {
+    pub subnet_id: String,
+    pub ip_address: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressPair {
+    pub ip_address: String,
+    pub mac_address: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraDhcpOpt {
+    pub opt_name: String,
+    pub opt_value: String,
+    pub ip_version: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Port {
+    pub id: String,
+    pub name: String,
+    pub network_id: String,
+    pub admin_state_up: bool,
+    pub status: String,
+    pub mac_address: String,
+    pub fixed_ips: Vec<FixedIp>,
+    pub device_id: String,
+    pub device_owner: String,
+    pub security_groups: Vec<String>,
+    pub port_security_enabled: bool,
+    pub allowed_address_pairs: Vec<AddressPair>,
+    pub extra_dhcp_opts: Vec<ExtraDhcpOpt>,
+    pub binding_host_id: String,
+    pub binding_vnic_type: String,
+    pub binding_profile: Value,
+    pub binding_vif_type: String,
+    pub binding_vif_details: Value,
+    pub dns_name: String,
+    #[serde(flatten)]
+    pub std: StdAttrs,
+}
+
+impl Port {
+    /// `network:*` owners (DHCP, router) are trusted: no security groups, no port security.
+    pub fn is_network_owned(&self) -> bool {
+        self.device_owner.starts_with("network:")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityGroup {
+    pub id: String,
+    pub name: String,
+    pub stateful: bool,
+    /// The project's `default` group (created lazily, never renamed).
+    pub is_default: bool,
+    #[serde(flatten)]
+    pub std: StdAttrs,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityGroupRule {
+    pub id: String,
+    pub security_group_id: String,
+    pub direction: String,
+    pub ethertype: String,
+    pub protocol: Option<String>,
+    pub port_range_min: Option<u32>,
+    pub port_range_max: Option<u32>,
+    pub remote_ip_prefix: Option<String>,
+    pub remote_group_id: Option<String>,
+    #[serde(flatten)]
+    pub std: StdAttrs,
+}
+
+impl SecurityGroupRule {
+    /// The identity of a rule for duplicate detection: `0.0.0.0/0`, `::/0`
+    /// and no prefix are the same, as Neutron compares them.
+    pub fn dedup_key(&self) -> String {
+        let prefix = match self.remote_ip_prefix.as_deref() {
+            None | Some("0.0.0.0/0") | Some("::/0") => "",
+            Some(p) => p,
+        };
+        format!(
+            "{}|{}|{}|{:?}|{:?}|{:?}|{}|{}",
+            self.security_group_id,
+            self.direction,
+            self.ethertype,
+            self.protocol,
+            self.port_range_min,
+            self.port_range_max,
+            prefix,
+            self.remote_group_id.as_deref().unwrap_or("")
+        )
+    }
+}
+
+/// Per-project quota limits that differ from the configured defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct QuotaOverrides {
+    pub project_id: String,
+    pub limits: std::collections::BTreeMap<String, i64>,
+}
