@@ -171,6 +171,10 @@ async fn acknowledged_ports_survive_sigkill() {
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        eprintln!(
+            "round {round}: {ACKED_BEFORE_KILL} creates acknowledged after {:?}",
+            t0.elapsed()
+        );
         let status = server.kill9();
         let logs = load.await.expect("load task");
         let unexpected: Vec<&String> = logs.iter().flat_map(|l| l.unexpected.iter()).collect();
@@ -197,7 +201,9 @@ async fn acknowledged_ports_survive_sigkill() {
         );
 
         // Restart on the same data dir and port: it must come up and answer GET /.
+        let t_restart = Instant::now();
         server = Server::start(tmp.path(), &data, port).await;
+        eprintln!("round {round}: restarted in {:?}", t_restart.elapsed());
         let mut c = server.client();
         let (st, _) = c.get_raw("/").await.expect("GET / after restart");
         assert_eq!(st, 200, "GET / after restart");
@@ -212,7 +218,13 @@ async fn acknowledged_ports_survive_sigkill() {
             Value::from(CIDR),
             "subnet after restart: {v}"
         );
+        let t_verify = Instant::now();
         verify(&mut c, &net, &acked, &maybe).await;
+        eprintln!(
+            "round {round}: verified {} ports in {:?}",
+            acked.len(),
+            t_verify.elapsed()
+        );
     }
 
     // The restarted server keeps allocating without reusing a held address.
