@@ -105,13 +105,7 @@ impl ListQuery {
                 }
                 "sort_key" => sort_keys.push(v.clone()),
                 "sort_dir" => sort_dirs.push(v.clone()),
-                "limit" => {
-                    let n: i64 = v.parse().map_err(|_| limit_error(v))?;
-                    if n < 0 {
-                        return Err(limit_error(v));
-                    }
-                    q.limit = if n == 0 { None } else { Some(usize::try_from(n).unwrap_or(usize::MAX)) };
-                }
+                "limit" => q.limit = parse_limit(v)?,
                 "marker" => q.marker = Some(v.clone()),
                 "page_reverse" => q.page_reverse = v.eq_ignore_ascii_case("true"),
                 "tags" | "tags-any" | "not-tags" | "not-tags-any" if schema.taggable => {
@@ -273,6 +267,18 @@ fn value_matches(v: &AttrValue<'_>, ty: FilterType, want: &str) -> bool {
             if ty == FilterType::Lower { s.eq_ignore_ascii_case(want) } else { s == want }
         }
     }
+}
+
+/// `limit`: any integer ≥ 0, 0 meaning no limit. Neutron parses it with
+/// Python's unbounded `int`, so a value too large for `usize` is "everything"
+/// (SDKs send huge limits to mean that), not a 400.
+fn parse_limit(v: &str) -> ApiResult<Option<usize>> {
+    let digits = v.strip_prefix('+').unwrap_or(v);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(limit_error(v));
+    }
+    let n = digits.parse::<usize>().unwrap_or(usize::MAX);
+    Ok((n != 0).then_some(n))
 }
 
 fn limit_error(v: &str) -> ApiError {

@@ -193,20 +193,32 @@ pub struct SecurityGroupRule {
     pub std: StdAttrs,
 }
 
+/// IANA protocol names Neutron accepts in security group rules, with their numbers.
+pub const IP_PROTOCOLS: &[(&str, u8)] = &[
+    ("ah", 51), ("dccp", 33), ("egp", 8), ("esp", 50), ("gre", 47), ("hopopt", 0), ("icmp", 1),
+    ("igmp", 2), ("ip", 0), ("ipip", 4), ("ipv6-encap", 41), ("ipv6-frag", 44), ("ipv6-icmp", 58),
+    ("icmpv6", 58), ("ipv6-nonxt", 59), ("ipv6-opts", 60), ("ipv6-route", 43), ("ospf", 89),
+    ("pgm", 113), ("rsvp", 46), ("sctp", 132), ("tcp", 6), ("udp", 17), ("udplite", 136), ("vrrp", 112),
+];
+
 impl SecurityGroupRule {
     /// The identity of a rule for duplicate detection: `0.0.0.0/0`, `::/0`
-    /// and no prefix are the same, as Neutron compares them.
+    /// and no prefix are the same, and a protocol name is the same as its
+    /// number (`tcp` ≡ `6`), as Neutron compares them.
     pub fn dedup_key(&self) -> String {
         let prefix = match self.remote_ip_prefix.as_deref() {
             None | Some("0.0.0.0/0") | Some("::/0") => "",
             Some(p) => p,
         };
+        let protocol = self.protocol.as_deref().map(|p| {
+            IP_PROTOCOLS.iter().find(|(n, _)| *n == p).map_or_else(|| p.to_string(), |(_, n)| n.to_string())
+        });
         format!(
             "{}|{}|{}|{:?}|{:?}|{:?}|{}|{}",
             self.security_group_id,
             self.direction,
             self.ethertype,
-            self.protocol,
+            protocol,
             self.port_range_min,
             self.port_range_max,
             prefix,

@@ -7,16 +7,15 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Client, Server, free_port, make_network, port_ips};
 use serde_json::{Value, json};
 
 const CLIENTS: usize = 16;
-const KILLS: usize = 3;
-/// Kill once this many creates of the round have been acknowledged.
-const ACKED_BEFORE_KILL: usize = 150;
+/// One SIGKILL per entry, once this many creates of the round have been acknowledged.
+const ACKED_BEFORE_KILL: [usize; 3] = [200, 1000, 2500];
 const CIDR: &str = "10.1.0.0/16";
 
 /// What one client saw in one round.
@@ -35,10 +34,16 @@ async fn load_round(
     net: String,
     round: usize,
     acked_count: Arc<AtomicUsize>,
+    killing: Arc<AtomicBool>,
 ) -> Vec<ClientLog> {
     let mut tasks = Vec::new();
     for w in 0..CLIENTS {
-        let (addr, net, acked_count) = (addr.clone(), net.clone(), acked_count.clone());
+        let (addr, net, acked_count, killing) = (
+            addr.clone(),
+            net.clone(),
+            acked_count.clone(),
+            killing.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut c = Client::new(&addr);
             let mut log = ClientLog::default();
@@ -64,7 +69,13 @@ async fn load_round(
                             .push(format!("POST /v2.0/ports {body} -> {st} {v}"));
                         break;
                     }
-                    Err(_) => {
+                    Err(e) => {
+                        // Only the kill may cut a request off.
+                        if !killing.load(Ordering::SeqCst) {
+                            log.unexpected.push(format!(
+                                "POST /v2.0/ports {body} -> transport error before the kill: {e}"
+                            ));
+                        }
                         log.in_flight = Some(name);
                         break;
                     }
@@ -114,6 +125,11 @@ async fn verify(
         }
         names.insert(p["name"].as_str().unwrap_or_default().to_string());
     }
+    let committed = maybe.iter().filter(|n| names.contains(*n)).count();
+    eprintln!(
+        "  creates cut off by the kills: {}, of which committed: {committed}",
+        maybe.len()
+    );
     let dups: Vec<_> = by_ip.iter().filter(|(_, ids)| ids.len() > 1).collect();
     assert!(
         dups.is_empty(),
@@ -152,29 +168,32 @@ async fn acknowledged_ports_survive_sigkill() {
     let mut acked: BTreeMap<String, (String, String)> = BTreeMap::new();
     let mut maybe: BTreeSet<String> = BTreeSet::new();
 
-    for round in 0..KILLS {
+    for (round, kill_at) in ACKED_BEFORE_KILL.into_iter().enumerate() {
         let acked_count = Arc::new(AtomicUsize::new(0));
+        let killing = Arc::new(AtomicBool::new(false));
         let load = tokio::spawn(load_round(
             server.addr(),
             net.clone(),
             round,
             acked_count.clone(),
+            killing.clone(),
         ));
         let t0 = Instant::now();
-        while acked_count.load(Ordering::Relaxed) < ACKED_BEFORE_KILL {
+        while acked_count.load(Ordering::Relaxed) < kill_at {
             if load.is_finished() {
                 break; // every client stopped (an unexpected response): reported below
             }
             assert!(
                 t0.elapsed() < Duration::from_secs(300),
-                "round {round}: fewer than {ACKED_BEFORE_KILL} ports created in 300 s"
+                "round {round}: fewer than {kill_at} ports created in 300 s"
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         eprintln!(
-            "round {round}: {ACKED_BEFORE_KILL} creates acknowledged after {:?}",
+            "round {round}: {kill_at} creates acknowledged after {:?}",
             t0.elapsed()
         );
+        killing.store(true, Ordering::SeqCst);
         let status = server.kill9();
         let logs = load.await.expect("load task");
         let unexpected: Vec<&String> = logs.iter().flat_map(|l| l.unexpected.iter()).collect();

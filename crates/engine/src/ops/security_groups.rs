@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use neutrino_ipam::Cidr;
 use neutrino_model::body::{Attr, Body, Op, attr};
-use neutrino_model::{ApiError, ApiResult, AuthContext, SecurityGroup, SecurityGroupRule};
+use neutrino_model::{ApiError, ApiResult, AuthContext, IP_PROTOCOLS as PROTOCOLS, SecurityGroup, SecurityGroupRule};
 use serde_json::{Map, Value};
 
 use super::{check_quota, check_revision, new_id, new_std, touch};
@@ -34,14 +34,6 @@ const RULE_ATTRS: &[Attr] = &[
     attr("description", true, false),
     attr("project_id", true, false),
     attr("tenant_id", true, false),
-];
-
-/// IANA protocol names Neutron accepts, with their numbers.
-const PROTOCOLS: &[(&str, u8)] = &[
-    ("ah", 51), ("dccp", 33), ("egp", 8), ("esp", 50), ("gre", 47), ("hopopt", 0), ("icmp", 1),
-    ("igmp", 2), ("ip", 0), ("ipip", 4), ("ipv6-encap", 41), ("ipv6-frag", 44), ("ipv6-icmp", 58),
-    ("icmpv6", 58), ("ipv6-nonxt", 59), ("ipv6-opts", 60), ("ipv6-route", 43), ("ospf", 89),
-    ("pgm", 113), ("rsvp", 46), ("sctp", 132), ("tcp", 6), ("udp", 17), ("udplite", 136), ("vrrp", 112),
 ];
 
 fn egress_rules(txn: &Txn<'_>, group: &SecurityGroup) -> Vec<SecurityGroupRule> {
@@ -325,6 +317,12 @@ fn invalid_protocol(p: &str) -> ApiError {
 pub async fn create_rules(engine: &Engine, ctx: &AuthContext, items: Vec<Map<String, Value>>) -> ApiResult<Vec<Arc<SecurityGroupRule>>> {
     policy::require_writer(ctx, "create_security_group_rule")?;
     let rules = items.into_iter().map(|m| parse_rule(ctx, m)).collect::<ApiResult<Vec<_>>>()?;
+    // Neutron tells a repeat inside one bulk POST apart from a clash with an
+    // existing rule (which is SecurityGroupRuleExists, below).
+    let mut keys = std::collections::HashSet::new();
+    if !rules.iter().all(|(r, _)| keys.insert(r.dedup_key())) {
+        return Err(ApiError::conflict("DuplicateSecurityGroupRuleInPost", "Duplicate Security Group Rule in POST."));
+    }
     let ctx = ctx.clone();
     engine
         .write(move |txn| {
