@@ -168,7 +168,9 @@ fn links(call: &Call<'_>, q: &ListQuery, first: Option<&str>, last: Option<&str>
         format!("{}{}?{}", call.base, call.path, parts.join("&"))
     };
     let mut out = Vec::new();
-    let (has_next, has_prev) = if q.page_reverse { (q.marker.is_some(), more) } else { (more, q.marker.is_some()) };
+    // As Neutron: the link back toward the start is always given (clients
+    // stop on an empty page); the link onward only when more items follow.
+    let (has_next, has_prev) = if q.page_reverse { (true, more) } else { (more, true) };
     if has_next {
         if let Some(l) = last {
             out.push(json!({"rel": "next", "href": href(l, false)}));
