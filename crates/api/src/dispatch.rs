@@ -11,7 +11,7 @@ use axum::response::Response;
 use neutrino_model::{ApiError, ApiResult, ErrorKind};
 use serde_json::{Value, json};
 
-use crate::resources::{self, Collection, Call};
+use crate::resources::{self, Call, Collection};
 use crate::{AppState, extensions, reply};
 
 pub async fn dispatch(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
@@ -46,14 +46,21 @@ async fn route(state: &Arc<AppState>, req: Request<Body>) -> ApiResult<Response>
         if method != Method::GET && method != Method::HEAD {
             return Err(method_not_allowed());
         }
-        return Ok(reply::json(200, &json!({"versions": [
-            {"id": "v2.0", "status": "CURRENT", "links": [{"rel": "self", "href": format!("{base}/v2.0/")}]}
-        ]})));
+        return Ok(reply::json(
+            200,
+            &json!({"versions": [
+                {"id": "v2.0", "status": "CURRENT", "links": [{"rel": "self", "href": format!("{base}/v2.0/")}]}
+            ]}),
+        ));
     }
     let Some(rest) = path.strip_prefix("/v2.0") else {
         return Err(ApiError::hidden());
     };
-    let token = req.headers().get("x-auth-token").and_then(|h| h.to_str().ok()).map(str::to_string);
+    let token = req
+        .headers()
+        .get("x-auth-token")
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string);
     let ctx = state.identity.authenticate(token.as_deref()).await?;
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     if segments.is_empty() {
@@ -74,9 +81,20 @@ async fn route(state: &Arc<AppState>, req: Request<Body>) -> ApiResult<Response>
         segs[last] = s.to_string();
     }
     let query = req.uri().query().unwrap_or("").to_string();
-    let if_match = parse_if_match(req.headers().get(header::IF_MATCH).and_then(|h| h.to_str().ok()))?;
+    let if_match = parse_if_match(
+        req.headers()
+            .get(header::IF_MATCH)
+            .and_then(|h| h.to_str().ok()),
+    )?;
     let body = read_body(state, req).await?;
-    let call = Call { ctx: &ctx, method: &method, query: &query, base: &base, path: &path, if_match };
+    let call = Call {
+        ctx: &ctx,
+        method: &method,
+        query: &query,
+        base: &base,
+        path: &path,
+        if_match,
+    };
 
     match segs[0].as_str() {
         "extensions" => {
@@ -85,9 +103,14 @@ async fn route(state: &Arc<AppState>, req: Request<Body>) -> ApiResult<Response>
             }
             match segs.get(1) {
                 None => Ok(reply::json(200, &extensions::list())),
-                Some(alias) => extensions::get(alias).map(|v| reply::json(200, &v)).ok_or_else(|| {
-                    ApiError::not_found("HTTPNotFound", format!("Extension with alias {alias} does not exist"))
-                }),
+                Some(alias) => extensions::get(alias)
+                    .map(|v| reply::json(200, &v))
+                    .ok_or_else(|| {
+                        ApiError::not_found(
+                            "HTTPNotFound",
+                            format!("Extension with alias {alias} does not exist"),
+                        )
+                    }),
             }
         }
         "quotas" => resources::quotas(state, &call, &segs[1..], body).await,
@@ -106,7 +129,11 @@ async fn route(state: &Arc<AppState>, req: Request<Body>) -> ApiResult<Response>
                 (1, &Method::GET) => {
                     if c == Collection::SecurityGroups {
                         // The project's default group appears on first look, as in Neutron.
-                        neutrino_engine::ops::security_groups::ensure_default(&state.engine, ctx.project_id.clone()).await?;
+                        neutrino_engine::ops::security_groups::ensure_default(
+                            &state.engine,
+                            ctx.project_id.clone(),
+                        )
+                        .await?;
                     }
                     resources::list(state, &call, c)
                 }
@@ -116,7 +143,9 @@ async fn route(state: &Arc<AppState>, req: Request<Body>) -> ApiResult<Response>
                 (2, &Method::PUT) => resources::update(state, &call, c, &segs[1], body).await,
                 (2, &Method::DELETE) => {
                     if body.is_some() {
-                        return Err(ApiError::bad_request("Request body is not supported in DELETE."));
+                        return Err(ApiError::bad_request(
+                            "Request body is not supported in DELETE.",
+                        ));
                     }
                     resources::delete(state, &call, c, &segs[1]).await
                 }
@@ -138,12 +167,13 @@ fn decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
         }
         out.push(b[i]);
         i += 1;
@@ -152,7 +182,11 @@ fn decode(s: &str) -> String {
 }
 
 fn method_not_allowed() -> ApiError {
-    ApiError::new(ErrorKind::MethodNotAllowed, "HTTPMethodNotAllowed", "The server could not comply with the request since it is either malformed or otherwise incorrect.")
+    ApiError::new(
+        ErrorKind::MethodNotAllowed,
+        "HTTPMethodNotAllowed",
+        "The server could not comply with the request since it is either malformed or otherwise incorrect.",
+    )
 }
 
 /// `If-Match: revision_number=N` (quoted or not; other etags ignored).
@@ -163,10 +197,14 @@ fn parse_if_match(h: Option<&str>) -> ApiResult<Option<u64>> {
         let t = tag.trim().trim_start_matches("W/").trim_matches('"');
         if let Some(v) = t.strip_prefix("revision_number=") {
             if found.is_some() {
-                return Err(ApiError::bad_request("Multiple revision_number etags are not supported."));
+                return Err(ApiError::bad_request(
+                    "Multiple revision_number etags are not supported.",
+                ));
             }
             found = Some(v.parse::<u64>().map_err(|_| {
-                ApiError::bad_request("Revision number etag must be in the format of revision_number=<int>")
+                ApiError::bad_request(
+                    "Revision number etag must be in the format of revision_number=<int>",
+                )
             })?);
         }
     }
@@ -175,11 +213,18 @@ fn parse_if_match(h: Option<&str>) -> ApiResult<Option<u64>> {
 
 /// Reads and parses a JSON body (None when empty); oversized → 413.
 async fn read_body(state: &AppState, req: Request<Body>) -> ApiResult<Option<Value>> {
-    let bytes = to_bytes(req.into_body(), state.max_body_bytes).await.map_err(|_| {
-        ApiError::new(ErrorKind::PayloadTooLarge, "HTTPRequestEntityTooLarge", format!(
-            "Request is too large: the body must be at most {} bytes.", state.max_body_bytes
-        ))
-    })?;
+    let bytes = to_bytes(req.into_body(), state.max_body_bytes)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                ErrorKind::PayloadTooLarge,
+                "HTTPRequestEntityTooLarge",
+                format!(
+                    "Request is too large: the body must be at most {} bytes.",
+                    state.max_body_bytes
+                ),
+            )
+        })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }

@@ -5,31 +5,127 @@ use serde_json::{Value, json};
 
 /// (alias, name, description)
 pub const EXTENSIONS: &[(&str, &str, &str)] = &[
-    ("security-group", "security-group", "The security groups extension."),
-    ("stateful-security-group", "Stateful security group", "Indicates if the security group is stateful or not"),
+    (
+        "security-group",
+        "security-group",
+        "The security groups extension.",
+    ),
+    (
+        "stateful-security-group",
+        "Stateful security group",
+        "Indicates if the security group is stateful or not",
+    ),
     ("port-security", "Port Security", "Provides port security"),
-    ("allowed-address-pairs", "Allowed Address Pairs", "Provides allowed address pairs"),
-    ("extra_dhcp_opt", "Neutron Extra DHCP options", "Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, bootfile-name)"),
-    ("binding", "Port Binding", "Expose port bindings of a virtual port to external application"),
-    ("provider", "Provider Network", "Expose mapping of virtual networks to physical networks"),
-    ("external-net", "Neutron external network", "Adds external network attribute to network resource."),
-    ("net-mtu", "Network MTU", "Provides MTU attribute for a network resource."),
-    ("net-mtu-writable", "Network MTU (writable)", "Provides a writable MTU attribute for a network resource."),
-    ("quotas", "Quota management support", "Expose functions for quotas management per project"),
-    ("quota_details", "Quota details management support", "Expose functions for quotas usage statistics per project"),
-    ("project-id", "project_id field enabled", "Extension that indicates that project_id field is enabled."),
-    ("standard-attr-description", "standard-attr-description", "Extension to add descriptions to standard attributes"),
-    ("standard-attr-timestamp", "Resource timestamps", "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes."),
-    ("standard-attr-revisions", "Resource revision numbers", "This extension will display the revision number of neutron resources."),
-    ("revision-if-match", "If-Match constraints based on revision_number", "Extension indicating that If-Match based on revision_number is supported."),
-    ("standard-attr-tag", "Tag support for resources with standard attribute: subnet, trunk, network_segment_range, router, network, policy, subnetpool, port, security_group, floatingip", "Enables to set tag on resources with standard attribute."),
-    ("tag-creation", "Tag creation extension", "Allow to create multiple tags."),
-    ("pagination", "Pagination support", "Extension that indicates that pagination is enabled."),
-    ("sorting", "Sorting support", "Extension that indicates that sorting is enabled."),
-    ("sort-key-validation", "Sort keys validation", "Validate sort keys"),
-    ("filter-validation", "Filter parameters validation", "Provides validation on filter parameters."),
-    ("dns-integration", "DNS Integration", "Provides integration with DNS."),
-    ("port-mac-address-regenerate", "Neutron Port MAC address regenerate", "Network port MAC address regenerate"),
+    (
+        "allowed-address-pairs",
+        "Allowed Address Pairs",
+        "Provides allowed address pairs",
+    ),
+    (
+        "extra_dhcp_opt",
+        "Neutron Extra DHCP options",
+        "Extra options configuration for DHCP. For example PXE boot options to DHCP clients can be specified (e.g. tftp-server, server-ip-address, bootfile-name)",
+    ),
+    (
+        "binding",
+        "Port Binding",
+        "Expose port bindings of a virtual port to external application",
+    ),
+    (
+        "provider",
+        "Provider Network",
+        "Expose mapping of virtual networks to physical networks",
+    ),
+    (
+        "external-net",
+        "Neutron external network",
+        "Adds external network attribute to network resource.",
+    ),
+    (
+        "net-mtu",
+        "Network MTU",
+        "Provides MTU attribute for a network resource.",
+    ),
+    (
+        "net-mtu-writable",
+        "Network MTU (writable)",
+        "Provides a writable MTU attribute for a network resource.",
+    ),
+    (
+        "quotas",
+        "Quota management support",
+        "Expose functions for quotas management per project",
+    ),
+    (
+        "quota_details",
+        "Quota details management support",
+        "Expose functions for quotas usage statistics per project",
+    ),
+    (
+        "project-id",
+        "project_id field enabled",
+        "Extension that indicates that project_id field is enabled.",
+    ),
+    (
+        "standard-attr-description",
+        "standard-attr-description",
+        "Extension to add descriptions to standard attributes",
+    ),
+    (
+        "standard-attr-timestamp",
+        "Resource timestamps",
+        "Adds created_at and updated_at fields to all Neutron resources that have Neutron standard attributes.",
+    ),
+    (
+        "standard-attr-revisions",
+        "Resource revision numbers",
+        "This extension will display the revision number of neutron resources.",
+    ),
+    (
+        "revision-if-match",
+        "If-Match constraints based on revision_number",
+        "Extension indicating that If-Match based on revision_number is supported.",
+    ),
+    (
+        "standard-attr-tag",
+        "Tag support for resources with standard attribute: subnet, trunk, network_segment_range, router, network, policy, subnetpool, port, security_group, floatingip",
+        "Enables to set tag on resources with standard attribute.",
+    ),
+    (
+        "tag-creation",
+        "Tag creation extension",
+        "Allow to create multiple tags.",
+    ),
+    (
+        "pagination",
+        "Pagination support",
+        "Extension that indicates that pagination is enabled.",
+    ),
+    (
+        "sorting",
+        "Sorting support",
+        "Extension that indicates that sorting is enabled.",
+    ),
+    (
+        "sort-key-validation",
+        "Sort keys validation",
+        "Validate sort keys",
+    ),
+    (
+        "filter-validation",
+        "Filter parameters validation",
+        "Provides validation on filter parameters.",
+    ),
+    (
+        "dns-integration",
+        "DNS Integration",
+        "Provides integration with DNS.",
+    ),
+    (
+        "port-mac-address-regenerate",
+        "Neutron Port MAC address regenerate",
+        "Network port MAC address regenerate",
+    ),
 ];
 
 fn object(alias: &str, name: &str, description: &str) -> Value {
@@ -43,5 +139,8 @@ pub fn list() -> Value {
 }
 
 pub fn get(alias: &str) -> Option<Value> {
-    EXTENSIONS.iter().find(|(a, _, _)| *a == alias).map(|(a, n, d)| json!({ "extension": object(a, n, d) }))
+    EXTENSIONS
+        .iter()
+        .find(|(a, _, _)| *a == alias)
+        .map(|(a, n, d)| json!({ "extension": object(a, n, d) }))
 }

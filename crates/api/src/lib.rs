@@ -51,7 +51,11 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 /// Gives every request an `x-openstack-request-id`, logs it with the outcome,
 /// and counts it.
-async fn request_id(State(state): State<Arc<AppState>>, req: Request<Body>, next: Next) -> Response {
+async fn request_id(
+    State(state): State<Arc<AppState>>,
+    req: Request<Body>,
+    next: Next,
+) -> Response {
     let id = format!("req-{}", uuid::Uuid::new_v4());
     let method = req.method().clone();
     let path = req.uri().path().to_string();

@@ -20,7 +20,10 @@ pub fn json(status: u16, v: &Value) -> Response {
 }
 
 pub fn no_content() -> Response {
-    Response::builder().status(StatusCode::NO_CONTENT).body(Body::empty()).unwrap_or_default()
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(Body::empty())
+        .unwrap_or_default()
 }
 
 pub fn status_only(status: u16) -> Response {

@@ -59,13 +59,20 @@ impl Collection {
 
     fn not_found(self, id: &str) -> ApiError {
         let (t, msg) = match self {
-            Collection::Networks => ("NetworkNotFound", format!("Network {id} could not be found.")),
+            Collection::Networks => (
+                "NetworkNotFound",
+                format!("Network {id} could not be found."),
+            ),
             Collection::Subnets => ("SubnetNotFound", format!("Subnet {id} could not be found.")),
             Collection::Ports => ("PortNotFound", format!("Port {id} could not be found.")),
-            Collection::SecurityGroups => ("SecurityGroupNotFound", format!("Security group {id} does not exist")),
-            Collection::SecurityGroupRules => {
-                ("SecurityGroupRuleNotFound", format!("Security group rule {id} does not exist"))
-            }
+            Collection::SecurityGroups => (
+                "SecurityGroupNotFound",
+                format!("Security group {id} does not exist"),
+            ),
+            Collection::SecurityGroupRules => (
+                "SecurityGroupRuleNotFound",
+                format!("Security group rule {id} does not exist"),
+            ),
         };
         ApiError::not_found(t, msg)
     }
@@ -76,14 +83,20 @@ pub fn require_admin(ctx: &AuthContext) -> ApiResult<()> {
 }
 
 fn query_pairs(q: &str) -> ApiResult<Vec<(String, String)>> {
-    let uri: axum::http::Uri = format!("/?{q}").parse().map_err(|_| ApiError::bad_request("Malformed query string"))?;
+    let uri: axum::http::Uri = format!("/?{q}")
+        .parse()
+        .map_err(|_| ApiError::bad_request("Malformed query string"))?;
     axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
         .map(|q| q.0)
         .map_err(|_| ApiError::bad_request("Malformed query string"))
 }
 
 fn view_cx<'a>(state: &'a AppState, snap: &'a State, ctx: &AuthContext) -> view::ViewCtx<'a> {
-    view::ViewCtx { admin: ctx.is_admin(), state: snap, dns_domain: &state.engine.config().dns_domain }
+    view::ViewCtx {
+        admin: ctx.is_admin(),
+        state: snap,
+        dns_domain: &state.engine.config().dns_domain,
+    }
 }
 
 /// Lists a collection: visibility, filters, sorting, pagination, fields, links.
@@ -96,27 +109,86 @@ pub fn list(state: &AppState, call: &Call<'_>, c: Collection) -> ApiResult<Respo
     let cx = view_cx(state, &snap, ctx);
     let s = &*snap;
     match c {
-        Collection::Networks => render_list(call, &q, schema, s.networks.values().map(|v| &**v).filter(|n| policy::can_see_network(ctx, n)), |n| view::network(n, &cx)),
-        Collection::Subnets => render_list(call, &q, schema, s.subnets.values().map(|v| &**v).filter(|n| policy::can_see_subnet(ctx, s, n)), |n| view::subnet(n, &cx)),
+        Collection::Networks => render_list(
+            call,
+            &q,
+            schema,
+            s.networks
+                .values()
+                .map(|v| &**v)
+                .filter(|n| policy::can_see_network(ctx, n)),
+            |n| view::network(n, &cx),
+        ),
+        Collection::Subnets => render_list(
+            call,
+            &q,
+            schema,
+            s.subnets
+                .values()
+                .map(|v| &**v)
+                .filter(|n| policy::can_see_subnet(ctx, s, n)),
+            |n| view::subnet(n, &cx),
+        ),
         Collection::Ports => {
             // A network_id filter walks only that network's ports.
-            let by_net: Option<Vec<&str>> = pairs.iter().filter(|(k, _)| k == "network_id").map(|(_, v)| Some(v.as_str())).collect();
+            let by_net: Option<Vec<&str>> = pairs
+                .iter()
+                .filter(|(k, _)| k == "network_id")
+                .map(|(_, v)| Some(v.as_str()))
+                .collect();
             match by_net {
                 Some(nets) if !nets.is_empty() => {
-                    let items = nets.into_iter().flat_map(|n| s.ports_of(n)).map(|p| &**p).filter(|p| policy::can_see_port(ctx, s, p));
+                    let items = nets
+                        .into_iter()
+                        .flat_map(|n| s.ports_of(n))
+                        .map(|p| &**p)
+                        .filter(|p| policy::can_see_port(ctx, s, p));
                     let mut v: Vec<_> = items.collect();
                     v.sort_by(|a, b| a.id.cmp(&b.id));
                     render_list(call, &q, schema, v.into_iter(), |p| view::port(p, &cx))
                 }
-                _ => render_list(call, &q, schema, s.ports.values().map(|v| &**v).filter(|p| policy::can_see_port(ctx, s, p)), |p| view::port(p, &cx)),
+                _ => render_list(
+                    call,
+                    &q,
+                    schema,
+                    s.ports
+                        .values()
+                        .map(|v| &**v)
+                        .filter(|p| policy::can_see_port(ctx, s, p)),
+                    |p| view::port(p, &cx),
+                ),
             }
         }
-        Collection::SecurityGroups => render_list(call, &q, schema, s.security_groups.values().map(|v| &**v).filter(|g| policy::can_see_group(ctx, g)), |g| view::group(g, &cx)),
-        Collection::SecurityGroupRules => render_list(call, &q, schema, s.rules.values().map(|v| &**v).filter(|r| policy::can_see_rule(ctx, s, r)), view::rule),
+        Collection::SecurityGroups => render_list(
+            call,
+            &q,
+            schema,
+            s.security_groups
+                .values()
+                .map(|v| &**v)
+                .filter(|g| policy::can_see_group(ctx, g)),
+            |g| view::group(g, &cx),
+        ),
+        Collection::SecurityGroupRules => render_list(
+            call,
+            &q,
+            schema,
+            s.rules
+                .values()
+                .map(|v| &**v)
+                .filter(|r| policy::can_see_rule(ctx, s, r)),
+            view::rule,
+        ),
     }
 }
 
-fn render_list<'a, T, V, I, F>(call: &Call<'_>, q: &ListQuery, schema: &Schema, items: I, render: F) -> ApiResult<Response>
+fn render_list<'a, T, V, I, F>(
+    call: &Call<'_>,
+    q: &ListQuery,
+    schema: &Schema,
+    items: I,
+    render: F,
+) -> ApiResult<Response>
 where
     T: Listable + 'a,
     I: Iterator<Item = &'a T>,
@@ -137,7 +209,13 @@ where
     }
     out.push(b']');
     if q.limit.is_some() {
-        let links = links(call, q, page.items.first().map(|i| i.id()), page.items.last().map(|i| i.id()), page.more);
+        let links = links(
+            call,
+            q,
+            page.items.first().map(|i| i.id()),
+            page.items.last().map(|i| i.id()),
+            page.more,
+        );
         out.extend_from_slice(b",\"");
         out.extend_from_slice(schema.plural.as_bytes());
         out.extend_from_slice(b"_links\":");
@@ -148,18 +226,27 @@ where
 }
 
 /// Pagination links: `next` when more items follow, `previous` when we are past the start.
-fn links(call: &Call<'_>, q: &ListQuery, first: Option<&str>, last: Option<&str>, more: bool) -> Vec<Value> {
+fn links(
+    call: &Call<'_>,
+    q: &ListQuery,
+    first: Option<&str>,
+    last: Option<&str>,
+    more: bool,
+) -> Vec<Value> {
     let kept: Vec<(String, String)> = query_pairs(call.query)
         .unwrap_or_default()
         .into_iter()
         .filter(|(k, _)| k != "marker" && k != "page_reverse")
         .collect();
     let href = |marker: &str, reverse: bool| {
-        let mut parts: Vec<String> = kept.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
-        if !kept.iter().any(|(k, _)| k == "limit") {
-            if let Some(l) = q.limit {
-                parts.push(format!("limit={l}"));
-            }
+        let mut parts: Vec<String> = kept
+            .iter()
+            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+            .collect();
+        if !kept.iter().any(|(k, _)| k == "limit")
+            && let Some(l) = q.limit
+        {
+            parts.push(format!("limit={l}"));
         }
         parts.push(format!("marker={}", enc(marker)));
         if reverse {
@@ -170,16 +257,16 @@ fn links(call: &Call<'_>, q: &ListQuery, first: Option<&str>, last: Option<&str>
     let mut out = Vec::new();
     // As Neutron: the link back toward the start is always given (clients
     // stop on an empty page); the link onward only when more items follow.
-    let (has_next, has_prev) = if q.page_reverse { (true, more) } else { (more, true) };
-    if has_next {
-        if let Some(l) = last {
-            out.push(json!({"rel": "next", "href": href(l, false)}));
-        }
+    let (has_next, has_prev) = if q.page_reverse {
+        (true, more)
+    } else {
+        (more, true)
+    };
+    if has_next && let Some(l) = last {
+        out.push(json!({"rel": "next", "href": href(l, false)}));
     }
-    if has_prev {
-        if let Some(f) = first {
-            out.push(json!({"rel": "previous", "href": href(f, true)}));
-        }
+    if has_prev && let Some(f) = first {
+        out.push(json!({"rel": "previous", "href": href(f, true)}));
     }
     out
 }
@@ -214,23 +301,43 @@ pub fn show(state: &AppState, call: &Call<'_>, c: Collection, id: &str) -> ApiRe
     let nf = || c.not_found(id);
     Ok(match c {
         Collection::Networks => {
-            let n = s.networks.get(id).filter(|n| policy::can_see_network(ctx, n)).ok_or_else(nf)?;
+            let n = s
+                .networks
+                .get(id)
+                .filter(|n| policy::can_see_network(ctx, n))
+                .ok_or_else(nf)?;
             reply::single(200, "network", &view::network(n, &cx), &fields)
         }
         Collection::Subnets => {
-            let n = s.subnets.get(id).filter(|n| policy::can_see_subnet(ctx, s, n)).ok_or_else(nf)?;
+            let n = s
+                .subnets
+                .get(id)
+                .filter(|n| policy::can_see_subnet(ctx, s, n))
+                .ok_or_else(nf)?;
             reply::single(200, "subnet", &view::subnet(n, &cx), &fields)
         }
         Collection::Ports => {
-            let n = s.ports.get(id).filter(|n| policy::can_see_port(ctx, s, n)).ok_or_else(nf)?;
+            let n = s
+                .ports
+                .get(id)
+                .filter(|n| policy::can_see_port(ctx, s, n))
+                .ok_or_else(nf)?;
             reply::single(200, "port", &view::port(n, &cx), &fields)
         }
         Collection::SecurityGroups => {
-            let n = s.security_groups.get(id).filter(|n| policy::can_see_group(ctx, n)).ok_or_else(nf)?;
+            let n = s
+                .security_groups
+                .get(id)
+                .filter(|n| policy::can_see_group(ctx, n))
+                .ok_or_else(nf)?;
             reply::single(200, "security_group", &view::group(n, &cx), &fields)
         }
         Collection::SecurityGroupRules => {
-            let n = s.rules.get(id).filter(|n| policy::can_see_rule(ctx, s, n)).ok_or_else(nf)?;
+            let n = s
+                .rules
+                .get(id)
+                .filter(|n| policy::can_see_rule(ctx, s, n))
+                .ok_or_else(nf)?;
             reply::single(200, "security_group_rule", &view::rule(n), &fields)
         }
     })
@@ -240,9 +347,15 @@ fn need_body(body: Option<Value>) -> ApiResult<Value> {
     body.ok_or_else(|| ApiError::bad_request("Resource body required"))
 }
 
-pub async fn create(state: &AppState, call: &Call<'_>, c: Collection, body: Option<Value>) -> ApiResult<Response> {
+pub async fn create(
+    state: &AppState,
+    call: &Call<'_>,
+    c: Collection,
+    body: Option<Value>,
+) -> ApiResult<Response> {
     let schema = c.schema();
-    let (items, bulk) = unwrap_envelope(need_body(body)?, schema.singular, schema.plural, Op::Create)?;
+    let (items, bulk) =
+        unwrap_envelope(need_body(body)?, schema.singular, schema.plural, Op::Create)?;
     let e = &state.engine;
     let ctx = call.ctx;
     macro_rules! respond {
@@ -264,25 +377,52 @@ pub async fn create(state: &AppState, call: &Call<'_>, c: Collection, body: Opti
                 Ok(reply::json_bytes(201, out))
             } else {
                 let first = created.first().ok_or_else(ApiError::internal)?;
-                Ok(reply::single(201, schema.singular, &render(&**first, &cx), &[]))
+                Ok(reply::single(
+                    201,
+                    schema.singular,
+                    &render(&**first, &cx),
+                    &[],
+                ))
             }
         }};
     }
     match c {
-        Collection::Networks => respond!(ops::networks::create(e, ctx, items).await?, |n, cx| view::network(n, cx)),
-        Collection::Subnets => respond!(ops::subnets::create(e, ctx, items).await?, |n, cx| view::subnet(n, cx)),
-        Collection::Ports => respond!(ops::ports::create(e, ctx, items).await?, |n, cx| view::port(n, cx)),
-        Collection::SecurityGroups => respond!(ops::security_groups::create(e, ctx, items).await?, |n, cx| view::group(n, cx)),
+        Collection::Networks => respond!(ops::networks::create(e, ctx, items).await?, |n, cx| {
+            view::network(n, cx)
+        }),
+        Collection::Subnets => respond!(ops::subnets::create(e, ctx, items).await?, |n, cx| {
+            view::subnet(n, cx)
+        }),
+        Collection::Ports => respond!(
+            ops::ports::create(e, ctx, items).await?,
+            |n, cx| view::port(n, cx)
+        ),
+        Collection::SecurityGroups => respond!(
+            ops::security_groups::create(e, ctx, items).await?,
+            |n, cx| view::group(n, cx)
+        ),
         Collection::SecurityGroupRules => {
-            respond!(ops::security_groups::create_rules(e, ctx, items).await?, |n, _cx: &view::ViewCtx<'_>| view::rule(n))
+            respond!(
+                ops::security_groups::create_rules(e, ctx, items).await?,
+                |n, _cx: &view::ViewCtx<'_>| view::rule(n)
+            )
         }
     }
 }
 
-pub async fn update(state: &AppState, call: &Call<'_>, c: Collection, id: &str, body: Option<Value>) -> ApiResult<Response> {
+pub async fn update(
+    state: &AppState,
+    call: &Call<'_>,
+    c: Collection,
+    id: &str,
+    body: Option<Value>,
+) -> ApiResult<Response> {
     let schema = c.schema();
-    let (mut items, _) = unwrap_envelope(need_body(body)?, schema.singular, schema.plural, Op::Update)?;
-    let m = items.pop().ok_or_else(|| ApiError::bad_request("Resource body required"))?;
+    let (mut items, _) =
+        unwrap_envelope(need_body(body)?, schema.singular, schema.plural, Op::Update)?;
+    let m = items
+        .pop()
+        .ok_or_else(|| ApiError::bad_request("Resource body required"))?;
     let e = &state.engine;
     let (ctx, id, im) = (call.ctx, id.to_string(), call.if_match);
     macro_rules! respond {
@@ -295,10 +435,21 @@ pub async fn update(state: &AppState, call: &Call<'_>, c: Collection, id: &str, 
         }};
     }
     match c {
-        Collection::Networks => respond!(ops::networks::update(e, ctx, id, m, im).await?, |n, cx| view::network(n, cx)),
-        Collection::Subnets => respond!(ops::subnets::update(e, ctx, id, m, im).await?, |n, cx| view::subnet(n, cx)),
-        Collection::Ports => respond!(ops::ports::update(e, ctx, id, m, im).await?, |n, cx| view::port(n, cx)),
-        Collection::SecurityGroups => respond!(ops::security_groups::update(e, ctx, id, m, im).await?, |n, cx| view::group(n, cx)),
+        Collection::Networks => {
+            respond!(ops::networks::update(e, ctx, id, m, im).await?, |n, cx| {
+                view::network(n, cx)
+            })
+        }
+        Collection::Subnets => respond!(ops::subnets::update(e, ctx, id, m, im).await?, |n, cx| {
+            view::subnet(n, cx)
+        }),
+        Collection::Ports => respond!(ops::ports::update(e, ctx, id, m, im).await?, |n, cx| {
+            view::port(n, cx)
+        }),
+        Collection::SecurityGroups => respond!(
+            ops::security_groups::update(e, ctx, id, m, im).await?,
+            |n, cx| view::group(n, cx)
+        ),
         Collection::SecurityGroupRules => Err(ApiError::new(
             neutrino_model::ErrorKind::MethodNotAllowed,
             "HTTPMethodNotAllowed",
@@ -307,7 +458,12 @@ pub async fn update(state: &AppState, call: &Call<'_>, c: Collection, id: &str, 
     }
 }
 
-pub async fn delete(state: &AppState, call: &Call<'_>, c: Collection, id: &str) -> ApiResult<Response> {
+pub async fn delete(
+    state: &AppState,
+    call: &Call<'_>,
+    c: Collection,
+    id: &str,
+) -> ApiResult<Response> {
     let e = &state.engine;
     let (ctx, id, im) = (call.ctx, id.to_string(), call.if_match);
     match c {
@@ -322,12 +478,16 @@ pub async fn delete(state: &AppState, call: &Call<'_>, c: Collection, id: &str) 
 
 fn tag_list(body: Option<Value>) -> ApiResult<Vec<String>> {
     let Some(Value::Array(tags)) = body.and_then(|mut b| b.get_mut("tags").map(Value::take)) else {
-        return Err(ApiError::bad_request("Invalid input for tags: a list of strings under 'tags' is required"));
+        return Err(ApiError::bad_request(
+            "Invalid input for tags: a list of strings under 'tags' is required",
+        ));
     };
     tags.into_iter()
         .map(|t| match t {
             Value::String(s) => Ok(s),
-            other => Err(ApiError::bad_request(format!("Invalid input for tags: '{other}' is not a string"))),
+            other => Err(ApiError::bad_request(format!(
+                "Invalid input for tags: '{other}' is not a string"
+            ))),
         })
         .collect()
 }
@@ -359,24 +519,31 @@ pub async fn tags(
             if ops::tags::get(e, ctx, t, &id)?.contains(&tag) {
                 Ok(reply::no_content())
             } else {
-                Err(ApiError::not_found("TagNotFound", format!("Tag {tag} could not be found for resource {id}.")))
+                Err(ApiError::not_found(
+                    "TagNotFound",
+                    format!("Tag {tag} could not be found for resource {id}."),
+                ))
             }
         }
         (Method::PUT, None) => {
             let tags = tag_list(body)?;
-            Ok(reply_tags(ops::tags::edit(e, ctx, t, id, move |cur| {
-                *cur = tags;
-                Ok(())
-            })
-            .await?))
+            Ok(reply_tags(
+                ops::tags::edit(e, ctx, t, id, move |cur| {
+                    *cur = tags;
+                    Ok(())
+                })
+                .await?,
+            ))
         }
         (Method::POST, None) => {
             let tags = tag_list(body)?;
-            Ok(reply_tags(ops::tags::edit(e, ctx, t, id, move |cur| {
-                cur.extend(tags);
-                Ok(())
-            })
-            .await?))
+            Ok(reply_tags(
+                ops::tags::edit(e, ctx, t, id, move |cur| {
+                    cur.extend(tags);
+                    Ok(())
+                })
+                .await?,
+            ))
         }
         (Method::PUT, Some(tag)) => {
             ops::tags::edit(e, ctx, t, id, move |cur| {
@@ -400,36 +567,60 @@ pub async fn tags(
                 let before = cur.len();
                 cur.retain(|x| *x != tag);
                 if cur.len() == before {
-                    return Err(ApiError::not_found("TagNotFound", format!("Tag {tag} could not be found for resource {rid}.")));
+                    return Err(ApiError::not_found(
+                        "TagNotFound",
+                        format!("Tag {tag} could not be found for resource {rid}."),
+                    ));
                 }
                 Ok(())
             })
             .await?;
             Ok(reply::no_content())
         }
-        _ => Err(ApiError::new(neutrino_model::ErrorKind::MethodNotAllowed, "HTTPMethodNotAllowed", "Method not allowed on tags.")),
+        _ => Err(ApiError::new(
+            neutrino_model::ErrorKind::MethodNotAllowed,
+            "HTTPMethodNotAllowed",
+            "Method not allowed on tags.",
+        )),
     }
 }
 
 /// `/v2.0/quotas[/{project}[/details|/default]]`.
-pub async fn quotas(state: &Arc<AppState>, call: &Call<'_>, rest: &[String], body: Option<Value>) -> ApiResult<Response> {
+pub async fn quotas(
+    state: &Arc<AppState>,
+    call: &Call<'_>,
+    rest: &[String],
+    body: Option<Value>,
+) -> ApiResult<Response> {
     let e = &state.engine;
     let ctx = call.ctx;
     let m = call.method;
     match rest {
         [] if m == Method::GET => Ok(reply::json(200, &ops::quotas::list(e, ctx)?)),
-        [p] if p == "project" || p == "tenant" => {
-            Ok(reply::json(200, &json!({ p.as_str(): {"project_id": ctx.project_id, "tenant_id": ctx.project_id} })))
-        }
+        [p] if p == "project" || p == "tenant" => Ok(reply::json(
+            200,
+            &json!({ p.as_str(): {"project_id": ctx.project_id, "tenant_id": ctx.project_id} }),
+        )),
         [p] if m == Method::GET => Ok(reply::json(200, &ops::quotas::show(e, ctx, p)?)),
-        [p] if m == Method::PUT => Ok(reply::json(200, &ops::quotas::update(e, ctx, p.clone(), need_body(body)?).await?)),
+        [p] if m == Method::PUT => Ok(reply::json(
+            200,
+            &ops::quotas::update(e, ctx, p.clone(), need_body(body)?).await?,
+        )),
         [p] if m == Method::DELETE => {
             ops::quotas::reset(e, ctx, p.clone()).await?;
             Ok(reply::no_content())
         }
-        [p, d] if d == "details" && m == Method::GET => Ok(reply::json(200, &ops::quotas::details(e, ctx, p)?)),
-        [p, d] if d == "default" && m == Method::GET => Ok(reply::json(200, &ops::quotas::defaults(e, ctx, p)?)),
-        [_] | [_, _] => Err(ApiError::new(neutrino_model::ErrorKind::MethodNotAllowed, "HTTPMethodNotAllowed", "Method not allowed.")),
+        [p, d] if d == "details" && m == Method::GET => {
+            Ok(reply::json(200, &ops::quotas::details(e, ctx, p)?))
+        }
+        [p, d] if d == "default" && m == Method::GET => {
+            Ok(reply::json(200, &ops::quotas::defaults(e, ctx, p)?))
+        }
+        [_] | [_, _] => Err(ApiError::new(
+            neutrino_model::ErrorKind::MethodNotAllowed,
+            "HTTPMethodNotAllowed",
+            "Method not allowed.",
+        )),
         _ => Err(ApiError::hidden()),
     }
 }

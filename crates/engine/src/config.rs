@@ -50,7 +50,10 @@ impl Default for EngineConfig {
             flat_networks: vec!["*".into()],
             global_physnet_mtu: 1500,
             dns_domain: "openstacklocal".into(),
-            quota_defaults: QUOTA_RESOURCES.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            quota_defaults: QUOTA_RESOURCES
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
             max_dns_nameservers: 5,
             max_subnet_host_routes: 20,
             max_allowed_address_pairs: 10,

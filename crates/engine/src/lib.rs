@@ -49,7 +49,11 @@ impl Engine {
             .name("neutrino-writer".into())
             .spawn(move || writer::run(rx, store, p, c))
             .map_err(|e| EngineError::Corrupt(format!("cannot start writer: {e}")))?;
-        Ok(Engine { published, jobs: tx, config })
+        Ok(Engine {
+            published,
+            jobs: tx,
+            config,
+        })
     }
 
     /// The latest committed model.
@@ -79,7 +83,9 @@ impl Engine {
             });
             (ok, done)
         });
-        self.jobs.send(job).map_err(|_| ApiError::from(EngineError::WriterGone))?;
+        self.jobs
+            .send(job)
+            .map_err(|_| ApiError::from(EngineError::WriterGone))?;
         rx.await.unwrap_or_else(|_| Err(ApiError::internal()))
     }
 

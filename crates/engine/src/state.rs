@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use imbl::{HashMap, OrdMap, OrdSet, Vector};
 use neutrino_ipam::{BuiltinIpam, Cidr, Ipam, parse_ip, subnet_plan};
-use neutrino_model::{Kind, Network, Port, QuotaOverrides, SecurityGroup, SecurityGroupRule, Subnet};
+use neutrino_model::{
+    Kind, Network, Port, QuotaOverrides, SecurityGroup, SecurityGroupRule, Subnet,
+};
 use neutrino_store::Document;
 
 use crate::error::EngineError;
@@ -47,15 +49,25 @@ pub struct State {
 impl State {
     /// Rebuilds the model from stored documents (at start).
     pub fn load(docs: Vec<Document>, revision: u64) -> Result<State, EngineError> {
-        let mut s = State { revision, ..State::default() };
+        let mut s = State {
+            revision,
+            ..State::default()
+        };
         let mut subnets = Vec::new();
         let mut ports = Vec::new();
         for d in docs {
-            let corrupt = |e: serde_json::Error| EngineError::Corrupt(format!("{} {}: {e}", d.kind, d.id));
+            let corrupt =
+                |e: serde_json::Error| EngineError::Corrupt(format!("{} {}: {e}", d.kind, d.id));
             match Kind::parse(&d.kind) {
-                Some(Kind::Network) => s.index_network(Arc::new(serde_json::from_str(&d.body).map_err(corrupt)?)),
-                Some(Kind::Subnet) => subnets.push(serde_json::from_str::<Subnet>(&d.body).map_err(corrupt)?),
-                Some(Kind::Port) => ports.push(serde_json::from_str::<Port>(&d.body).map_err(corrupt)?),
+                Some(Kind::Network) => {
+                    s.index_network(Arc::new(serde_json::from_str(&d.body).map_err(corrupt)?))
+                }
+                Some(Kind::Subnet) => {
+                    subnets.push(serde_json::from_str::<Subnet>(&d.body).map_err(corrupt)?)
+                }
+                Some(Kind::Port) => {
+                    ports.push(serde_json::from_str::<Port>(&d.body).map_err(corrupt)?)
+                }
                 Some(Kind::SecurityGroup) => {
                     s.index_group(Arc::new(serde_json::from_str(&d.body).map_err(corrupt)?));
                 }
@@ -75,7 +87,8 @@ impl State {
             s.index_subnet(Arc::new(sub), false)?;
         }
         // IPAM: the free ranges are the pools minus what ports hold.
-        let mut held: std::collections::HashMap<String, Vec<IpAddr>> = std::collections::HashMap::new();
+        let mut held: std::collections::HashMap<String, Vec<IpAddr>> =
+            std::collections::HashMap::new();
         for p in &ports {
             for ip in &p.fixed_ips {
                 if let Ok(a) = parse_ip(&ip.ip_address) {
@@ -132,10 +145,17 @@ impl State {
     }
 
     /// Indexes a subnet; `new_in_ipam` registers its pools with IPAM.
-    pub fn index_subnet(&mut self, sub: Arc<Subnet>, _new_in_ipam: bool) -> Result<(), EngineError> {
+    pub fn index_subnet(
+        &mut self,
+        sub: Arc<Subnet>,
+        _new_in_ipam: bool,
+    ) -> Result<(), EngineError> {
         if !self.subnets.contains_key(&sub.id) {
             self.bump_usage(&sub.std.project_id, "subnet", 1);
-            self.subnets_by_network.entry(sub.network_id.clone()).or_default().push_back(sub.id.clone());
+            self.subnets_by_network
+                .entry(sub.network_id.clone())
+                .or_default()
+                .push_back(sub.id.clone());
             let cidr = Cidr::parse(&sub.cidr).map_err(|e| EngineError::Corrupt(e.to_string()))?;
             self.ipam
                 .add_subnet(&sub.id, cidr, pools_of(&sub)?)
@@ -162,8 +182,12 @@ impl State {
         } else {
             self.bump_usage(&p.std.project_id, "port", 1);
         }
-        self.ports_by_network.entry(p.network_id.clone()).or_default().insert(p.id.clone());
-        self.macs.insert((p.network_id.clone(), p.mac_address.clone()), p.id.clone());
+        self.ports_by_network
+            .entry(p.network_id.clone())
+            .or_default()
+            .insert(p.id.clone());
+        self.macs
+            .insert((p.network_id.clone(), p.mac_address.clone()), p.id.clone());
         for g in &p.security_groups {
             *self.group_users.entry(g.clone()).or_default() += 1;
         }
@@ -174,7 +198,8 @@ impl State {
         if let Some(set) = self.ports_by_network.get_mut(&old.network_id) {
             set.remove(&old.id);
         }
-        self.macs.remove(&(old.network_id.clone(), old.mac_address.clone()));
+        self.macs
+            .remove(&(old.network_id.clone(), old.mac_address.clone()));
         for g in &old.security_groups {
             if let Some(n) = self.group_users.get_mut(g) {
                 *n = n.saturating_sub(1);
@@ -194,7 +219,8 @@ impl State {
             self.bump_usage(&g.std.project_id, "security_group", 1);
         }
         if g.is_default {
-            self.default_groups.insert(g.std.project_id.clone(), g.id.clone());
+            self.default_groups
+                .insert(g.std.project_id.clone(), g.id.clone());
         }
         self.security_groups.insert(g.id.clone(), g);
     }
@@ -214,7 +240,10 @@ impl State {
         if !self.rules.contains_key(&r.id) {
             self.bump_usage(&r.std.project_id, "security_group_rule", 1);
         }
-        self.rules_by_group.entry(r.security_group_id.clone()).or_default().insert(r.id.clone());
+        self.rules_by_group
+            .entry(r.security_group_id.clone())
+            .or_default()
+            .insert(r.id.clone());
         self.rule_keys.insert(r.dedup_key(), r.id.clone());
         self.rules.insert(r.id.clone(), r);
     }
@@ -230,11 +259,17 @@ impl State {
     }
 
     fn bump_usage(&mut self, project: &str, resource: &'static str, delta: i64) {
-        *self.usage.entry((project.to_string(), resource)).or_default() += delta;
+        *self
+            .usage
+            .entry((project.to_string(), resource))
+            .or_default() += delta;
     }
 
     pub fn used(&self, project: &str, resource: &'static str) -> i64 {
-        self.usage.get(&(project.to_string(), resource)).copied().unwrap_or(0)
+        self.usage
+            .get(&(project.to_string(), resource))
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn subnets_of(&self, network_id: &str) -> impl Iterator<Item = &Arc<Subnet>> {

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use neutrino_model::{Kind, Network, Port, QuotaOverrides, SecurityGroup, SecurityGroupRule, Subnet};
+use neutrino_model::{
+    Kind, Network, Port, QuotaOverrides, SecurityGroup, SecurityGroupRule, Subnet,
+};
 use neutrino_store::Change;
 use serde::Serialize;
 
@@ -26,7 +28,12 @@ fn doc<T: Serialize>(v: &T) -> String {
 
 impl<'a> Txn<'a> {
     pub fn new(state: &'a mut State, config: &'a EngineConfig, now: i64) -> Txn<'a> {
-        Txn { state, config, now, changes: Vec::new() }
+        Txn {
+            state,
+            config,
+            now,
+            changes: Vec::new(),
+        }
     }
 
     pub fn into_changes(self) -> Vec<Change> {
@@ -34,7 +41,11 @@ impl<'a> Txn<'a> {
     }
 
     fn record<T: Serialize>(&mut self, kind: Kind, id: &str, v: Option<&T>) {
-        self.changes.push(Change { kind: kind.as_str(), id: id.to_string(), body: v.map(doc) });
+        self.changes.push(Change {
+            kind: kind.as_str(),
+            id: id.to_string(),
+            body: v.map(doc),
+        });
     }
 
     pub fn put_network(&mut self, n: Network) {

@@ -3,7 +3,10 @@
 //! left out for other callers rather than nulled.
 
 use neutrino_model::time::format_utc;
-use neutrino_model::{AddressPair, AllocationPool, ExtraDhcpOpt, FixedIp, HostRoute, Network, Port, SecurityGroup, SecurityGroupRule, Subnet};
+use neutrino_model::{
+    AddressPair, AllocationPool, ExtraDhcpOpt, FixedIp, HostRoute, Network, Port, SecurityGroup,
+    SecurityGroupRule, Subnet,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -29,11 +32,20 @@ pub struct NetworkView<'a> {
     port_security_enabled: bool,
     #[serde(rename = "router:external")]
     router_external: bool,
-    #[serde(rename = "provider:network_type", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "provider:network_type",
+        skip_serializing_if = "Option::is_none"
+    )]
     network_type: Option<&'a str>,
-    #[serde(rename = "provider:physical_network", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "provider:physical_network",
+        skip_serializing_if = "Option::is_none"
+    )]
     physical_network: Option<Option<&'a str>>,
-    #[serde(rename = "provider:segmentation_id", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "provider:segmentation_id",
+        skip_serializing_if = "Option::is_none"
+    )]
     segmentation_id: Option<Option<u32>>,
     tags: &'a [String],
     created_at: String,
@@ -152,7 +164,10 @@ pub struct PortView<'a> {
     profile: Option<&'a Value>,
     #[serde(rename = "binding:vif_type", skip_serializing_if = "Option::is_none")]
     vif_type: Option<&'a str>,
-    #[serde(rename = "binding:vif_details", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "binding:vif_details",
+        skip_serializing_if = "Option::is_none"
+    )]
     vif_details: Option<&'a Value>,
     dns_name: &'a str,
     dns_assignment: Vec<DnsAssignment>,
@@ -175,7 +190,11 @@ fn dns_assignment(p: &Port, domain: &str) -> Vec<DnsAssignment> {
                 p.dns_name.clone()
             };
             let fqdn = format!("{hostname}.{}.", domain.trim_end_matches('.'));
-            DnsAssignment { hostname, ip_address: ip.ip_address.clone(), fqdn }
+            DnsAssignment {
+                hostname,
+                ip_address: ip.ip_address.clone(),
+                fqdn,
+            }
         })
         .collect()
 }

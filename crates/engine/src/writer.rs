@@ -66,7 +66,11 @@ pub fn run(
                 }
             }
         }
-        let result = if changes.is_empty() { Ok(working.revision) } else { store.commit(&changes) };
+        let result = if changes.is_empty() {
+            Ok(working.revision)
+        } else {
+            store.commit(&changes)
+        };
         match result {
             Ok(revision) => {
                 working.revision = revision;
@@ -79,7 +83,9 @@ pub fn run(
                 tracing::error!(error = %e, requests = completions.len(), "commit failed; batch rolled back");
                 working = before_batch;
                 for done in completions {
-                    done(Some(ApiError::unavailable("The server could not commit the change; try again.")));
+                    done(Some(ApiError::unavailable(
+                        "The server could not commit the change; try again.",
+                    )));
                 }
             }
         }

@@ -46,7 +46,9 @@ impl AuthContext {
 
     /// Whether the caller may change anything at all (admin or member).
     pub fn can_write(&self) -> bool {
-        self.roles.iter().any(|r| matches!(r, Role::Admin | Role::Member))
+        self.roles
+            .iter()
+            .any(|r| matches!(r, Role::Admin | Role::Member))
     }
 
     /// The caller used in `noauth` mode: admin of a fixed development project.

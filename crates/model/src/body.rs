@@ -51,11 +51,12 @@ pub fn unwrap_envelope(
         for item in items {
             match item {
                 Value::Object(mut m) => {
-                    if m.len() == 1 && matches!(m.get(singular), Some(Value::Object(_))) {
-                        if let Some(Value::Object(inner)) = m.remove(singular) {
-                            out.push(inner);
-                            continue;
-                        }
+                    if m.len() == 1
+                        && matches!(m.get(singular), Some(Value::Object(_)))
+                        && let Some(Value::Object(inner)) = m.remove(singular)
+                    {
+                        out.push(inner);
+                        continue;
                     }
                     out.push(m);
                 }
@@ -146,7 +147,9 @@ impl Body {
 
     /// A `name_string`: printable, no surrounding whitespace, at most 255 characters.
     pub fn name(&self, k: &str) -> ApiResult<Option<String>> {
-        let Some(s) = self.string(k, 255)? else { return Ok(None) };
+        let Some(s) = self.string(k, 255)? else {
+            return Ok(None);
+        };
         if s.trim() != s || s.chars().any(char::is_control) {
             return Err(ApiError::invalid_attr(
                 k,
@@ -171,7 +174,10 @@ impl Body {
             Some(v) => {
                 let s = to_string(k, v, 36)?;
                 if !is_uuid(&s) {
-                    return Err(ApiError::invalid_attr(k, format!("'{s}' is not a valid UUID")));
+                    return Err(ApiError::invalid_attr(
+                        k,
+                        format!("'{s}' is not a valid UUID"),
+                    ));
                 }
                 Ok(Some(s))
             }
@@ -190,7 +196,10 @@ impl Body {
                     _ => None,
                 };
                 let Some(n) = n else {
-                    return Err(ApiError::invalid_attr(k, format!("'{v}' is not an integer")));
+                    return Err(ApiError::invalid_attr(
+                        k,
+                        format!("'{v}' is not an integer"),
+                    ));
                 };
                 if n < lo || n > hi {
                     return Err(ApiError::invalid_attr(
@@ -201,6 +210,13 @@ impl Body {
                 Ok(Some(Some(n)))
             }
         }
+    }
+
+    /// An integer within `lo..=hi` (both within u32) as a u32.
+    pub fn u32_in(&self, k: &str, lo: u32, hi: u32) -> ApiResult<Option<Option<u32>>> {
+        Ok(self
+            .int(k, i64::from(lo), i64::from(hi))?
+            .map(|v| v.and_then(|n| u32::try_from(n).ok())))
     }
 
     /// A list (where `null` means the empty list, as Neutron converts it).
@@ -215,8 +231,14 @@ impl Body {
 
     /// A list of strings.
     pub fn string_list(&self, k: &str, max_len: usize) -> ApiResult<Option<Vec<String>>> {
-        let Some(items) = self.list(k)? else { return Ok(None) };
-        items.iter().map(|v| to_string(k, v, max_len)).collect::<ApiResult<Vec<_>>>().map(Some)
+        let Some(items) = self.list(k)? else {
+            return Ok(None);
+        };
+        items
+            .iter()
+            .map(|v| to_string(k, v, max_len))
+            .collect::<ApiResult<Vec<_>>>()
+            .map(Some)
     }
 
     /// A JSON object (`null` gives an empty object).
@@ -225,7 +247,10 @@ impl Body {
             None => Ok(None),
             Some(Value::Null) => Ok(Some(Value::Object(Map::new()))),
             Some(v @ Value::Object(_)) => Ok(Some(v.clone())),
-            Some(v) => Err(ApiError::invalid_attr(k, format!("'{v}' is not a dictionary"))),
+            Some(v) => Err(ApiError::invalid_attr(
+                k,
+                format!("'{v}' is not a dictionary"),
+            )),
         }
     }
 }
@@ -238,7 +263,10 @@ pub fn to_bool(k: &str, v: &Value) -> ApiResult<bool> {
         Value::String(s) => parse_bool(s).ok_or_else(|| {
             ApiError::invalid_attr(k, format!("'{s}' cannot be converted to boolean"))
         }),
-        _ => Err(ApiError::invalid_attr(k, format!("'{v}' cannot be converted to boolean"))),
+        _ => Err(ApiError::invalid_attr(
+            k,
+            format!("'{v}' cannot be converted to boolean"),
+        )),
     }
 }
 
@@ -253,7 +281,10 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 
 pub fn to_string(k: &str, v: &Value, max: usize) -> ApiResult<String> {
     let Value::String(s) = v else {
-        return Err(ApiError::invalid_attr(k, format!("'{v}' is not a valid string")));
+        return Err(ApiError::invalid_attr(
+            k,
+            format!("'{v}' is not a valid string"),
+        ));
     };
     if s.chars().count() > max {
         return Err(ApiError::invalid_attr(
@@ -279,7 +310,10 @@ pub fn item_str(attr: &str, item: &Map<String, Value>, key: &str) -> ApiResult<O
     match item.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(v) => Err(ApiError::invalid_attr(attr, format!("'{v}' is not a valid string"))),
+        Some(v) => Err(ApiError::invalid_attr(
+            attr,
+            format!("'{v}' is not a valid string"),
+        )),
     }
 }
 
@@ -292,22 +326,32 @@ mod tests {
     fn unknown_and_readonly_attributes() {
         let attrs = [attr("name", true, true), attr("network_id", true, false)];
         let m = json!({"name": "a", "foo": 1, "bar": 2});
-        let e = Body::new(m.as_object().unwrap().clone(), &attrs, Op::Create).err().unwrap();
+        let e = Body::new(m.as_object().unwrap().clone(), &attrs, Op::Create)
+            .err()
+            .unwrap();
         assert_eq!(e.message, "Unrecognized attribute(s) 'bar, foo'");
         let m = json!({"network_id": "x"});
-        let e = Body::new(m.as_object().unwrap().clone(), &attrs, Op::Update).err().unwrap();
+        let e = Body::new(m.as_object().unwrap().clone(), &attrs, Op::Update)
+            .err()
+            .unwrap();
         assert_eq!(e.message, "Cannot update read-only attribute network_id");
     }
 
     #[test]
     fn envelopes() {
-        let (items, bulk) =
-            unwrap_envelope(json!({"networks": [{"name": "a"}, {"network": {"name": "b"}}]}), "network", "networks", Op::Create)
-                .unwrap();
+        let (items, bulk) = unwrap_envelope(
+            json!({"networks": [{"name": "a"}, {"network": {"name": "b"}}]}),
+            "network",
+            "networks",
+            Op::Create,
+        )
+        .unwrap();
         assert!(bulk);
         assert_eq!(items[1]["name"], "b");
         assert!(unwrap_envelope(json!([1]), "network", "networks", Op::Create).is_err());
-        assert!(unwrap_envelope(json!({"networks": []}), "network", "networks", Op::Create).is_err());
+        assert!(
+            unwrap_envelope(json!({"networks": []}), "network", "networks", Op::Create).is_err()
+        );
         assert!(unwrap_envelope(json!({"x": {}}), "network", "networks", Op::Create).is_err());
     }
 

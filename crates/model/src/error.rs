@@ -47,7 +47,13 @@ pub struct ApiError {
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.kind.status(), self.error_type, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.kind.status(),
+            self.error_type,
+            self.message
+        )
     }
 }
 
@@ -57,7 +63,11 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(kind: ErrorKind, error_type: &str, message: impl Into<String>) -> ApiError {
-        ApiError { kind, error_type: error_type.to_string(), message: message.into() }
+        ApiError {
+            kind,
+            error_type: error_type.to_string(),
+            message: message.into(),
+        }
     }
 
     /// A generic 400 (`HTTPBadRequest`), as webob raises for malformed requests.
@@ -89,7 +99,11 @@ impl ApiError {
 
     /// The 404 returned for what a caller may not see (never a 403 that leaks existence).
     pub fn hidden() -> ApiError {
-        ApiError::new(ErrorKind::NotFound, "HTTPNotFound", "The resource could not be found.")
+        ApiError::new(
+            ErrorKind::NotFound,
+            "HTTPNotFound",
+            "The resource could not be found.",
+        )
     }
 
     pub fn conflict(error_type: &str, message: impl Into<String>) -> ApiError {

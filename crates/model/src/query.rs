@@ -85,12 +85,23 @@ pub struct ListQuery {
     pub page_reverse: bool,
 }
 
-const RESERVED: [&str; 6] = ["fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse"];
+const RESERVED: [&str; 6] = [
+    "fields",
+    "sort_key",
+    "sort_dir",
+    "limit",
+    "marker",
+    "page_reverse",
+];
 
 impl ListQuery {
     /// Parses decoded query pairs against a resource's schema. `max_limit`
     /// caps `limit` (and is applied when no limit is given).
-    pub fn parse(pairs: &[(String, String)], schema: &Schema, max_limit: usize) -> ApiResult<ListQuery> {
+    pub fn parse(
+        pairs: &[(String, String)],
+        schema: &Schema,
+        max_limit: usize,
+    ) -> ApiResult<ListQuery> {
         let mut q = ListQuery::default();
         let mut sort_keys = Vec::new();
         let mut sort_dirs = Vec::new();
@@ -109,9 +120,14 @@ impl ListQuery {
                 "marker" => q.marker = Some(v.clone()),
                 "page_reverse" => q.page_reverse = v.eq_ignore_ascii_case("true"),
                 "tags" | "tags-any" | "not-tags" | "not-tags-any" if schema.taggable => {
-                    let tags: Vec<String> =
-                        v.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect();
-                    let merge = |f: &mut Vec<Filter>, make: fn(Vec<String>) -> Filter| f.push(make(tags.clone()));
+                    let tags: Vec<String> = v
+                        .split(',')
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_string)
+                        .collect();
+                    let merge = |f: &mut Vec<Filter>, make: fn(Vec<String>) -> Filter| {
+                        f.push(make(tags.clone()))
+                    };
                     match k.as_str() {
                         "tags" => merge(&mut q.filters, Filter::TagsAll),
                         "tags-any" => merge(&mut q.filters, Filter::TagsAny),
@@ -121,7 +137,9 @@ impl ListQuery {
                 }
                 "changed_since" => {
                     let t = crate::time::parse_utc(v).ok_or_else(|| {
-                        ApiError::bad_request(format!("'{v}' is not a valid timestamp for changed_since"))
+                        ApiError::bad_request(format!(
+                            "'{v}' is not a valid timestamp for changed_since"
+                        ))
                     })?;
                     q.filters.push(Filter::ChangedSince(t));
                 }
@@ -137,16 +155,25 @@ impl ListQuery {
                     if key == "tenant_id" {
                         project_and_tenant.1 = true;
                     }
-                    let key = if key == "tenant_id" { "project_id" } else { key };
+                    let key = if key == "tenant_id" {
+                        "project_id"
+                    } else {
+                        key
+                    };
                     let value = match ty {
                         FilterType::Bool => parse_bool(v)
                             .ok_or_else(|| {
-                                ApiError::invalid_attr(key, format!("'{v}' cannot be converted to boolean"))
+                                ApiError::invalid_attr(
+                                    key,
+                                    format!("'{v}' cannot be converted to boolean"),
+                                )
                             })?
                             .to_string(),
                         FilterType::Int => v
                             .parse::<i64>()
-                            .map_err(|_| ApiError::invalid_attr(key, format!("'{v}' is not an integer")))?
+                            .map_err(|_| {
+                                ApiError::invalid_attr(key, format!("'{v}' is not an integer"))
+                            })?
                             .to_string(),
                         FilterType::Lower => v.to_ascii_lowercase(),
                         FilterType::Str => v.clone(),
@@ -163,13 +190,18 @@ impl ListQuery {
                 "Both tenant_id and project_id passed as filters.",
             ));
         }
-        q.filters.extend(grouped.into_iter().map(|(k, t, v)| Filter::AnyOf(k, t, v)));
+        q.filters
+            .extend(grouped.into_iter().map(|(k, t, v)| Filter::AnyOf(k, t, v)));
         if sort_keys.len() != sort_dirs.len() {
-            return Err(ApiError::bad_request("The number of sort_keys and sort_dirs must be same"));
+            return Err(ApiError::bad_request(
+                "The number of sort_keys and sort_dirs must be same",
+            ));
         }
         for (k, d) in sort_keys.into_iter().zip(sort_dirs) {
             if !schema.sort_keys.contains(&k.as_str()) {
-                return Err(ApiError::bad_request(format!("['{k}'] is invalid attribute for sort_keys")));
+                return Err(ApiError::bad_request(format!(
+                    "['{k}'] is invalid attribute for sort_keys"
+                )));
             }
             let dir = match d.as_str() {
                 "asc" => SortDir::Asc,
@@ -180,7 +212,11 @@ impl ListQuery {
                     )));
                 }
             };
-            let k = if k == "tenant_id" { "project_id".to_string() } else { k };
+            let k = if k == "tenant_id" {
+                "project_id".to_string()
+            } else {
+                k
+            };
             q.sorts.push((k, dir));
         }
         if max_limit > 0 {
@@ -201,18 +237,27 @@ impl ListQuery {
             Filter::TagsAny(t) => t.iter().any(|x| item.tags().contains(x)),
             Filter::NotTagsAll(t) => !t.iter().all(|x| item.tags().contains(x)),
             Filter::NotTagsAny(t) => !t.iter().any(|x| item.tags().contains(x)),
-            Filter::ChangedSince(t) => matches!(item.attr("updated_at_unix"), AttrValue::Int(u) if u >= *t),
+            Filter::ChangedSince(t) => {
+                matches!(item.attr("updated_at_unix"), AttrValue::Int(u) if u >= *t)
+            }
         })
     }
 
     /// Orders items by the sort keys with `id` as the final tie-breaker (so
     /// markers are stable), then cuts out the page. Returns the page and
     /// whether more items exist beyond it in the paging direction.
-    pub fn paginate<'a, T: Listable + ?Sized>(&self, mut items: Vec<&'a T>) -> ApiResult<Page<'a, T>> {
+    pub fn paginate<'a, T: Listable + ?Sized>(
+        &self,
+        mut items: Vec<&'a T>,
+    ) -> ApiResult<Page<'a, T>> {
         let cmp = |a: &&T, b: &&T| -> Ordering {
             for (k, dir) in &self.sorts {
                 let o = a.attr(k).cmp(&b.attr(k));
-                let o = if *dir == SortDir::Desc { o.reverse() } else { o };
+                let o = if *dir == SortDir::Desc {
+                    o.reverse()
+                } else {
+                    o
+                };
                 if o != Ordering::Equal {
                     return o;
                 }
@@ -227,7 +272,10 @@ impl ListQuery {
         let mut end = items.len();
         if let Some(m) = &self.marker {
             let Some(pos) = items.iter().position(|i| i.id() == m) else {
-                return Err(ApiError::not_found("HTTPNotFound", format!("Marker {m} could not be found.")));
+                return Err(ApiError::not_found(
+                    "HTTPNotFound",
+                    format!("Marker {m} could not be found."),
+                ));
             };
             if self.page_reverse {
                 end = pos;
@@ -236,17 +284,20 @@ impl ListQuery {
             }
         }
         let mut more = false;
-        if let Some(limit) = self.limit {
-            if end - start > limit {
-                more = true;
-                if self.page_reverse {
-                    start = end - limit;
-                } else {
-                    end = start + limit;
-                }
+        if let Some(limit) = self.limit
+            && end - start > limit
+        {
+            more = true;
+            if self.page_reverse {
+                start = end - limit;
+            } else {
+                end = start + limit;
             }
         }
-        Ok(Page { items: items[start..end].to_vec(), more })
+        Ok(Page {
+            items: items[start..end].to_vec(),
+            more,
+        })
     }
 }
 
@@ -264,7 +315,11 @@ fn value_matches(v: &AttrValue<'_>, ty: FilterType, want: &str) -> bool {
         AttrValue::Many(vals) => vals.iter().any(|x| x == want),
         other => {
             let s = other.as_str().unwrap_or("");
-            if ty == FilterType::Lower { s.eq_ignore_ascii_case(want) } else { s == want }
+            if ty == FilterType::Lower {
+                s.eq_ignore_ascii_case(want)
+            } else {
+                s == want
+            }
         }
     }
 }
@@ -282,7 +337,9 @@ fn parse_limit(v: &str) -> ApiResult<Option<usize>> {
 }
 
 fn limit_error(v: &str) -> ApiError {
-    ApiError::bad_request(format!("Limit must be an integer 0 or greater and not '{v}'"))
+    ApiError::bad_request(format!(
+        "Limit must be an integer 0 or greater and not '{v}'"
+    ))
 }
 
 #[cfg(test)]
@@ -311,14 +368,29 @@ mod tests {
     };
 
     fn pairs(s: &[(&str, &str)]) -> Vec<(String, String)> {
-        s.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        s.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
     fn filters_or_and_and() {
-        let items = [Item("1".into(), "a".into(), true), Item("2".into(), "b".into(), false), Item("3".into(), "c".into(), true)];
-        let q = ListQuery::parse(&pairs(&[("name", "a"), ("name", "c"), ("shared", "True")]), &SCHEMA, 0).unwrap();
-        let got: Vec<_> = items.iter().filter(|i| q.matches(*i)).map(|i| i.0.as_str()).collect();
+        let items = [
+            Item("1".into(), "a".into(), true),
+            Item("2".into(), "b".into(), false),
+            Item("3".into(), "c".into(), true),
+        ];
+        let q = ListQuery::parse(
+            &pairs(&[("name", "a"), ("name", "c"), ("shared", "True")]),
+            &SCHEMA,
+            0,
+        )
+        .unwrap();
+        let got: Vec<_> = items
+            .iter()
+            .filter(|i| q.matches(*i))
+            .map(|i| i.0.as_str())
+            .collect();
         assert_eq!(got, ["1", "3"]);
         assert!(ListQuery::parse(&pairs(&[("shared", "perhaps")]), &SCHEMA, 0).is_err());
         assert!(ListQuery::parse(&pairs(&[("colour", "x")]), &SCHEMA, 0).is_err());
@@ -326,19 +398,37 @@ mod tests {
 
     #[test]
     fn pages_with_marker() {
-        let items: Vec<Item> = (0..5).map(|i| Item(format!("{i}"), format!("n{}", 4 - i), false)).collect();
-        let q = ListQuery::parse(&pairs(&[("sort_key", "name"), ("sort_dir", "asc"), ("limit", "2")]), &SCHEMA, 0).unwrap();
-        let p = q.paginate(items.iter().collect()).unwrap();
-        assert_eq!(p.items.iter().map(|i| i.0.as_str()).collect::<Vec<_>>(), ["4", "3"]);
-        assert!(p.more);
+        let items: Vec<Item> = (0..5)
+            .map(|i| Item(format!("{i}"), format!("n{}", 4 - i), false))
+            .collect();
         let q = ListQuery::parse(
-            &pairs(&[("sort_key", "name"), ("sort_dir", "asc"), ("limit", "2"), ("marker", "1")]),
+            &pairs(&[("sort_key", "name"), ("sort_dir", "asc"), ("limit", "2")]),
             &SCHEMA,
             0,
         )
         .unwrap();
         let p = q.paginate(items.iter().collect()).unwrap();
-        assert_eq!(p.items.iter().map(|i| i.0.as_str()).collect::<Vec<_>>(), ["0"]);
+        assert_eq!(
+            p.items.iter().map(|i| i.0.as_str()).collect::<Vec<_>>(),
+            ["4", "3"]
+        );
+        assert!(p.more);
+        let q = ListQuery::parse(
+            &pairs(&[
+                ("sort_key", "name"),
+                ("sort_dir", "asc"),
+                ("limit", "2"),
+                ("marker", "1"),
+            ]),
+            &SCHEMA,
+            0,
+        )
+        .unwrap();
+        let p = q.paginate(items.iter().collect()).unwrap();
+        assert_eq!(
+            p.items.iter().map(|i| i.0.as_str()).collect::<Vec<_>>(),
+            ["0"]
+        );
         assert!(!p.more);
         assert!(ListQuery::parse(&pairs(&[("limit", "-1")]), &SCHEMA, 0).is_err());
         assert!(ListQuery::parse(&pairs(&[("sort_key", "name")]), &SCHEMA, 0).is_err());

@@ -110,7 +110,9 @@ impl Subnet {
     pub fn is_auto_address(&self) -> bool {
         self.ip_version == 6
             && matches!(
-                self.ipv6_address_mode.as_deref().or(self.ipv6_ra_mode.as_deref()),
+                self.ipv6_address_mode
+                    .as_deref()
+                    .or(self.ipv6_ra_mode.as_deref()),
                 Some("slaac") | Some("dhcpv6-stateless")
             )
     }
@@ -195,10 +197,31 @@ pub struct SecurityGroupRule {
 
 /// IANA protocol names Neutron accepts in security group rules, with their numbers.
 pub const IP_PROTOCOLS: &[(&str, u8)] = &[
-    ("ah", 51), ("dccp", 33), ("egp", 8), ("esp", 50), ("gre", 47), ("hopopt", 0), ("icmp", 1),
-    ("igmp", 2), ("ip", 0), ("ipip", 4), ("ipv6-encap", 41), ("ipv6-frag", 44), ("ipv6-icmp", 58),
-    ("icmpv6", 58), ("ipv6-nonxt", 59), ("ipv6-opts", 60), ("ipv6-route", 43), ("ospf", 89),
-    ("pgm", 113), ("rsvp", 46), ("sctp", 132), ("tcp", 6), ("udp", 17), ("udplite", 136), ("vrrp", 112),
+    ("ah", 51),
+    ("dccp", 33),
+    ("egp", 8),
+    ("esp", 50),
+    ("gre", 47),
+    ("hopopt", 0),
+    ("icmp", 1),
+    ("igmp", 2),
+    ("ip", 0),
+    ("ipip", 4),
+    ("ipv6-encap", 41),
+    ("ipv6-frag", 44),
+    ("ipv6-icmp", 58),
+    ("icmpv6", 58),
+    ("ipv6-nonxt", 59),
+    ("ipv6-opts", 60),
+    ("ipv6-route", 43),
+    ("ospf", 89),
+    ("pgm", 113),
+    ("rsvp", 46),
+    ("sctp", 132),
+    ("tcp", 6),
+    ("udp", 17),
+    ("udplite", 136),
+    ("vrrp", 112),
 ];
 
 impl SecurityGroupRule {
@@ -211,7 +234,10 @@ impl SecurityGroupRule {
             Some(p) => p,
         };
         let protocol = self.protocol.as_deref().map(|p| {
-            IP_PROTOCOLS.iter().find(|(n, _)| *n == p).map_or_else(|| p.to_string(), |(_, n)| n.to_string())
+            IP_PROTOCOLS
+                .iter()
+                .find(|(n, _)| *n == p)
+                .map_or_else(|| p.to_string(), |(_, n)| n.to_string())
         });
         format!(
             "{}|{}|{}|{:?}|{:?}|{:?}|{}|{}",

@@ -20,8 +20,9 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let y = yoe + era * 400;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    // Both are small and positive by construction (day 1..=31, month 1..=12).
+    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
@@ -115,7 +116,10 @@ mod tests {
         }
         assert_eq!(format_utc(1_785_578_400), "2026-08-01T10:00:00Z");
         assert_eq!(parse_utc("2026-08-01T12:00:00+02:00"), Some(1_785_578_400));
-        assert_eq!(parse_utc("2026-08-01T10:00:00.123456Z"), Some(1_785_578_400));
+        assert_eq!(
+            parse_utc("2026-08-01T10:00:00.123456Z"),
+            Some(1_785_578_400)
+        );
         assert_eq!(parse_utc("yesterday"), None);
     }
 }

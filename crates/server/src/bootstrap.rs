@@ -36,7 +36,9 @@ fn random_bytes<const N: usize>() -> anyhow::Result<[u8; N]> {
 fn signing_key(dir: &Path) -> anyhow::Result<[u8; 32]> {
     let path = dir.join("token-signing.key");
     if let Ok(bytes) = fs::read(&path) {
-        return bytes.try_into().map_err(|_| anyhow::anyhow!("{} is not a 32-byte key", path.display()));
+        return bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("{} is not a 32-byte key", path.display()));
     }
     let key = random_bytes::<32>()?;
     write_private(&path, &key)?;
@@ -46,12 +48,20 @@ fn signing_key(dir: &Path) -> anyhow::Result<[u8; 32]> {
 pub async fn identity(cfg: &Config, addr: SocketAddr) -> anyhow::Result<Identity> {
     match cfg.identity.mode.as_str() {
         "noauth" => {
-            tracing::warn!("identity.mode = noauth: every request acts as admin (development only)");
+            tracing::warn!(
+                "identity.mode = noauth: every request acts as admin (development only)"
+            );
             Ok(Identity::NoAuth)
         }
         "keystone" => {
-            let k = cfg.identity.keystone.clone().context("identity.keystone is required")?;
-            Ok(Identity::Keystone(Arc::new(KeystoneValidator::new(k).context("identity.keystone")?)))
+            let k = cfg
+                .identity
+                .keystone
+                .clone()
+                .context("identity.keystone is required")?;
+            Ok(Identity::Keystone(Arc::new(
+                KeystoneValidator::new(k).context("identity.keystone")?,
+            )))
         }
         _ => builtin(cfg, addr),
     }
@@ -59,9 +69,21 @@ pub async fn identity(cfg: &Config, addr: SocketAddr) -> anyhow::Result<Identity
 
 fn builtin(cfg: &Config, addr: SocketAddr) -> anyhow::Result<Identity> {
     let dir = &cfg.server.data_dir;
-    let host = if addr.ip().is_unspecified() { format!("127.0.0.1:{}", addr.port()) } else { addr.to_string() };
-    let network_url = cfg.server.public_url.clone().unwrap_or_else(|| format!("http://{host}/"));
-    let network_url = if network_url.ends_with('/') { network_url } else { format!("{network_url}/") };
+    let host = if addr.ip().is_unspecified() {
+        format!("127.0.0.1:{}", addr.port())
+    } else {
+        addr.to_string()
+    };
+    let network_url = cfg
+        .server
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{host}/"));
+    let network_url = if network_url.ends_with('/') {
+        network_url
+    } else {
+        format!("{network_url}/")
+    };
     let identity_url = format!("{network_url}v3");
     // The admin password is generated once and kept (hashed) in the data dir.
     let hash_path = dir.join("admin-password.hash");
@@ -69,7 +91,10 @@ fn builtin(cfg: &Config, addr: SocketAddr) -> anyhow::Result<Identity> {
     let hash = match fs::read_to_string(&hash_path) {
         Ok(h) => h.trim().to_string(),
         Err(_) => {
-            let pw: String = random_bytes::<18>()?.iter().map(|b| format!("{b:02x}")).collect();
+            let pw: String = random_bytes::<18>()?
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
             let hash = neutrino_identity::hash_password(&pw);
             let yaml = format!(
                 "# Written by neutrino server on first start.\n# export OS_CLIENT_CONFIG_FILE={}\nclouds:\n  neutrino:\n    auth:\n      auth_url: {identity_url}\n      username: admin\n      password: {pw}\n      project_name: admin\n      user_domain_name: Default\n      project_domain_name: Default\n    identity_api_version: 3\n    region_name: {}\n    interface: public\n",
@@ -88,8 +113,13 @@ fn builtin(cfg: &Config, addr: SocketAddr) -> anyhow::Result<Identity> {
         users: cfg.identity.users.clone(),
     }
     .with_admin(hash);
-    let identity = BuiltinIdentity::new(config, signing_key(dir)?, network_url, identity_url).context("identity")?;
+    let identity = BuiltinIdentity::new(config, signing_key(dir)?, network_url, identity_url)
+        .context("identity")?;
     let abs = fs::canonicalize(&clouds_path).unwrap_or(clouds_path);
-    println!("clouds.yaml: {} (export OS_CLIENT_CONFIG_FILE={} ; openstack --os-cloud neutrino network list)", abs.display(), abs.display());
+    println!(
+        "clouds.yaml: {} (export OS_CLIENT_CONFIG_FILE={} ; openstack --os-cloud neutrino network list)",
+        abs.display(),
+        abs.display()
+    );
     Ok(Identity::Builtin(Arc::new(identity)))
 }

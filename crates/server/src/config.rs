@@ -126,23 +126,35 @@ impl Default for ApiConfig {
 
 impl Config {
     pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
-        let Some(path) = path else { return Ok(Config::default()) };
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
-        let cfg: Config = toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))?;
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let cfg: Config = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))?;
         cfg.check()?;
         Ok(cfg)
     }
 
     fn check(&self) -> anyhow::Result<()> {
-        if !matches!(self.identity.mode.as_str(), "builtin" | "keystone" | "noauth") {
-            bail!("identity.mode: '{}' is not one of builtin, keystone, noauth", self.identity.mode);
+        if !matches!(
+            self.identity.mode.as_str(),
+            "builtin" | "keystone" | "noauth"
+        ) {
+            bail!(
+                "identity.mode: '{}' is not one of builtin, keystone, noauth",
+                self.identity.mode
+            );
         }
         if self.identity.mode == "keystone" && self.identity.keystone.is_none() {
             bail!("identity.keystone: required when identity.mode = \"keystone\"");
         }
         for k in self.quotas.keys() {
             if !QUOTA_RESOURCES.iter().any(|(r, _)| r == k) {
-                bail!("quotas.{k}: unknown quota resource (known: network, subnet, port, security_group, security_group_rule)");
+                bail!(
+                    "quotas.{k}: unknown quota resource (known: network, subnet, port, security_group, security_group_rule)"
+                );
             }
         }
         self.engine_config().map(|_| ())
@@ -150,14 +162,19 @@ impl Config {
 
     pub fn engine_config(&self) -> anyhow::Result<EngineConfig> {
         let n = &self.network;
-        let mac = neutrino_ipam::parse_mac(&n.base_mac)
-            .ok_or_else(|| anyhow::anyhow!("network.base_mac: '{}' is not a MAC address", n.base_mac))?;
+        let mac = neutrino_ipam::parse_mac(&n.base_mac).ok_or_else(|| {
+            anyhow::anyhow!("network.base_mac: '{}' is not a MAC address", n.base_mac)
+        })?;
         let mut vxlan = Vec::new();
         for r in &n.vxlan_vni_ranges {
-            let (a, b) = r.split_once(':').ok_or_else(|| anyhow::anyhow!("network.vxlan_vni_ranges: '{r}' is not first:last"))?;
+            let (a, b) = r.split_once(':').ok_or_else(|| {
+                anyhow::anyhow!("network.vxlan_vni_ranges: '{r}' is not first:last")
+            })?;
             let (a, b): (u32, u32) = (a.parse()?, b.parse()?);
             if a == 0 || a > b || b > 16_777_215 {
-                bail!("network.vxlan_vni_ranges: '{r}' must satisfy 1 <= first <= last <= 16777215");
+                bail!(
+                    "network.vxlan_vni_ranges: '{r}' must satisfy 1 <= first <= last <= 16777215"
+                );
             }
             vxlan.push((a, b));
         }

@@ -14,7 +14,11 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "neutrino", version, about = "An OpenStack Networking API v2.0 server")]
+#[command(
+    name = "neutrino",
+    version,
+    about = "An OpenStack Networking API v2.0 server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -57,9 +61,15 @@ fn hash_password() -> anyhow::Result<()> {
 
 fn run_server(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = config::Config::load(config_path.as_deref())?;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.server.log));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&cfg.server.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(serve(cfg))
 }
 
@@ -68,8 +78,12 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("server.listen: cannot listen on {}", cfg.server.listen))?;
     let addr = listener.local_addr()?;
-    std::fs::create_dir_all(&cfg.server.data_dir)
-        .with_context(|| format!("server.data_dir: cannot create {}", cfg.server.data_dir.display()))?;
+    std::fs::create_dir_all(&cfg.server.data_dir).with_context(|| {
+        format!(
+            "server.data_dir: cannot create {}",
+            cfg.server.data_dir.display()
+        )
+    })?;
     let store = neutrino_store::SqliteStore::open(&cfg.server.data_dir.join("neutrino.db"))
         .context("cannot open the database")?;
     let engine = neutrino_engine::Engine::start(Box::new(store), cfg.engine_config()?)?;
@@ -83,7 +97,9 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     let app = neutrino_api::router(state);
     tracing::info!(%addr, data_dir = %cfg.server.data_dir.display(), mode = %cfg.identity.mode, "neutrino server listening");
     println!("neutrino server listening on http://{addr}/");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     // In-flight requests have drained; make sure their commits are done.
     let _ = engine.flush().await;
     tracing::info!("neutrino server stopped");

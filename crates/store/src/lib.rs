@@ -51,7 +51,11 @@ pub trait Store: Send {
     fn revision(&mut self) -> Result<u64, StoreError>;
     /// Changes after `revision`, oldest first, at most `limit`. `Ok(None)` if
     /// the log no longer reaches back that far (the caller needs a snapshot).
-    fn changes_since(&mut self, revision: u64, limit: usize) -> Result<Option<Vec<ChangeRecord>>, StoreError>;
+    fn changes_since(
+        &mut self,
+        revision: u64,
+        limit: usize,
+    ) -> Result<Option<Vec<ChangeRecord>>, StoreError>;
     /// Drops change-log rows at or below `revision` (documents stay).
     fn compact(&mut self, revision: u64) -> Result<(), StoreError>;
     fn get_meta(&mut self, key: &str) -> Result<Option<String>, StoreError>;

@@ -14,13 +14,13 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database file and runs migrations.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-                    path: dir.display().to_string(),
-                    source,
-                })?;
-            }
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
         }
         let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
@@ -43,22 +43,32 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn load_all(&mut self) -> Result<Vec<Document>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT kind, id, body FROM resources ORDER BY kind, id")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT kind, id, body FROM resources ORDER BY kind, id")?;
         let rows = stmt.query_map([], |r| {
-            Ok(Document { kind: r.get(0)?, id: r.get(1)?, body: r.get(2)? })
+            Ok(Document {
+                kind: r.get(0)?,
+                id: r.get(1)?,
+                body: r.get(2)?,
+            })
         })?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::from)
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(StoreError::from)
     }
 
     fn commit(&mut self, batch: &[Change]) -> Result<u64, StoreError> {
         let tx = self.conn.transaction()?;
-        let mut revision: u64 = tx.query_row("SELECT COALESCE(MAX(revision), 0) FROM changes", [], |r| {
-            r.get::<_, i64>(0)
-        })? as u64;
+        let mut revision: u64 =
+            tx.query_row("SELECT COALESCE(MAX(revision), 0) FROM changes", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64;
         if revision == 0 {
             // After a compaction that emptied the log, continue from the stored mark.
             revision = tx
-                .query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| r.get::<_, String>(0))
+                .query_row("SELECT value FROM meta WHERE key = 'revision'", [], |r| {
+                    r.get::<_, String>(0)
+                })
                 .optional()?
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
@@ -87,14 +97,30 @@ impl Store for SqliteStore {
     }
 
     fn revision(&mut self) -> Result<u64, StoreError> {
-        let logged: i64 = self.conn.query_row("SELECT COALESCE(MAX(revision), 0) FROM changes", [], |r| r.get(0))?;
-        let mark = self.get_meta("revision")?.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+        let logged: i64 =
+            self.conn
+                .query_row("SELECT COALESCE(MAX(revision), 0) FROM changes", [], |r| {
+                    r.get(0)
+                })?;
+        let mark = self
+            .get_meta("revision")?
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0);
         Ok(logged.max(mark) as u64)
     }
 
-    fn changes_since(&mut self, revision: u64, limit: usize) -> Result<Option<Vec<ChangeRecord>>, StoreError> {
-        let oldest: Option<i64> = self.conn.query_row("SELECT MIN(revision) FROM changes", [], |r| r.get(0))?;
-        let floor = self.get_meta("compacted_through")?.and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    fn changes_since(
+        &mut self,
+        revision: u64,
+        limit: usize,
+    ) -> Result<Option<Vec<ChangeRecord>>, StoreError> {
+        let oldest: Option<i64> =
+            self.conn
+                .query_row("SELECT MIN(revision) FROM changes", [], |r| r.get(0))?;
+        let floor = self
+            .get_meta("compacted_through")?
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
         if revision < floor && oldest.is_none_or(|o| (o as u64) > revision + 1) {
             return Ok(None);
         }
@@ -118,7 +144,10 @@ impl Store for SqliteStore {
     fn compact(&mut self, revision: u64) -> Result<(), StoreError> {
         let current = self.revision()?;
         let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM changes WHERE revision <= ?1", [revision as i64])?;
+        tx.execute(
+            "DELETE FROM changes WHERE revision <= ?1",
+            [revision as i64],
+        )?;
         for (k, v) in [("compacted_through", revision), ("revision", current)] {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -150,7 +179,11 @@ mod tests {
     use super::*;
 
     fn put(kind: &'static str, id: &str, body: &str) -> Change {
-        Change { kind, id: id.into(), body: Some(body.into()) }
+        Change {
+            kind,
+            id: id.into(),
+            body: Some(body.into()),
+        }
     }
 
     #[test]
@@ -159,8 +192,20 @@ mod tests {
         let path = dir.path().join("db.sqlite");
         {
             let mut s = SqliteStore::open(&path).unwrap();
-            assert_eq!(s.commit(&[put("network", "a", "{}"), put("port", "p", "{\"x\":1}")]).unwrap(), 2);
-            assert_eq!(s.commit(&[Change { kind: "network", id: "a".into(), body: None }]).unwrap(), 3);
+            assert_eq!(
+                s.commit(&[put("network", "a", "{}"), put("port", "p", "{\"x\":1}")])
+                    .unwrap(),
+                2
+            );
+            assert_eq!(
+                s.commit(&[Change {
+                    kind: "network",
+                    id: "a".into(),
+                    body: None
+                }])
+                .unwrap(),
+                3
+            );
         }
         let mut s = SqliteStore::open(&path).unwrap();
         assert_eq!(s.revision().unwrap(), 3);

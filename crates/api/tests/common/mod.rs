@@ -12,7 +12,9 @@ use http_body_util::BodyExt;
 use neutrino_api::{AppState, router};
 use neutrino_engine::{Engine, EngineConfig};
 use neutrino_identity::password::hash_password_with_iterations;
-use neutrino_identity::{BuiltinConfig, BuiltinIdentity, Identity, ProjectConfig, UserConfig, stable_id};
+use neutrino_identity::{
+    BuiltinConfig, BuiltinIdentity, Identity, ProjectConfig, UserConfig, stable_id,
+};
 use neutrino_store::SqliteStore;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -47,17 +49,31 @@ impl Resp {
     /// Asserts the status, returning the body (for chaining).
     #[track_caller]
     pub fn expect(&self, status: u16) -> &Value {
-        assert_eq!(self.status, status, "unexpected status; body: {}", String::from_utf8_lossy(&self.raw));
+        assert_eq!(
+            self.status,
+            status,
+            "unexpected status; body: {}",
+            String::from_utf8_lossy(&self.raw)
+        );
         &self.body
     }
 
     /// Asserts a NeutronError with this status and type (and its exact shape).
     #[track_caller]
     pub fn expect_error(&self, status: u16, error_type: &str) -> String {
-        assert_eq!(self.status, status, "unexpected status; body: {}", String::from_utf8_lossy(&self.raw));
+        assert_eq!(
+            self.status,
+            status,
+            "unexpected status; body: {}",
+            String::from_utf8_lossy(&self.raw)
+        );
         assert_error_shape(self);
         let e = &self.body["NeutronError"];
-        assert_eq!(e["type"], error_type, "unexpected error type; body: {}", self.body);
+        assert_eq!(
+            e["type"], error_type,
+            "unexpected error type; body: {}",
+            self.body
+        );
         e["message"].as_str().unwrap_or_default().to_string()
     }
 }
@@ -65,25 +81,62 @@ impl Resp {
 /// Every error body is `{"NeutronError": {"type", "message", "detail": ""}}` as JSON.
 #[track_caller]
 pub fn assert_error_shape(r: &Resp) {
-    let ct = r.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
-    assert!(ct.starts_with("application/json"), "error without JSON content type: {ct:?}");
-    let obj = r.body.as_object().unwrap_or_else(|| panic!("error body is not an object: {}", String::from_utf8_lossy(&r.raw)));
+    let ct = r
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(
+        ct.starts_with("application/json"),
+        "error without JSON content type: {ct:?}"
+    );
+    let obj = r.body.as_object().unwrap_or_else(|| {
+        panic!(
+            "error body is not an object: {}",
+            String::from_utf8_lossy(&r.raw)
+        )
+    });
     assert_eq!(obj.len(), 1, "error body has extra keys: {}", r.body);
-    let e = obj["NeutronError"].as_object().unwrap_or_else(|| panic!("no NeutronError object: {}", r.body));
+    let e = obj["NeutronError"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no NeutronError object: {}", r.body));
     let mut keys: Vec<&str> = e.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["detail", "message", "type"], "NeutronError keys: {}", r.body);
-    assert!(e["type"].as_str().is_some_and(|t| !t.is_empty()), "type must be a non-empty string: {}", r.body);
-    assert!(e["message"].as_str().is_some_and(|t| !t.is_empty()), "message must be a non-empty string: {}", r.body);
+    assert_eq!(
+        keys,
+        ["detail", "message", "type"],
+        "NeutronError keys: {}",
+        r.body
+    );
+    assert!(
+        e["type"].as_str().is_some_and(|t| !t.is_empty()),
+        "type must be a non-empty string: {}",
+        r.body
+    );
+    assert!(
+        e["message"].as_str().is_some_and(|t| !t.is_empty()),
+        "message must be a non-empty string: {}",
+        r.body
+    );
     assert_eq!(e["detail"], "", "detail must be empty: {}", r.body);
 }
 
 fn project(name: &str) -> ProjectConfig {
-    ProjectConfig { name: name.into(), id: None, description: None }
+    ProjectConfig {
+        name: name.into(),
+        id: None,
+        description: None,
+    }
 }
 
 fn user(name: &str, project: &str, role: &str, hash: &str) -> UserConfig {
-    UserConfig { name: name.into(), id: None, password_hash: hash.into(), project: project.into(), roles: vec![role.into()] }
+    UserConfig {
+        name: name.into(),
+        id: None,
+        password_hash: hash.into(),
+        project: project.into(),
+        roles: vec![role.into()],
+    }
 }
 
 impl App {
@@ -98,12 +151,21 @@ impl App {
         let hash = hash_password_with_iterations(PASSWORD, 1000);
         let cfg = BuiltinConfig {
             projects: vec![project("A"), project("B")],
-            users: vec![user("alice", "A", "member", &hash), user("bob", "B", "member", &hash), user("rita", "A", "reader", &hash)],
+            users: vec![
+                user("alice", "A", "member", &hash),
+                user("bob", "B", "member", &hash),
+                user("rita", "A", "reader", &hash),
+            ],
             ..BuiltinConfig::default()
         }
         .with_admin(hash.clone());
-        let identity = BuiltinIdentity::new(cfg, [7; 32], "http://localhost/".into(), "http://localhost/v3".into())
-            .expect("builtin identity");
+        let identity = BuiltinIdentity::new(
+            cfg,
+            [7; 32],
+            "http://localhost/".into(),
+            "http://localhost/v3".into(),
+        )
+        .expect("builtin identity");
         let state = AppState {
             engine,
             identity: Identity::Builtin(Arc::new(identity)),
@@ -135,13 +197,37 @@ impl App {
             "identity": {"methods": ["password"], "password": {"user": {
                 "name": user, "domain": {"id": "default"}, "password": PASSWORD}}},
             "scope": {"project": {"name": project, "domain": {"id": "default"}}}}});
-        let r = self.send(Method::POST, "/v3/auth/tokens", None, Some(body.to_string().into_bytes()), &[]).await;
-        assert_eq!(r.status, 201, "login {user}: {}", String::from_utf8_lossy(&r.raw));
-        r.headers.get("x-subject-token").and_then(|v| v.to_str().ok()).expect("X-Subject-Token").to_string()
+        let r = self
+            .send(
+                Method::POST,
+                "/v3/auth/tokens",
+                None,
+                Some(body.to_string().into_bytes()),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            201,
+            "login {user}: {}",
+            String::from_utf8_lossy(&r.raw)
+        );
+        r.headers
+            .get("x-subject-token")
+            .and_then(|v| v.to_str().ok())
+            .expect("X-Subject-Token")
+            .to_string()
     }
 
     /// Sends one request; no request may ever produce a 5xx.
-    pub async fn send(&self, method: Method, path: &str, token: Option<&str>, body: Option<Vec<u8>>, headers: &[(&str, &str)]) -> Resp {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
         let mut b = Request::builder().method(method.clone()).uri(path);
         if let Some(t) = token {
             b = b.header("x-auth-token", t);
@@ -152,11 +238,24 @@ impl App {
         for (k, v) in headers {
             b = b.header(*k, *v);
         }
-        let req = b.body(body.map_or_else(Body::empty, Body::from)).expect("request");
-        let resp = self.router.clone().oneshot(req).await.expect("router is infallible");
+        let req = b
+            .body(body.map_or_else(Body::empty, Body::from))
+            .expect("request");
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("router is infallible");
         let status = resp.status();
         let headers = resp.headers().clone();
-        let raw = resp.into_body().collect().await.expect("body").to_bytes().to_vec();
+        let raw = resp
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
         assert!(
             status < StatusCode::INTERNAL_SERVER_ERROR,
             "{method} {path} gave {status}: {}",
@@ -165,12 +264,27 @@ impl App {
         let body = if raw.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&raw).unwrap_or_else(|e| panic!("{method} {path}: body is not JSON ({e}): {}", String::from_utf8_lossy(&raw)))
+            serde_json::from_slice(&raw).unwrap_or_else(|e| {
+                panic!(
+                    "{method} {path}: body is not JSON ({e}): {}",
+                    String::from_utf8_lossy(&raw)
+                )
+            })
         };
         if status.as_u16() >= 400 {
-            assert_error_shape(&Resp { status: status.as_u16(), headers: headers.clone(), body: body.clone(), raw: raw.clone() });
+            assert_error_shape(&Resp {
+                status: status.as_u16(),
+                headers: headers.clone(),
+                body: body.clone(),
+                raw: raw.clone(),
+            });
         }
-        Resp { status: status.as_u16(), headers, body, raw }
+        Resp {
+            status: status.as_u16(),
+            headers,
+            body,
+            raw,
+        }
     }
 
     pub async fn get(&self, token: &str, path: &str) -> Resp {
@@ -178,22 +292,39 @@ impl App {
     }
 
     pub async fn post(&self, token: &str, path: &str, body: Value) -> Resp {
-        self.send(Method::POST, path, Some(token), Some(body.to_string().into_bytes()), &[]).await
+        self.send(
+            Method::POST,
+            path,
+            Some(token),
+            Some(body.to_string().into_bytes()),
+            &[],
+        )
+        .await
     }
 
     pub async fn put(&self, token: &str, path: &str, body: Value) -> Resp {
-        self.send(Method::PUT, path, Some(token), Some(body.to_string().into_bytes()), &[]).await
+        self.send(
+            Method::PUT,
+            path,
+            Some(token),
+            Some(body.to_string().into_bytes()),
+            &[],
+        )
+        .await
     }
 
     pub async fn delete(&self, token: &str, path: &str) -> Resp {
-        self.send(Method::DELETE, path, Some(token), None, &[]).await
+        self.send(Method::DELETE, path, Some(token), None, &[])
+            .await
     }
 
     // ---- fixtures -------------------------------------------------------
 
     /// Creates a network (201 asserted) and returns it.
     pub async fn network(&self, token: &str, body: Value) -> Value {
-        let r = self.post(token, "/v2.0/networks", json!({ "network": body })).await;
+        let r = self
+            .post(token, "/v2.0/networks", json!({ "network": body }))
+            .await;
         r.expect(201)["network"].clone()
     }
 
@@ -203,7 +334,9 @@ impl App {
         if let (Some(m), Value::Object(e)) = (b.as_object_mut(), extra) {
             m.extend(e);
         }
-        let r = self.post(token, "/v2.0/subnets", json!({ "subnet": b })).await;
+        let r = self
+            .post(token, "/v2.0/subnets", json!({ "subnet": b }))
+            .await;
         r.expect(201)["subnet"].clone()
     }
 
@@ -227,19 +360,36 @@ impl App {
     /// The ids in a list response under `key`.
     pub async fn list_ids(&self, token: &str, path: &str, key: &str) -> Vec<String> {
         let r = self.get(token, path).await;
-        r.expect(200)[key].as_array().unwrap_or_else(|| panic!("no {key} list: {}", r.body)).iter().map(id).collect()
+        r.expect(200)[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {key} list: {}", r.body))
+            .iter()
+            .map(id)
+            .collect()
     }
 }
 
 pub fn id(v: &Value) -> String {
-    v["id"].as_str().unwrap_or_else(|| panic!("no id in {v}")).to_string()
+    v["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in {v}"))
+        .to_string()
 }
 
 pub fn names(list: &Value) -> Vec<String> {
-    list.as_array().expect("list").iter().map(|v| v["name"].as_str().unwrap_or_default().to_string()).collect()
+    list.as_array()
+        .expect("list")
+        .iter()
+        .map(|v| v["name"].as_str().unwrap_or_default().to_string())
+        .collect()
 }
 
 /// The `ip_address` values of a port.
 pub fn ips(port: &Value) -> Vec<String> {
-    port["fixed_ips"].as_array().expect("fixed_ips").iter().map(|f| f["ip_address"].as_str().unwrap_or_default().to_string()).collect()
+    port["fixed_ips"]
+        .as_array()
+        .expect("fixed_ips")
+        .iter()
+        .map(|f| f["ip_address"].as_str().unwrap_or_default().to_string())
+        .collect()
 }

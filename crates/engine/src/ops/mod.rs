@@ -44,7 +44,10 @@ pub fn check_revision(std: &StdAttrs, if_match: Option<u64>) -> ApiResult<()> {
         Some(want) if want != std.revision_number => Err(ApiError::new(
             ErrorKind::PreconditionFailed,
             "RevisionNumberConstraintFailed",
-            format!("Constrained to {want}, but current revision is {}", std.revision_number),
+            format!(
+                "Constrained to {want}, but current revision is {}",
+                std.revision_number
+            ),
         )),
         _ => Ok(()),
     }

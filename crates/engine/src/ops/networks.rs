@@ -8,8 +8,8 @@ use neutrino_model::body::{Attr, Body, Op, attr};
 use neutrino_model::{ApiError, ApiResult, AuthContext, Network};
 use serde_json::{Map, Value};
 
-use super::{check_quota, check_revision, new_id, new_std, touch};
 use super::ports::release_port_ips;
+use super::{check_quota, check_revision, new_id, new_std, touch};
 use crate::policy;
 use crate::txn::Txn;
 use crate::{Engine, ops};
@@ -52,26 +52,44 @@ fn parse_create(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<NewNetwor
         admin_state_up: b.bool("admin_state_up")?.unwrap_or(true),
         shared: b.bool("shared")?.unwrap_or(false),
         router_external: b.bool("router:external")?.unwrap_or(false),
-        mtu: b.int("mtu", 68, 65535)?.flatten().map(|v| v as u32),
+        mtu: b.u32_in("mtu", 68, 65535)?.flatten(),
         port_security_enabled: b.bool("port_security_enabled")?.unwrap_or(true),
         network_type: b.nullable_string("provider:network_type", 32)?.flatten(),
-        physical_network: b.nullable_string("provider:physical_network", 64)?.flatten(),
-        segmentation_id: b.int("provider:segmentation_id", 0, 16_777_215)?.flatten().map(|v| v as u32),
-        project_id: policy::target_project(ctx, b.string("project_id", 255)?, b.string("tenant_id", 255)?)?,
+        physical_network: b
+            .nullable_string("provider:physical_network", 64)?
+            .flatten(),
+        segmentation_id: b
+            .u32_in("provider:segmentation_id", 0, 16_777_215)?
+            .flatten(),
+        project_id: policy::target_project(
+            ctx,
+            b.string("project_id", 255)?,
+            b.string("tenant_id", 255)?,
+        )?,
     };
     if (n.shared || n.router_external) && !ctx.is_admin() {
         return Err(ApiError::forbidden("rule:create_network:shared"));
     }
-    let provider = n.network_type.is_some() || n.physical_network.is_some() || n.segmentation_id.is_some();
+    let provider =
+        n.network_type.is_some() || n.physical_network.is_some() || n.segmentation_id.is_some();
     if provider && !ctx.is_admin() {
-        return Err(ApiError::forbidden("rule:create_network:provider:network_type"));
+        return Err(ApiError::forbidden(
+            "rule:create_network:provider:network_type",
+        ));
     }
     Ok(n)
 }
 
-pub async fn create(engine: &Engine, ctx: &AuthContext, items: Vec<Map<String, Value>>) -> ApiResult<Vec<Arc<Network>>> {
+pub async fn create(
+    engine: &Engine,
+    ctx: &AuthContext,
+    items: Vec<Map<String, Value>>,
+) -> ApiResult<Vec<Arc<Network>>> {
     policy::require_writer(ctx, "create_network")?;
-    let reqs = items.into_iter().map(|m| parse_create(ctx, m)).collect::<ApiResult<Vec<_>>>()?;
+    let reqs = items
+        .into_iter()
+        .map(|m| parse_create(ctx, m))
+        .collect::<ApiResult<Vec<_>>>()?;
     engine
         .write(move |txn| {
             let mut out = Vec::with_capacity(reqs.len());
@@ -80,12 +98,12 @@ pub async fn create(engine: &Engine, ctx: &AuthContext, items: Vec<Map<String, V
                 ops::security_groups::ensure_default_group(txn, &r.project_id)?;
                 let (network_type, physnet, seg) = allocate_segment(txn, &r)?;
                 let max_mtu = txn.config.default_mtu(&network_type);
-                if let Some(mtu) = r.mtu {
-                    if mtu > max_mtu {
-                        return Err(ApiError::invalid_input(format!(
-                            "Requested MTU is too big, maximum is {max_mtu}"
-                        )));
-                    }
+                if let Some(mtu) = r.mtu
+                    && mtu > max_mtu
+                {
+                    return Err(ApiError::invalid_input(format!(
+                        "Requested MTU is too big, maximum is {max_mtu}"
+                    )));
                 }
                 let n = Network {
                     id: new_id(),
@@ -111,9 +129,16 @@ pub async fn create(engine: &Engine, ctx: &AuthContext, items: Vec<Map<String, V
 
 /// Picks the network's segment: the admin's provider attributes, checked and
 /// reserved, or the first tenant network type with a free segment.
-fn allocate_segment(txn: &Txn<'_>, r: &NewNetwork) -> ApiResult<(String, Option<String>, Option<u32>)> {
+fn allocate_segment(
+    txn: &Txn<'_>,
+    r: &NewNetwork,
+) -> ApiResult<(String, Option<String>, Option<u32>)> {
     let cfg = txn.config;
-    let used = |t: &str, p: &str, id: u32| txn.state.segments.contains(&(t.to_string(), p.to_string(), id));
+    let used = |t: &str, p: &str, id: u32| {
+        txn.state
+            .segments
+            .contains(&(t.to_string(), p.to_string(), id))
+    };
     let Some(t) = r.network_type.as_deref() else {
         if r.physical_network.is_some() || r.segmentation_id.is_some() {
             return Err(ApiError::invalid_input("provider:network_type required"));
@@ -147,38 +172,52 @@ fn allocate_segment(txn: &Txn<'_>, r: &NewNetwork) -> ApiResult<(String, Option<
     match t {
         "local" => {
             if r.physical_network.is_some() || r.segmentation_id.is_some() {
-                return Err(ApiError::invalid_input("provider:physical_network and provider:segmentation_id must not be set for local networks"));
+                return Err(ApiError::invalid_input(
+                    "provider:physical_network and provider:segmentation_id must not be set for local networks",
+                ));
             }
             Ok(("local".into(), None, None))
         }
         "flat" => {
             let Some(p) = r.physical_network.clone() else {
-                return Err(ApiError::invalid_input("provider:physical_network required for flat provider network"));
+                return Err(ApiError::invalid_input(
+                    "provider:physical_network required for flat provider network",
+                ));
             };
             if r.segmentation_id.is_some() {
-                return Err(ApiError::invalid_input("provider:segmentation_id prohibited for flat provider network"));
+                return Err(ApiError::invalid_input(
+                    "provider:segmentation_id prohibited for flat provider network",
+                ));
             }
             if !cfg.flat_networks.iter().any(|f| f == "*" || *f == p) {
-                return Err(ApiError::invalid_input(format!("physical_network '{p}' unknown for flat provider network")));
+                return Err(ApiError::invalid_input(format!(
+                    "physical_network '{p}' unknown for flat provider network"
+                )));
             }
             if used("flat", &p, 0) {
-                return Err(ApiError::conflict("FlatNetworkInUse", format!(
-                    "Unable to create the flat network. Physical network {p} is in use."
-                )));
+                return Err(ApiError::conflict(
+                    "FlatNetworkInUse",
+                    format!("Unable to create the flat network. Physical network {p} is in use."),
+                ));
             }
             Ok(("flat".into(), Some(p), None))
         }
         "vlan" => {
             let Some(p) = r.physical_network.clone() else {
-                return Err(ApiError::invalid_input("provider:physical_network required for VLAN provider network"));
+                return Err(ApiError::invalid_input(
+                    "provider:physical_network required for VLAN provider network",
+                ));
             };
             if !cfg.is_physnet_known(&p) {
-                return Err(ApiError::invalid_input(format!("physical_network '{p}' unknown for VLAN provider network")));
+                return Err(ApiError::invalid_input(format!(
+                    "physical_network '{p}' unknown for VLAN provider network"
+                )));
             }
             let id = match r.segmentation_id {
                 Some(id) if !(1..=4094).contains(&id) => {
-                    return Err(ApiError::invalid_input(format!("provider:segmentation_id out of range (1 through 4094)")
-                        .replace("(1 through 4094)", &format!("({id} is not in 1 through 4094)"))));
+                    return Err(ApiError::invalid_input(format!(
+                        "provider:segmentation_id out of range ({id} is not in 1 through 4094)"
+                    )));
                 }
                 Some(id) => id,
                 None => cfg
@@ -190,18 +229,23 @@ fn allocate_segment(txn: &Txn<'_>, r: &NewNetwork) -> ApiResult<(String, Option<
                         "Unable to create the network. No tenant network is available for allocation."))?,
             };
             if used("vlan", &p, id) {
-                return Err(ApiError::conflict("VlanIdInUse", format!(
-                    "Unable to create the network. The VLAN {id} on physical network {p} is in use."
-                )));
+                return Err(ApiError::conflict(
+                    "VlanIdInUse",
+                    format!(
+                        "Unable to create the network. The VLAN {id} on physical network {p} is in use."
+                    ),
+                ));
             }
             Ok(("vlan".into(), Some(p), Some(id)))
         }
         "vxlan" => {
             if r.physical_network.is_some() {
-                return Err(ApiError::invalid_input("provider:physical_network specified for vxlan network"));
+                return Err(ApiError::invalid_input(
+                    "provider:physical_network specified for vxlan network",
+                ));
             }
             let id = match r.segmentation_id {
-                Some(id) if id == 0 => return Err(ApiError::invalid_input("provider:segmentation_id out of range (1 through 16777215)")),
+                Some(0) => return Err(ApiError::invalid_input("provider:segmentation_id out of range (1 through 16777215)")),
                 Some(id) => id,
                 None => cfg
                     .vxlan_ranges
@@ -211,13 +255,16 @@ fn allocate_segment(txn: &Txn<'_>, r: &NewNetwork) -> ApiResult<(String, Option<
                         "Unable to create the network. No tenant network is available for allocation."))?,
             };
             if used("vxlan", "", id) {
-                return Err(ApiError::conflict("TunnelIdInUse", format!(
-                    "Unable to create the network. The tunnel ID {id} is in use."
-                )));
+                return Err(ApiError::conflict(
+                    "TunnelIdInUse",
+                    format!("Unable to create the network. The tunnel ID {id} is in use."),
+                ));
             }
             Ok(("vxlan".into(), None, Some(id)))
         }
-        other => Err(ApiError::invalid_input(format!("network_type value '{other}' not supported"))),
+        other => Err(ApiError::invalid_input(format!(
+            "network_type value '{other}' not supported"
+        ))),
     }
 }
 
@@ -248,11 +295,11 @@ pub async fn update(
     let admin_state_up = b.bool("admin_state_up")?;
     let shared = b.bool("shared")?;
     let external = b.bool("router:external")?;
-    let mtu = b.int("mtu", 68, 65535)?.flatten().map(|v| v as u32);
+    let mtu = b.u32_in("mtu", 68, 65535)?.flatten();
     let port_security = b.bool("port_security_enabled")?;
     let provider_type = b.nullable_string("provider:network_type", 32)?;
     let provider_physnet = b.nullable_string("provider:physical_network", 64)?;
-    let provider_seg = b.int("provider:segmentation_id", 0, 16_777_215)?;
+    let provider_seg = b.u32_in("provider:segmentation_id", 0, 16_777_215)?;
     if (shared.is_some() || external.is_some()) && !ctx.is_admin() {
         return Err(ApiError::forbidden("rule:update_network:shared"));
     }
@@ -269,7 +316,7 @@ pub async fn update(
                 }
                 let same = provider_type.as_ref().is_none_or(|t| t.as_deref() == Some(cur.network_type.as_str()))
                     && provider_physnet.as_ref().is_none_or(|p| *p == cur.physical_network)
-                    && provider_seg.as_ref().is_none_or(|s| s.map(|v| v as u32) == cur.segmentation_id);
+                    && provider_seg.as_ref().is_none_or(|s| *s == cur.segmentation_id);
                 if !same {
                     return Err(ApiError::invalid_input("Plugin does not support updating provider attributes"));
                 }
@@ -320,7 +367,12 @@ pub async fn update(
         .await
 }
 
-pub async fn delete(engine: &Engine, ctx: &AuthContext, id: String, if_match: Option<u64>) -> ApiResult<()> {
+pub async fn delete(
+    engine: &Engine,
+    ctx: &AuthContext,
+    id: String,
+    if_match: Option<u64>,
+) -> ApiResult<()> {
     let ctx = ctx.clone();
     engine
         .write(move |txn| {
@@ -352,7 +404,10 @@ pub async fn delete(engine: &Engine, ctx: &AuthContext, id: String, if_match: Op
 
 /// Ports that go away with their network (Neutron's AUTO_DELETE_PORT_OWNERS).
 pub fn is_auto_delete_owner(owner: &str) -> bool {
-    matches!(owner, "network:dhcp" | "network:distributed" | "network:floatingip_agent_gateway")
+    matches!(
+        owner,
+        "network:dhcp" | "network:distributed" | "network:floatingip_agent_gateway"
+    )
 }
 
 /// The network if the caller may see it, else 404 NetworkNotFound.
@@ -364,5 +419,8 @@ pub fn visible_network(txn: &Txn<'_>, ctx: &AuthContext, id: &str) -> ApiResult<
 }
 
 pub fn not_found(id: &str) -> ApiError {
-    ApiError::not_found("NetworkNotFound", format!("Network {id} could not be found."))
+    ApiError::not_found(
+        "NetworkNotFound",
+        format!("Network {id} could not be found."),
+    )
 }

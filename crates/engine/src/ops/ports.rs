@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use neutrino_ipam::{AddressRequest, Cidr, Ipam, eui64, parse_ip, parse_mac};
 use neutrino_model::body::{Attr, Body, Op, attr, item_str};
-use neutrino_model::{AddressPair, ApiError, ApiResult, AuthContext, ExtraDhcpOpt, FixedIp, Network, Port};
+use neutrino_model::{
+    AddressPair, ApiError, ApiResult, AuthContext, ExtraDhcpOpt, FixedIp, Network, Port,
+};
 use serde_json::{Map, Value};
 
 use super::networks::{self, visible_network};
@@ -42,8 +44,17 @@ const ATTRS: &[Attr] = &[
 ];
 
 const VNIC_TYPES: &[&str] = &[
-    "normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder", "smart-nic", "vdpa",
-    "accelerator-direct", "accelerator-direct-physical", "remote-managed",
+    "normal",
+    "direct",
+    "macvtap",
+    "baremetal",
+    "direct-physical",
+    "virtio-forwarder",
+    "smart-nic",
+    "vdpa",
+    "accelerator-direct",
+    "accelerator-direct-physical",
+    "remote-managed",
 ];
 
 /// One requested `fixed_ips` entry.
@@ -93,13 +104,22 @@ fn parse(ctx: &AuthContext, m: Map<String, Value>, op: Op) -> ApiResult<PortRequ
     };
     if op == Op::Create {
         b.required("network_id")?;
-        r.project_id = Some(policy::target_project(ctx, b.string("project_id", 255)?, b.string("tenant_id", 255)?)?);
+        r.project_id = Some(policy::target_project(
+            ctx,
+            b.string("project_id", 255)?,
+            b.string("tenant_id", 255)?,
+        )?);
     }
     if let Some(v) = b.raw("mac_address") {
         r.mac = Some(match v {
             Value::Null if op == Op::Update => None,
             Value::String(s) => Some(normalize_mac(s)?),
-            other => return Err(ApiError::invalid_attr("mac_address", format!("'{other}' is not a valid MAC address"))),
+            other => {
+                return Err(ApiError::invalid_attr(
+                    "mac_address",
+                    format!("'{other}' is not a valid MAC address"),
+                ));
+            }
         });
     }
     if let Some(items) = b.list("fixed_ips")? {
@@ -107,19 +127,28 @@ fn parse(ctx: &AuthContext, m: Map<String, Value>, op: Op) -> ApiResult<PortRequ
         let mut seen = Vec::new();
         for item in items {
             let Value::Object(o) = item else {
-                return Err(ApiError::invalid_attr("fixed_ips", "Invalid data format for fixed IP"));
+                return Err(ApiError::invalid_attr(
+                    "fixed_ips",
+                    "Invalid data format for fixed IP",
+                ));
             };
             let subnet_id = item_str("fixed_ips", &o, "subnet_id")?;
-            if let Some(s) = &subnet_id {
-                if !neutrino_model::body::is_uuid(s) {
-                    return Err(ApiError::invalid_attr("fixed_ips", format!("'{s}' is not a valid UUID")));
-                }
+            if let Some(s) = &subnet_id
+                && !neutrino_model::body::is_uuid(s)
+            {
+                return Err(ApiError::invalid_attr(
+                    "fixed_ips",
+                    format!("'{s}' is not a valid UUID"),
+                ));
             }
             let ip = match item_str("fixed_ips", &o, "ip_address")? {
                 Some(s) => {
                     let ip = parse_ip(&s).map_err(|e| ApiError::invalid_attr("fixed_ips", e))?;
                     if seen.contains(&ip) {
-                        return Err(ApiError::invalid_attr("fixed_ips", format!("Duplicate IP address '{s}'")));
+                        return Err(ApiError::invalid_attr(
+                            "fixed_ips",
+                            format!("Duplicate IP address '{s}'"),
+                        ));
                     }
                     seen.push(ip);
                     Some(ip)
@@ -127,7 +156,10 @@ fn parse(ctx: &AuthContext, m: Map<String, Value>, op: Op) -> ApiResult<PortRequ
                 None => None,
             };
             if subnet_id.is_none() && ip.is_none() {
-                return Err(ApiError::invalid_attr("fixed_ips", "Exactly one of subnet_id or ip_address, or both, is required"));
+                return Err(ApiError::invalid_attr(
+                    "fixed_ips",
+                    "Exactly one of subnet_id or ip_address, or both, is required",
+                ));
             }
             out.push(FixedIpRequest { subnet_id, ip });
         }
@@ -137,7 +169,10 @@ fn parse(ctx: &AuthContext, m: Map<String, Value>, op: Op) -> ApiResult<PortRequ
         let mut uniq: Vec<String> = Vec::new();
         for g in groups {
             if !neutrino_model::body::is_uuid(&g) {
-                return Err(ApiError::invalid_attr("security_groups", format!("'{g}' is not a valid UUID")));
+                return Err(ApiError::invalid_attr(
+                    "security_groups",
+                    format!("'{g}' is not a valid UUID"),
+                ));
             }
             if !uniq.contains(&g) {
                 uniq.push(g);
@@ -149,22 +184,38 @@ fn parse(ctx: &AuthContext, m: Map<String, Value>, op: Op) -> ApiResult<PortRequ
         let mut out: Vec<(String, Option<String>)> = Vec::new();
         for p in pairs {
             let Value::Object(o) = p else {
-                return Err(ApiError::invalid_attr("allowed_address_pairs", "Allowed address pairs must be a list of dictionaries"));
+                return Err(ApiError::invalid_attr(
+                    "allowed_address_pairs",
+                    "Allowed address pairs must be a list of dictionaries",
+                ));
             };
             if let Some(k) = o.keys().find(|k| *k != "ip_address" && *k != "mac_address") {
-                return Err(ApiError::invalid_attr("allowed_address_pairs", format!("Unrecognized attribute '{k}'")));
+                return Err(ApiError::invalid_attr(
+                    "allowed_address_pairs",
+                    format!("Unrecognized attribute '{k}'"),
+                ));
             }
             let Some(ip) = item_str("allowed_address_pairs", &o, "ip_address")? else {
-                return Err(ApiError::bad_request("AllowedAddressPair must contain ip_address"));
+                return Err(ApiError::bad_request(
+                    "AllowedAddressPair must contain ip_address",
+                ));
             };
             let ip = if ip.contains('/') {
-                Cidr::parse(&ip).map_err(|e| ApiError::invalid_attr("allowed_address_pairs", e))?.to_string()
+                Cidr::parse(&ip)
+                    .map_err(|e| ApiError::invalid_attr("allowed_address_pairs", e))?
+                    .to_string()
             } else {
-                parse_ip(&ip).map_err(|e| ApiError::invalid_attr("allowed_address_pairs", e))?.to_string()
+                parse_ip(&ip)
+                    .map_err(|e| ApiError::invalid_attr("allowed_address_pairs", e))?
+                    .to_string()
             };
-            let mac = item_str("allowed_address_pairs", &o, "mac_address")?.map(|m| normalize_mac(&m)).transpose()?;
+            let mac = item_str("allowed_address_pairs", &o, "mac_address")?
+                .map(|m| normalize_mac(&m))
+                .transpose()?;
             if out.iter().any(|(i, m)| *i == ip && *m == mac) {
-                return Err(ApiError::bad_request("Request contains duplicate address pair"));
+                return Err(ApiError::bad_request(
+                    "Request contains duplicate address pair",
+                ));
             }
             out.push((ip, mac));
         }
@@ -174,45 +225,81 @@ fn parse(ctx: &AuthContext, m: Map<String, Value>, op: Op) -> ApiResult<PortRequ
         let mut out = Vec::new();
         for o in opts {
             let Value::Object(o) = o else {
-                return Err(ApiError::invalid_attr("extra_dhcp_opts", "each option must be a dictionary"));
+                return Err(ApiError::invalid_attr(
+                    "extra_dhcp_opts",
+                    "each option must be a dictionary",
+                ));
             };
-            if let Some(k) = o.keys().find(|k| !matches!(k.as_str(), "opt_name" | "opt_value" | "ip_version")) {
-                return Err(ApiError::invalid_attr("extra_dhcp_opts", format!("Unrecognized attribute '{k}'")));
+            if let Some(k) = o
+                .keys()
+                .find(|k| !matches!(k.as_str(), "opt_name" | "opt_value" | "ip_version"))
+            {
+                return Err(ApiError::invalid_attr(
+                    "extra_dhcp_opts",
+                    format!("Unrecognized attribute '{k}'"),
+                ));
             }
             let Some(name) = item_str("extra_dhcp_opts", &o, "opt_name")? else {
-                return Err(ApiError::invalid_attr("extra_dhcp_opts", "opt_name is required"));
+                return Err(ApiError::invalid_attr(
+                    "extra_dhcp_opts",
+                    "opt_name is required",
+                ));
             };
             if name.is_empty() || name.len() > 64 {
-                return Err(ApiError::invalid_attr("extra_dhcp_opts", format!("'{name}' is not a valid option name")));
+                return Err(ApiError::invalid_attr(
+                    "extra_dhcp_opts",
+                    format!("'{name}' is not a valid option name"),
+                ));
             }
             let value = item_str("extra_dhcp_opts", &o, "opt_value")?;
-            if value.as_ref().is_some_and(|v| v.len() > 255 || v.contains('\n')) {
-                return Err(ApiError::invalid_attr("extra_dhcp_opts", "opt_value must be one line of at most 255 characters"));
+            if value
+                .as_ref()
+                .is_some_and(|v| v.len() > 255 || v.contains('\n'))
+            {
+                return Err(ApiError::invalid_attr(
+                    "extra_dhcp_opts",
+                    "opt_value must be one line of at most 255 characters",
+                ));
             }
             let version = match o.get("ip_version") {
                 None | Some(Value::Null) => 4,
-                Some(v) => match v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())) {
+                Some(v) => match v
+                    .as_i64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                {
                     Some(4) => 4,
                     Some(6) => 6,
-                    _ => return Err(ApiError::invalid_attr("extra_dhcp_opts", format!("'{v}' is not a valid IP version"))),
+                    _ => {
+                        return Err(ApiError::invalid_attr(
+                            "extra_dhcp_opts",
+                            format!("'{v}' is not a valid IP version"),
+                        ));
+                    }
                 },
             };
             out.push((name, value, version));
         }
         r.extra_dhcp_opts = Some(out);
     }
-    if let Some(v) = &r.vnic_type {
-        if !VNIC_TYPES.contains(&v.as_str()) {
-            return Err(ApiError::invalid_attr("binding:vnic_type", format!("'{v}' is not in {VNIC_TYPES:?}")));
-        }
+    if let Some(v) = &r.vnic_type
+        && !VNIC_TYPES.contains(&v.as_str())
+    {
+        return Err(ApiError::invalid_attr(
+            "binding:vnic_type",
+            format!("'{v}' is not in {VNIC_TYPES:?}"),
+        ));
     }
     if (r.host_id.is_some() || r.profile.is_some()) && !ctx.is_admin() {
         return Err(ApiError::forbidden("rule:create_port:binding:host_id"));
     }
-    if let Some(d) = &r.dns_name {
-        if !d.is_empty() && !is_hostname(d) {
-            return Err(ApiError::invalid_attr("dns_name", format!("'{d}' is not a valid DNS name")));
-        }
+    if let Some(d) = &r.dns_name
+        && !d.is_empty()
+        && !is_hostname(d)
+    {
+        return Err(ApiError::invalid_attr(
+            "dns_name",
+            format!("'{d}' is not a valid DNS name"),
+        ));
     }
     Ok(r)
 }
@@ -233,20 +320,36 @@ fn is_hostname(s: &str) -> bool {
 fn normalize_mac(s: &str) -> ApiResult<String> {
     match parse_mac(s) {
         Some(m) if m != [0; 6] && m != [0xff; 6] && m[0] & 1 == 0 => Ok(format_mac(m)),
-        _ => Err(ApiError::invalid_attr("mac_address", format!("'{s}' is not a valid MAC address"))),
+        _ => Err(ApiError::invalid_attr(
+            "mac_address",
+            format!("'{s}' is not a valid MAC address"),
+        )),
     }
 }
 
 fn format_mac(m: [u8; 6]) -> String {
-    format!("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+    format!(
+        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        m[0], m[1], m[2], m[3], m[4], m[5]
+    )
 }
 
-pub async fn create(engine: &Engine, ctx: &AuthContext, items: Vec<Map<String, Value>>) -> ApiResult<Vec<Arc<Port>>> {
+pub async fn create(
+    engine: &Engine,
+    ctx: &AuthContext,
+    items: Vec<Map<String, Value>>,
+) -> ApiResult<Vec<Arc<Port>>> {
     policy::require_writer(ctx, "create_port")?;
     if items.len() > engine.config().max_bulk {
-        return Err(ApiError::bad_request(format!("At most {} resources per bulk request", engine.config().max_bulk)));
+        return Err(ApiError::bad_request(format!(
+            "At most {} resources per bulk request",
+            engine.config().max_bulk
+        )));
     }
-    let reqs = items.into_iter().map(|m| parse(ctx, m, Op::Create)).collect::<ApiResult<Vec<_>>>()?;
+    let reqs = items
+        .into_iter()
+        .map(|m| parse(ctx, m, Op::Create))
+        .collect::<ApiResult<Vec<_>>>()?;
     let ctx = ctx.clone();
     engine
         .write(move |txn| {
@@ -262,14 +365,20 @@ pub async fn create(engine: &Engine, ctx: &AuthContext, items: Vec<Map<String, V
 fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: PortRequest) -> ApiResult<Arc<Port>> {
     let network_id = r.network_id.clone().unwrap_or_default();
     let net = visible_network(txn, ctx, &network_id)?;
-    let project = r.project_id.clone().unwrap_or_else(|| ctx.project_id.clone());
+    let project = r
+        .project_id
+        .clone()
+        .unwrap_or_else(|| ctx.project_id.clone());
     let owns_net = policy::owns(ctx, &net.std.project_id);
     if !owns_net && !net.shared {
         return Err(ApiError::forbidden("rule:create_port"));
     }
     if !owns_net {
         // On someone else's shared network a member may not pick addresses or MACs.
-        let picks_ip = r.fixed_ips.as_ref().is_some_and(|f| f.iter().any(|x| x.ip.is_some()));
+        let picks_ip = r
+            .fixed_ips
+            .as_ref()
+            .is_some_and(|f| f.iter().any(|x| x.ip.is_some()));
         if picks_ip || r.mac.is_some() {
             return Err(ApiError::forbidden("rule:create_port:fixed_ips:ip_address"));
         }
@@ -281,17 +390,28 @@ fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: PortRequest) -> ApiResult
     check_quota(txn, &project, "port", 1)?;
     let mac = match r.mac.clone().flatten() {
         Some(m) => {
-            if txn.state.macs.contains_key(&(network_id.clone(), m.clone())) {
-                return Err(ApiError::conflict("MacAddressInUse", format!(
-                    "Unable to complete operation for network {network_id}. The mac address {m} is in use."
-                )));
+            if txn
+                .state
+                .macs
+                .contains_key(&(network_id.clone(), m.clone()))
+            {
+                return Err(ApiError::conflict(
+                    "MacAddressInUse",
+                    format!(
+                        "Unable to complete operation for network {network_id}. The mac address {m} is in use."
+                    ),
+                ));
             }
             m
         }
         None => generate_mac(txn, &network_id)?,
     };
     let trusted = device_owner.starts_with("network:");
-    let port_security = if trusted { false } else { r.port_security_enabled.unwrap_or(net.port_security_enabled) };
+    let port_security = if trusted {
+        false
+    } else {
+        r.port_security_enabled.unwrap_or(net.port_security_enabled)
+    };
     let id = new_id();
     let security_groups = match r.security_groups.clone() {
         Some(groups) => {
@@ -306,11 +426,23 @@ fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: PortRequest) -> ApiResult
         None if port_security => vec![ops::security_groups::ensure_default_group(txn, &project)?],
         None => Vec::new(),
     };
-    let pairs = build_pairs(txn, r.allowed_address_pairs.clone().unwrap_or_default(), &mac, port_security)?;
+    let pairs = build_pairs(
+        txn,
+        r.allowed_address_pairs.clone().unwrap_or_default(),
+        &mac,
+        port_security,
+    )?;
     let mut extra = Vec::new();
     merge_dhcp_opts(&mut extra, r.extra_dhcp_opts.clone().unwrap_or_default());
     let mac_bytes = parse_mac(&mac).unwrap_or([0; 6]);
-    let fixed_ips = allocate(txn, &net, &device_owner, mac_bytes, r.fixed_ips.clone(), &[])?;
+    let fixed_ips = allocate(
+        txn,
+        &net,
+        &device_owner,
+        mac_bytes,
+        r.fixed_ips.clone(),
+        &[],
+    )?;
     let host = r.host_id.clone().unwrap_or_default();
     let p = Port {
         id,
@@ -326,7 +458,11 @@ fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: PortRequest) -> ApiResult
         port_security_enabled: port_security,
         allowed_address_pairs: pairs,
         extra_dhcp_opts: extra,
-        binding_vif_type: if host.is_empty() { "unbound".into() } else { "binding_failed".into() },
+        binding_vif_type: if host.is_empty() {
+            "unbound".into()
+        } else {
+            "binding_failed".into()
+        },
         binding_host_id: host,
         binding_vnic_type: r.vnic_type.unwrap_or_else(|| "normal".into()),
         binding_profile: r.profile.unwrap_or_else(|| Value::Object(Map::new())),
@@ -346,7 +482,11 @@ fn generate_mac(txn: &Txn<'_>, network_id: &str) -> ApiResult<String> {
         getrandom::fill(&mut rnd).map_err(|_| ApiError::internal())?;
         let fourth = if base[3] != 0 { base[3] } else { rnd[0] };
         let mac = format_mac([base[0], base[1], base[2], fourth, rnd[1], rnd[2]]);
-        if !txn.state.macs.contains_key(&(network_id.to_string(), mac.clone())) {
+        if !txn
+            .state
+            .macs
+            .contains_key(&(network_id.to_string(), mac.clone()))
+        {
             return Ok(mac);
         }
     }
@@ -362,7 +502,10 @@ fn check_groups(txn: &Txn<'_>, ctx: &AuthContext, groups: &[String]) -> ApiResul
         match txn.state.security_groups.get(g) {
             Some(sg) if policy::can_see_group(ctx, sg) => {}
             _ => {
-                return Err(ApiError::not_found("SecurityGroupNotFound", format!("Security group {g} does not exist")));
+                return Err(ApiError::not_found(
+                    "SecurityGroupNotFound",
+                    format!("Security group {g} does not exist"),
+                ));
             }
         }
     }
@@ -392,20 +535,29 @@ fn build_pairs(
     }
     Ok(pairs
         .into_iter()
-        .map(|(ip, m)| AddressPair { ip_address: ip, mac_address: m.unwrap_or_else(|| mac.to_string()) })
+        .map(|(ip, m)| AddressPair {
+            ip_address: ip,
+            mac_address: m.unwrap_or_else(|| mac.to_string()),
+        })
         .collect())
 }
 
 /// Neutron's merge semantics: upsert by (name, version); a null value deletes.
 fn merge_dhcp_opts(current: &mut Vec<ExtraDhcpOpt>, updates: Vec<(String, Option<String>, u8)>) {
     for (name, value, version) in updates {
-        let pos = current.iter().position(|o| o.opt_name == name && o.ip_version == version);
+        let pos = current
+            .iter()
+            .position(|o| o.opt_name == name && o.ip_version == version);
         match (pos, value) {
             (Some(i), None) => {
                 current.remove(i);
             }
             (Some(i), Some(v)) => current[i].opt_value = v,
-            (None, Some(v)) => current.push(ExtraDhcpOpt { opt_name: name, opt_value: v, ip_version: version }),
+            (None, Some(v)) => current.push(ExtraDhcpOpt {
+                opt_name: name,
+                opt_value: v,
+                ip_version: version,
+            }),
             (None, None) => {}
         }
     }
@@ -429,8 +581,10 @@ fn allocate(
         None => {
             // One IPv4 address, one stateful IPv6 address, and EUI-64 on auto-address subnets.
             for version in [4u8, 6] {
-                let candidates: Vec<_> =
-                    subnets.iter().filter(|s| s.ip_version == version && !s.is_auto_address()).collect();
+                let candidates: Vec<_> = subnets
+                    .iter()
+                    .filter(|s| s.ip_version == version && !s.is_auto_address())
+                    .collect();
                 if candidates.is_empty() {
                     continue;
                 }
@@ -438,7 +592,10 @@ fn allocate(
                 for s in &candidates {
                     match txn.state.ipam.allocate(&s.id, AddressRequest::Any) {
                         Ok(ip) => {
-                            result.push(FixedIp { subnet_id: s.id.clone(), ip_address: ip.to_string() });
+                            result.push(FixedIp {
+                                subnet_id: s.id.clone(),
+                                ip_address: ip.to_string(),
+                            });
                             got = true;
                             break;
                         }
@@ -456,10 +613,13 @@ fn allocate(
         }
         Some(reqs) => {
             if !reqs.is_empty() && subnets.is_empty() {
-                return Err(ApiError::bad_request("IP allocation requires subnets for network"));
+                return Err(ApiError::bad_request(
+                    "IP allocation requires subnets for network",
+                ));
             }
             // Explicit addresses first, then "any address from subnet S".
-            let mut ordered: Vec<&FixedIpRequest> = reqs.iter().filter(|r| r.ip.is_some()).collect();
+            let mut ordered: Vec<&FixedIpRequest> =
+                reqs.iter().filter(|r| r.ip.is_some()).collect();
             ordered.extend(reqs.iter().filter(|r| r.ip.is_none()));
             for req in ordered {
                 let subnet = match (&req.subnet_id, req.ip) {
@@ -496,7 +656,9 @@ fn allocate(
                 let have = existing.iter().find(|f| {
                     f.subnet_id == subnet.id
                         && !keep.contains(f)
-                        && req.ip.is_none_or(|ip| parse_ip(&f.ip_address).ok() == Some(ip))
+                        && req
+                            .ip
+                            .is_none_or(|ip| parse_ip(&f.ip_address).ok() == Some(ip))
                 });
                 if let Some(f) = have {
                     keep.push(f.clone());
@@ -513,18 +675,27 @@ fn allocate(
                         ))
                         .with_type("AllocationOnAutoAddressSubnet"));
                     }
-                    txn.state.ipam.allocate(&subnet.id, AddressRequest::Specific(auto)).map_err(ipam_error)?
+                    txn.state
+                        .ipam
+                        .allocate(&subnet.id, AddressRequest::Specific(auto))
+                        .map_err(ipam_error)?
                 } else {
                     let req = req.ip.map_or(AddressRequest::Any, AddressRequest::Specific);
-                    txn.state.ipam.allocate(&subnet.id, req).map_err(|e| match e {
-                        neutrino_ipam::IpamError::Exhausted { .. } => ApiError::conflict(
-                            "IpAddressGenerationFailure",
-                            format!("No more IP addresses available on network {}.", net.id),
-                        ),
-                        e => ipam_error(e),
-                    })?
+                    txn.state
+                        .ipam
+                        .allocate(&subnet.id, req)
+                        .map_err(|e| match e {
+                            neutrino_ipam::IpamError::Exhausted { .. } => ApiError::conflict(
+                                "IpAddressGenerationFailure",
+                                format!("No more IP addresses available on network {}.", net.id),
+                            ),
+                            e => ipam_error(e),
+                        })?
                 };
-                result.push(FixedIp { subnet_id: subnet.id.clone(), ip_address: ip.to_string() });
+                result.push(FixedIp {
+                    subnet_id: subnet.id.clone(),
+                    ip_address: ip.to_string(),
+                });
             }
         }
     }
@@ -533,7 +704,10 @@ fn allocate(
     let explicit_none = requested.as_ref().is_some_and(Vec::is_empty) && existing.is_empty();
     if !router_port && !explicit_none {
         for s in subnets.iter().filter(|s| s.is_auto_address()) {
-            let covered = result.iter().chain(keep.iter()).any(|f| f.subnet_id == s.id);
+            let covered = result
+                .iter()
+                .chain(keep.iter())
+                .any(|f| f.subnet_id == s.id);
             if covered {
                 continue;
             }
@@ -543,20 +717,34 @@ fn allocate(
             }
             let cidr = Cidr::parse(&s.cidr).map_err(ipam_error)?;
             let auto = IpAddr::V6(eui64(&cidr, mac).map_err(ipam_error)?);
-            let ip = txn.state.ipam.allocate(&s.id, AddressRequest::Specific(auto)).map_err(ipam_error)?;
-            result.push(FixedIp { subnet_id: s.id.clone(), ip_address: ip.to_string() });
+            let ip = txn
+                .state
+                .ipam
+                .allocate(&s.id, AddressRequest::Specific(auto))
+                .map_err(ipam_error)?;
+            result.push(FixedIp {
+                subnet_id: s.id.clone(),
+                ip_address: ip.to_string(),
+            });
         }
     }
     // Release what the port had and no longer keeps.
     for f in existing {
-        if !keep.contains(f) {
-            if let Ok(ip) = parse_ip(&f.ip_address) {
-                txn.state.ipam.release(&f.subnet_id, ip).map_err(ipam_error)?;
-            }
+        if !keep.contains(f)
+            && let Ok(ip) = parse_ip(&f.ip_address)
+        {
+            txn.state
+                .ipam
+                .release(&f.subnet_id, ip)
+                .map_err(ipam_error)?;
         }
     }
     // Keep the port's original order for addresses it keeps, new ones after.
-    let mut out: Vec<FixedIp> = existing.iter().filter(|f| keep.contains(f)).cloned().collect();
+    let mut out: Vec<FixedIp> = existing
+        .iter()
+        .filter(|f| keep.contains(f))
+        .cloned()
+        .collect();
     out.extend(result);
     Ok(out)
 }
@@ -710,24 +898,43 @@ fn allocate_update(
 ) -> ApiResult<Vec<FixedIp>> {
     let mut requested = requested.unwrap_or_default();
     if !owner.starts_with("network:router") {
-        let auto: Vec<String> =
-            txn.state.subnets_of(&net.id).filter(|s| s.is_auto_address()).map(|s| s.id.clone()).collect();
+        let auto: Vec<String> = txn
+            .state
+            .subnets_of(&net.id)
+            .filter(|s| s.is_auto_address())
+            .map(|s| s.id.clone())
+            .collect();
         for f in existing.iter().filter(|f| auto.contains(&f.subnet_id)) {
-            if !requested.iter().any(|r| r.subnet_id.as_deref() == Some(f.subnet_id.as_str())) {
-                requested.push(FixedIpRequest { subnet_id: Some(f.subnet_id.clone()), ip: parse_ip(&f.ip_address).ok() });
+            if !requested
+                .iter()
+                .any(|r| r.subnet_id.as_deref() == Some(f.subnet_id.as_str()))
+            {
+                requested.push(FixedIpRequest {
+                    subnet_id: Some(f.subnet_id.clone()),
+                    ip: parse_ip(&f.ip_address).ok(),
+                });
             }
         }
     }
     allocate(txn, net, owner, mac, Some(requested), existing)
 }
 
-pub async fn delete(engine: &Engine, ctx: &AuthContext, id: String, if_match: Option<u64>) -> ApiResult<()> {
+pub async fn delete(
+    engine: &Engine,
+    ctx: &AuthContext,
+    id: String,
+    if_match: Option<u64>,
+) -> ApiResult<()> {
     let ctx = ctx.clone();
     engine
         .write(move |txn| {
             let cur = visible_port(txn, &ctx, &id)?;
             // The network's owner may delete other projects' ports on it.
-            let net_owner = txn.state.networks.get(&cur.network_id).is_some_and(|n| policy::owns(&ctx, &n.std.project_id));
+            let net_owner = txn
+                .state
+                .networks
+                .get(&cur.network_id)
+                .is_some_and(|n| policy::owns(&ctx, &n.std.project_id));
             if !net_owner {
                 policy::require_owner(&ctx, &cur.std.project_id, "delete_port")?;
             } else {

@@ -24,13 +24,20 @@ pub fn limits(engine: &Engine, state: &State, project: &str) -> BTreeMap<&'stati
 }
 
 pub fn check_read(ctx: &AuthContext, project: &str) -> ApiResult<()> {
-    if ctx.is_admin() || ctx.project_id == project { Ok(()) } else { Err(ApiError::forbidden("rule:get_quota")) }
+    if ctx.is_admin() || ctx.project_id == project {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("rule:get_quota"))
+    }
 }
 
 pub fn show(engine: &Engine, ctx: &AuthContext, project: &str) -> ApiResult<Value> {
     check_read(ctx, project)?;
     let state = engine.snapshot();
-    let mut m: Map<String, Value> = limits(engine, &state, project).into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let mut m: Map<String, Value> = limits(engine, &state, project)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
     m.insert("project_id".into(), json!(project));
     m.insert("tenant_id".into(), json!(project));
     Ok(json!({ "quota": m }))
@@ -38,8 +45,10 @@ pub fn show(engine: &Engine, ctx: &AuthContext, project: &str) -> ApiResult<Valu
 
 pub fn defaults(engine: &Engine, ctx: &AuthContext, project: &str) -> ApiResult<Value> {
     check_read(ctx, project)?;
-    let mut m: Map<String, Value> =
-        QUOTA_RESOURCES.iter().map(|(r, _)| (r.to_string(), json!(engine.config().quota_default(r)))).collect();
+    let mut m: Map<String, Value> = QUOTA_RESOURCES
+        .iter()
+        .map(|(r, _)| (r.to_string(), json!(engine.config().quota_default(r))))
+        .collect();
     m.insert("project_id".into(), json!(project));
     m.insert("tenant_id".into(), json!(project));
     Ok(json!({ "quota": m }))
@@ -50,7 +59,12 @@ pub fn details(engine: &Engine, ctx: &AuthContext, project: &str) -> ApiResult<V
     let state = engine.snapshot();
     let m: Map<String, Value> = limits(engine, &state, project)
         .into_iter()
-        .map(|(k, v)| (k.to_string(), json!({"limit": v, "used": state.used(project, k), "reserved": 0})))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                json!({"limit": v, "used": state.used(project, k), "reserved": 0}),
+            )
+        })
         .collect();
     Ok(json!({ "quota": m }))
 }
@@ -63,7 +77,10 @@ pub fn list(engine: &Engine, ctx: &AuthContext) -> ApiResult<Value> {
         .quotas
         .keys()
         .map(|p| {
-            let mut m: Map<String, Value> = limits(engine, &state, p).into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+            let mut m: Map<String, Value> = limits(engine, &state, p)
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
             m.insert("project_id".into(), json!(p));
             m.insert("tenant_id".into(), json!(p));
             Value::Object(m)
@@ -72,10 +89,17 @@ pub fn list(engine: &Engine, ctx: &AuthContext) -> ApiResult<Value> {
     Ok(json!({ "quotas": items }))
 }
 
-pub async fn update(engine: &Engine, ctx: &AuthContext, project: String, body: Value) -> ApiResult<Value> {
+pub async fn update(
+    engine: &Engine,
+    ctx: &AuthContext,
+    project: String,
+    body: Value,
+) -> ApiResult<Value> {
     policy::require_admin(ctx, "rule:update_quota")?;
     let Some(Value::Object(q)) = body.get("quota").cloned() else {
-        return Err(ApiError::bad_request("Unable to find 'quota' in request body"));
+        return Err(ApiError::bad_request(
+            "Unable to find 'quota' in request body",
+        ));
     };
     let mut force = false;
     let mut changes = BTreeMap::new();
@@ -85,14 +109,23 @@ pub async fn update(engine: &Engine, ctx: &AuthContext, project: String, body: V
             "check_limit" => {}
             _ => {
                 let Some((name, _)) = QUOTA_RESOURCES.iter().find(|(r, _)| *r == k) else {
-                    return Err(ApiError::bad_request(format!("Unrecognized attribute(s) '{k}'")));
+                    return Err(ApiError::bad_request(format!(
+                        "Unrecognized attribute(s) '{k}'"
+                    )));
                 };
-                let n = v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()));
+                let n = v
+                    .as_i64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()));
                 match n {
                     Some(n) if (-1..=i64::from(i32::MAX)).contains(&n) => {
                         changes.insert(name.to_string(), n);
                     }
-                    _ => return Err(ApiError::invalid_attr(&k, format!("'{v}' is not an integer in [-1, 2147483647]"))),
+                    _ => {
+                        return Err(ApiError::invalid_attr(
+                            &k,
+                            format!("'{v}' is not an integer in [-1, 2147483647]"),
+                        ));
+                    }
                 }
             }
         }
@@ -120,7 +153,10 @@ pub async fn update(engine: &Engine, ctx: &AuthContext, project: String, body: V
         })
         .await?;
     let state = engine2.snapshot();
-    let mut m: Map<String, Value> = limits(&engine2, &state, &project).into_iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let mut m: Map<String, Value> = limits(&engine2, &state, &project)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
     m.insert("project_id".into(), json!(project));
     m.insert("tenant_id".into(), json!(project));
     Ok(json!({ "quota": m }))

@@ -6,13 +6,15 @@ use std::sync::Arc;
 
 use neutrino_ipam::Cidr;
 use neutrino_model::body::{Attr, Body, Op, attr};
-use neutrino_model::{ApiError, ApiResult, AuthContext, IP_PROTOCOLS as PROTOCOLS, SecurityGroup, SecurityGroupRule};
+use neutrino_model::{
+    ApiError, ApiResult, AuthContext, IP_PROTOCOLS as PROTOCOLS, SecurityGroup, SecurityGroupRule,
+};
 use serde_json::{Map, Value};
 
 use super::{check_quota, check_revision, new_id, new_std, touch};
+use crate::Engine;
 use crate::policy;
 use crate::txn::Txn;
-use crate::Engine;
 
 const GROUP_ATTRS: &[Attr] = &[
     attr("name", true, true),
@@ -43,7 +45,13 @@ fn egress_rules(txn: &Txn<'_>, group: &SecurityGroup) -> Vec<SecurityGroupRule> 
         .collect()
 }
 
-fn rule_template(txn: &Txn<'_>, g: &SecurityGroup, dir: &str, eth: &str, remote_group: Option<String>) -> SecurityGroupRule {
+fn rule_template(
+    txn: &Txn<'_>,
+    g: &SecurityGroup,
+    dir: &str,
+    eth: &str,
+    remote_group: Option<String>,
+) -> SecurityGroupRule {
     SecurityGroupRule {
         id: new_id(),
         security_group_id: g.id.clone(),
@@ -69,7 +77,11 @@ pub fn ensure_default_group(txn: &mut Txn<'_>, project: &str) -> ApiResult<Strin
         name: "default".into(),
         stateful: true,
         is_default: true,
-        std: new_std(txn, project.to_string(), Some("Default security group".into())),
+        std: new_std(
+            txn,
+            project.to_string(),
+            Some("Default security group".into()),
+        ),
     };
     let mut rules = egress_rules(txn, &g);
     for eth in ["IPv4", "IPv6"] {
@@ -87,20 +99,38 @@ pub async fn ensure_default(engine: &Engine, project: String) -> ApiResult<()> {
     if engine.snapshot().default_groups.contains_key(&project) {
         return Ok(());
     }
-    engine.write(move |txn| ensure_default_group(txn, &project).map(|_| ())).await
+    engine
+        .write(move |txn| ensure_default_group(txn, &project).map(|_| ()))
+        .await
 }
 
-pub async fn create(engine: &Engine, ctx: &AuthContext, items: Vec<Map<String, Value>>) -> ApiResult<Vec<Arc<SecurityGroup>>> {
+pub async fn create(
+    engine: &Engine,
+    ctx: &AuthContext,
+    items: Vec<Map<String, Value>>,
+) -> ApiResult<Vec<Arc<SecurityGroup>>> {
     policy::require_writer(ctx, "create_security_group")?;
     let mut reqs = Vec::new();
     for m in items {
         let b = Body::new(m, GROUP_ATTRS, Op::Create)?;
         let name = b.string("name", 255)?.unwrap_or_default();
         if name.eq_ignore_ascii_case("default") {
-            return Err(ApiError::conflict("SecurityGroupDefaultAlreadyExists", "Default security group already exists."));
+            return Err(ApiError::conflict(
+                "SecurityGroupDefaultAlreadyExists",
+                "Default security group already exists.",
+            ));
         }
-        let project = policy::target_project(ctx, b.string("project_id", 255)?, b.string("tenant_id", 255)?)?;
-        reqs.push((name, b.string("description", 255)?, b.bool("stateful")?.unwrap_or(true), project));
+        let project = policy::target_project(
+            ctx,
+            b.string("project_id", 255)?,
+            b.string("tenant_id", 255)?,
+        )?;
+        reqs.push((
+            name,
+            b.string("description", 255)?,
+            b.bool("stateful")?.unwrap_or(true),
+            project,
+        ));
     }
     engine
         .write(move |txn| {
@@ -127,7 +157,13 @@ pub async fn create(engine: &Engine, ctx: &AuthContext, items: Vec<Map<String, V
         .await
 }
 
-pub async fn update(engine: &Engine, ctx: &AuthContext, id: String, m: Map<String, Value>, if_match: Option<u64>) -> ApiResult<Arc<SecurityGroup>> {
+pub async fn update(
+    engine: &Engine,
+    ctx: &AuthContext,
+    id: String,
+    m: Map<String, Value>,
+    if_match: Option<u64>,
+) -> ApiResult<Arc<SecurityGroup>> {
     let b = Body::new(m, GROUP_ATTRS, Op::Update)?;
     let name = b.string("name", 255)?;
     let description = b.string("description", 255)?;
@@ -141,10 +177,16 @@ pub async fn update(engine: &Engine, ctx: &AuthContext, id: String, m: Map<Strin
             let mut g = (*cur).clone();
             if let Some(n) = name {
                 if g.is_default && n != "default" {
-                    return Err(ApiError::conflict("SecurityGroupCannotUpdateDefault", "Updating default security group not allowed."));
+                    return Err(ApiError::conflict(
+                        "SecurityGroupCannotUpdateDefault",
+                        "Updating default security group not allowed.",
+                    ));
                 }
                 if !g.is_default && n.eq_ignore_ascii_case("default") {
-                    return Err(ApiError::conflict("SecurityGroupDefaultAlreadyExists", "Default security group already exists."));
+                    return Err(ApiError::conflict(
+                        "SecurityGroupDefaultAlreadyExists",
+                        "Default security group already exists.",
+                    ));
                 }
                 g.name = n;
             }
@@ -153,9 +195,12 @@ pub async fn update(engine: &Engine, ctx: &AuthContext, id: String, m: Map<Strin
             }
             if let Some(s) = stateful {
                 if s != g.stateful && txn.state.group_users.get(&id).copied().unwrap_or(0) > 0 {
-                    return Err(ApiError::conflict("SecurityGroupInUse", format!(
-                        "Security Group {id} in use: cannot change stateful while ports use it."
-                    )));
+                    return Err(ApiError::conflict(
+                        "SecurityGroupInUse",
+                        format!(
+                            "Security Group {id} in use: cannot change stateful while ports use it."
+                        ),
+                    ));
                 }
                 g.stateful = s;
             }
@@ -166,7 +211,12 @@ pub async fn update(engine: &Engine, ctx: &AuthContext, id: String, m: Map<Strin
         .await
 }
 
-pub async fn delete(engine: &Engine, ctx: &AuthContext, id: String, if_match: Option<u64>) -> ApiResult<()> {
+pub async fn delete(
+    engine: &Engine,
+    ctx: &AuthContext,
+    id: String,
+    if_match: Option<u64>,
+) -> ApiResult<()> {
     let ctx = ctx.clone();
     engine
         .write(move |txn| {
@@ -174,10 +224,16 @@ pub async fn delete(engine: &Engine, ctx: &AuthContext, id: String, if_match: Op
             policy::require_owner(&ctx, &cur.std.project_id, "delete_security_group")?;
             check_revision(&cur.std, if_match)?;
             if cur.is_default && !ctx.is_admin() {
-                return Err(ApiError::conflict("SecurityGroupCannotRemoveDefault", "Insufficient rights for removing default security group."));
+                return Err(ApiError::conflict(
+                    "SecurityGroupCannotRemoveDefault",
+                    "Insufficient rights for removing default security group.",
+                ));
             }
             if txn.state.group_users.get(&id).copied().unwrap_or(0) > 0 {
-                return Err(ApiError::conflict("SecurityGroupInUse", format!("Security Group {id} in use.")));
+                return Err(ApiError::conflict(
+                    "SecurityGroupInUse",
+                    format!("Security Group {id} in use."),
+                ));
             }
             let rules: Vec<String> = txn.state.rules_of(&id).map(|r| r.id.clone()).collect();
             for r in rules {
@@ -192,7 +248,10 @@ pub async fn delete(engine: &Engine, ctx: &AuthContext, id: String, if_match: Op
 pub fn visible_group(txn: &Txn<'_>, ctx: &AuthContext, id: &str) -> ApiResult<Arc<SecurityGroup>> {
     match txn.state.security_groups.get(id) {
         Some(g) if policy::can_see_group(ctx, g) => Ok(g.clone()),
-        _ => Err(ApiError::not_found("SecurityGroupNotFound", format!("Security group {id} does not exist"))),
+        _ => Err(ApiError::not_found(
+            "SecurityGroupNotFound",
+            format!("Security group {id} does not exist"),
+        )),
     }
 }
 
@@ -204,12 +263,26 @@ fn parse_rule(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<(SecurityGr
     let group = b.uuid("security_group_id")?.unwrap_or_default();
     let direction = b.string("direction", 16)?.unwrap_or_default();
     if direction != "ingress" && direction != "egress" {
-        return Err(ApiError::invalid_attr("direction", format!("'{direction}' is not in ['ingress', 'egress']")));
+        return Err(ApiError::invalid_attr(
+            "direction",
+            format!("'{direction}' is not in ['ingress', 'egress']"),
+        ));
     }
-    let ethertype = match b.nullable_string("ethertype", 8)?.flatten().as_deref().map(str::to_ascii_lowercase).as_deref() {
+    let ethertype = match b
+        .nullable_string("ethertype", 8)?
+        .flatten()
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("ipv4") => "IPv4".to_string(),
         Some("ipv6") => "IPv6".to_string(),
-        Some(other) => return Err(ApiError::invalid_attr("ethertype", format!("'{other}' is not in ['IPv4', 'IPv6']"))),
+        Some(other) => {
+            return Err(ApiError::invalid_attr(
+                "ethertype",
+                format!("'{other}' is not in ['IPv4', 'IPv6']"),
+            ));
+        }
     };
     let v6 = ethertype == "IPv6";
     let protocol = match b.raw("protocol") {
@@ -218,7 +291,12 @@ fn parse_rule(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<(SecurityGr
             let s = match v {
                 Value::String(s) => s.to_ascii_lowercase(),
                 Value::Number(n) => n.to_string(),
-                _ => return Err(ApiError::bad_request("Security group rule protocol must be a string or a number").with_type("SecurityGroupRuleInvalidProtocol")),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "Security group rule protocol must be a string or a number",
+                    )
+                    .with_type("SecurityGroupRuleInvalidProtocol"));
+                }
             };
             if s == "any" || s.is_empty() {
                 None
@@ -226,7 +304,11 @@ fn parse_rule(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<(SecurityGr
                 if n > 255 {
                     return Err(invalid_protocol(&s));
                 }
-                Some(if v6 && n == 1 { "58".to_string() } else { n.to_string() })
+                Some(if v6 && n == 1 {
+                    "58".to_string()
+                } else {
+                    n.to_string()
+                })
             } else if PROTOCOLS.iter().any(|(p, _)| *p == s) {
                 Some(match s.as_str() {
                     "icmp" | "icmpv6" if v6 => "ipv6-icmp".to_string(),
@@ -238,26 +320,47 @@ fn parse_rule(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<(SecurityGr
             }
         }
     };
-    let min = b.int("port_range_min", 0, 65535)?.flatten().map(|v| v as u32);
-    let max = b.int("port_range_max", 0, 65535)?.flatten().map(|v| v as u32);
-    let number = protocol.as_deref().map(|p| PROTOCOLS.iter().find(|(n, _)| *n == p).map_or_else(|| p.parse::<u8>().unwrap_or(255), |(_, n)| *n));
+    let min = b.u32_in("port_range_min", 0, 65535)?.flatten();
+    let max = b.u32_in("port_range_max", 0, 65535)?.flatten();
+    let number = protocol.as_deref().map(|p| {
+        PROTOCOLS
+            .iter()
+            .find(|(n, _)| *n == p)
+            .map_or_else(|| p.parse::<u8>().unwrap_or(255), |(_, n)| *n)
+    });
     let (min, max) = match number {
         _ if min.is_none() && max.is_none() => (None, None),
         None => {
-            return Err(ApiError::bad_request("Must also specify protocol if port range is given.").with_type("SecurityGroupProtocolRequiredWithPorts"));
+            return Err(ApiError::bad_request(
+                "Must also specify protocol if port range is given.",
+            )
+            .with_type("SecurityGroupProtocolRequiredWithPorts"));
         }
         Some(6 | 17 | 132 | 33 | 136) => {
             let (Some(lo), Some(hi)) = (min, max) else {
-                return Err(ApiError::bad_request("For TCP/UDP protocols, port_range_min and port_range_max must both be given").with_type("SecurityGroupInvalidPortRange"));
+                return Err(ApiError::bad_request(
+                    "For TCP/UDP protocols, port_range_min and port_range_max must both be given",
+                )
+                .with_type("SecurityGroupInvalidPortRange"));
             };
             if lo == 0 || hi == 0 || lo > hi {
-                return Err(ApiError::bad_request("For TCP/UDP protocols, port_range_min must be <= port_range_max").with_type("SecurityGroupInvalidPortRange"));
+                return Err(ApiError::bad_request(
+                    "For TCP/UDP protocols, port_range_min must be <= port_range_max",
+                )
+                .with_type("SecurityGroupInvalidPortRange"));
             }
-            if lo == 1 && hi == 65535 { (None, None) } else { (Some(lo), Some(hi)) }
+            if lo == 1 && hi == 65535 {
+                (None, None)
+            } else {
+                (Some(lo), Some(hi))
+            }
         }
         Some(1 | 58) => {
             if min.is_some_and(|v| v > 255) || max.is_some_and(|v| v > 255) {
-                return Err(ApiError::bad_request("Invalid value for ICMP type or code: must be 0 through 255").with_type("SecurityGroupInvalidIcmpValue"));
+                return Err(ApiError::bad_request(
+                    "Invalid value for ICMP type or code: must be 0 through 255",
+                )
+                .with_type("SecurityGroupInvalidIcmpValue"));
             }
             if min.is_none() && max.is_some() {
                 return Err(ApiError::bad_request("ICMP code (port-range-max) is provided but ICMP type (port-range-min) is missing.").with_type("SecurityGroupMissingIcmpType"));
@@ -265,7 +368,10 @@ fn parse_rule(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<(SecurityGr
             (min, max)
         }
         Some(_) => {
-            return Err(ApiError::bad_request("Port ranges are only supported for TCP, UDP, SCTP, DCCP, UDP-Lite and ICMP").with_type("SecurityGroupInvalidProtocolForPort"));
+            return Err(ApiError::bad_request(
+                "Port ranges are only supported for TCP, UDP, SCTP, DCCP, UDP-Lite and ICMP",
+            )
+            .with_type("SecurityGroupInvalidProtocolForPort"));
         }
     };
     let prefix = match b.nullable_string("remote_ip_prefix", 64)?.flatten() {
@@ -274,7 +380,8 @@ fn parse_rule(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<(SecurityGr
             let c = if p.contains('/') {
                 Cidr::parse(&p)
             } else {
-                neutrino_ipam::parse_ip(&p).and_then(|ip| Cidr::new(ip, if ip.is_ipv4() { 32 } else { 128 }))
+                neutrino_ipam::parse_ip(&p)
+                    .and_then(|ip| Cidr::new(ip, if ip.is_ipv4() { 32 } else { 128 }))
             }
             .map_err(|e| ApiError::invalid_attr("remote_ip_prefix", e))?;
             if c.is_v4() == v6 {
@@ -288,9 +395,16 @@ fn parse_rule(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<(SecurityGr
     };
     let remote_group = b.uuid("remote_group_id")?;
     if prefix.is_some() && remote_group.is_some() {
-        return Err(ApiError::bad_request("Only remote_ip_prefix or remote_group_id may be provided.").with_type("SecurityGroupRemoteGroupAndRemoteIpPrefix"));
+        return Err(ApiError::bad_request(
+            "Only remote_ip_prefix or remote_group_id may be provided.",
+        )
+        .with_type("SecurityGroupRemoteGroupAndRemoteIpPrefix"));
     }
-    let project = policy::target_project(ctx, b.string("project_id", 255)?, b.string("tenant_id", 255)?)?;
+    let project = policy::target_project(
+        ctx,
+        b.string("project_id", 255)?,
+        b.string("tenant_id", 255)?,
+    )?;
     let description = b.string("description", 255)?;
     let rule = SecurityGroupRule {
         id: new_id(),
@@ -302,7 +416,11 @@ fn parse_rule(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<(SecurityGr
         port_range_max: max,
         remote_ip_prefix: prefix,
         remote_group_id: remote_group,
-        std: neutrino_model::StdAttrs { project_id: project, description: description.unwrap_or_default(), ..Default::default() },
+        std: neutrino_model::StdAttrs {
+            project_id: project,
+            description: description.unwrap_or_default(),
+            ..Default::default()
+        },
     };
     Ok((rule, b.has("project_id") || b.has("tenant_id")))
 }
@@ -314,14 +432,24 @@ fn invalid_protocol(p: &str) -> ApiError {
     .with_type("SecurityGroupRuleInvalidProtocol")
 }
 
-pub async fn create_rules(engine: &Engine, ctx: &AuthContext, items: Vec<Map<String, Value>>) -> ApiResult<Vec<Arc<SecurityGroupRule>>> {
+pub async fn create_rules(
+    engine: &Engine,
+    ctx: &AuthContext,
+    items: Vec<Map<String, Value>>,
+) -> ApiResult<Vec<Arc<SecurityGroupRule>>> {
     policy::require_writer(ctx, "create_security_group_rule")?;
-    let rules = items.into_iter().map(|m| parse_rule(ctx, m)).collect::<ApiResult<Vec<_>>>()?;
+    let rules = items
+        .into_iter()
+        .map(|m| parse_rule(ctx, m))
+        .collect::<ApiResult<Vec<_>>>()?;
     // Neutron tells a repeat inside one bulk POST apart from a clash with an
     // existing rule (which is SecurityGroupRuleExists, below).
     let mut keys = std::collections::HashSet::new();
     if !rules.iter().all(|(r, _)| keys.insert(r.dedup_key())) {
-        return Err(ApiError::conflict("DuplicateSecurityGroupRuleInPost", "Duplicate Security Group Rule in POST."));
+        return Err(ApiError::conflict(
+            "DuplicateSecurityGroupRuleInPost",
+            "Duplicate Security Group Rule in POST.",
+        ));
     }
     let ctx = ctx.clone();
     engine
@@ -337,9 +465,10 @@ pub async fn create_rules(engine: &Engine, ctx: &AuthContext, items: Vec<Map<Str
                     visible_group(txn, &ctx, rg)?;
                 }
                 if let Some(existing) = txn.state.rule_keys.get(&r.dedup_key()) {
-                    return Err(ApiError::conflict("SecurityGroupRuleExists", format!(
-                        "Security group rule already exists. Rule id is {existing}."
-                    )));
+                    return Err(ApiError::conflict(
+                        "SecurityGroupRuleExists",
+                        format!("Security group rule already exists. Rule id is {existing}."),
+                    ));
                 }
                 check_quota(txn, &r.std.project_id, "security_group_rule", 1)?;
                 r.std.created_at = txn.now;
@@ -377,5 +506,8 @@ pub async fn delete_rule(engine: &Engine, ctx: &AuthContext, id: String) -> ApiR
 }
 
 pub fn rule_not_found(id: &str) -> ApiError {
-    ApiError::not_found("SecurityGroupRuleNotFound", format!("Security group rule {id} does not exist"))
+    ApiError::not_found(
+        "SecurityGroupRuleNotFound",
+        format!("Security group rule {id} does not exist"),
+    )
 }

@@ -7,14 +7,16 @@ use std::sync::Arc;
 
 use neutrino_ipam::{AddressRequest, Cidr, Ipam, eui64, parse_ip, parse_mac, subnet_plan};
 use neutrino_model::body::{Attr, Body, Op, attr, item_str};
-use neutrino_model::{AllocationPool, ApiError, ApiResult, AuthContext, FixedIp, HostRoute, Subnet};
+use neutrino_model::{
+    AllocationPool, ApiError, ApiResult, AuthContext, FixedIp, HostRoute, Subnet,
+};
 use serde_json::{Map, Value};
 
 use super::networks::{is_auto_delete_owner, visible_network};
 use super::{check_quota, check_revision, ipam_error, new_id, new_std, touch};
+use crate::Engine;
 use crate::policy;
 use crate::txn::Txn;
-use crate::Engine;
 
 const ATTRS: &[Attr] = &[
     attr("name", true, true),
@@ -52,8 +54,15 @@ fn parse_common(b: &Body, max_dns: usize, max_routes: usize) -> ApiResult<Common
     let gateway = match b.raw("gateway_ip") {
         None => None,
         Some(Value::Null) => Some(None),
-        Some(Value::String(s)) => Some(Some(parse_ip(s).map_err(|e| ApiError::invalid_attr("gateway_ip", e))?)),
-        Some(v) => return Err(ApiError::invalid_attr("gateway_ip", format!("'{v}' is not a valid IP address"))),
+        Some(Value::String(s)) => Some(Some(
+            parse_ip(s).map_err(|e| ApiError::invalid_attr("gateway_ip", e))?,
+        )),
+        Some(v) => {
+            return Err(ApiError::invalid_attr(
+                "gateway_ip",
+                format!("'{v}' is not a valid IP address"),
+            ));
+        }
     };
     let pools = match b.list("allocation_pools")? {
         None => None,
@@ -61,10 +70,16 @@ fn parse_common(b: &Body, max_dns: usize, max_routes: usize) -> ApiResult<Common
             let mut out = Vec::new();
             for p in items {
                 let Value::Object(o) = p else {
-                    return Err(ApiError::invalid_attr("allocation_pools", "Invalid data format for IP pool"));
+                    return Err(ApiError::invalid_attr(
+                        "allocation_pools",
+                        "Invalid data format for IP pool",
+                    ));
                 };
                 if o.len() != 2 || !o.contains_key("start") || !o.contains_key("end") {
-                    return Err(ApiError::invalid_attr("allocation_pools", "Invalid data format for IP pool: exactly start and end are required"));
+                    return Err(ApiError::invalid_attr(
+                        "allocation_pools",
+                        "Invalid data format for IP pool: exactly start and end are required",
+                    ));
                 }
                 let ip = |k: &str| -> ApiResult<IpAddr> {
                     let s = item_str("allocation_pools", &o, k)?.unwrap_or_default();
@@ -86,9 +101,14 @@ fn parse_common(b: &Body, max_dns: usize, max_routes: usize) -> ApiResult<Common
             }
             let mut out: Vec<String> = Vec::new();
             for s in list {
-                let ip = parse_ip(&s).map_err(|e| ApiError::invalid_attr("dns_nameservers", e))?.to_string();
+                let ip = parse_ip(&s)
+                    .map_err(|e| ApiError::invalid_attr("dns_nameservers", e))?
+                    .to_string();
                 if out.contains(&ip) {
-                    return Err(ApiError::invalid_attr("dns_nameservers", format!("Duplicate nameserver '{ip}'")));
+                    return Err(ApiError::invalid_attr(
+                        "dns_nameservers",
+                        format!("Duplicate nameserver '{ip}'"),
+                    ));
                 }
                 out.push(ip);
             }
@@ -107,19 +127,34 @@ fn parse_common(b: &Body, max_dns: usize, max_routes: usize) -> ApiResult<Common
             let mut out: Vec<HostRoute> = Vec::new();
             for r in items {
                 let Value::Object(o) = r else {
-                    return Err(ApiError::invalid_attr("host_routes", "Invalid data format for hostroute"));
+                    return Err(ApiError::invalid_attr(
+                        "host_routes",
+                        "Invalid data format for hostroute",
+                    ));
                 };
                 if o.len() != 2 || !o.contains_key("destination") || !o.contains_key("nexthop") {
-                    return Err(ApiError::invalid_attr("host_routes", "Invalid data format for hostroute: exactly destination and nexthop are required"));
+                    return Err(ApiError::invalid_attr(
+                        "host_routes",
+                        "Invalid data format for hostroute: exactly destination and nexthop are required",
+                    ));
                 }
                 let dest = item_str("host_routes", &o, "destination")?.unwrap_or_default();
                 let c = Cidr::parse(&dest).map_err(|e| ApiError::invalid_attr("host_routes", e))?;
                 if !c.is_network() {
-                    return Err(ApiError::invalid_attr("host_routes", format!("'{dest}' is not a recognized route cidr, '{}' is recommended", c.network())));
+                    return Err(ApiError::invalid_attr(
+                        "host_routes",
+                        format!(
+                            "'{dest}' is not a recognized route cidr, '{}' is recommended",
+                            c.network()
+                        ),
+                    ));
                 }
                 let hop = item_str("host_routes", &o, "nexthop")?.unwrap_or_default();
                 let hop = parse_ip(&hop).map_err(|e| ApiError::invalid_attr("host_routes", e))?;
-                let route = HostRoute { destination: c.to_string(), nexthop: hop.to_string() };
+                let route = HostRoute {
+                    destination: c.to_string(),
+                    nexthop: hop.to_string(),
+                };
                 if out.contains(&route) {
                     return Err(ApiError::invalid_attr("host_routes", "Duplicate hostroute"));
                 }
@@ -148,7 +183,12 @@ struct NewSubnet {
     project_id: String,
 }
 
-fn parse_create(ctx: &AuthContext, m: Map<String, Value>, max_dns: usize, max_routes: usize) -> ApiResult<NewSubnet> {
+fn parse_create(
+    ctx: &AuthContext,
+    m: Map<String, Value>,
+    max_dns: usize,
+    max_routes: usize,
+) -> ApiResult<NewSubnet> {
     let b = Body::new(m, ATTRS, Op::Create)?;
     let network_id = b.uuid("network_id")?;
     b.required("network_id")?;
@@ -158,53 +198,81 @@ fn parse_create(ctx: &AuthContext, m: Map<String, Value>, max_dns: usize, max_ro
         Some(4) => 4u8,
         Some(6) => 6,
         other => {
-            return Err(ApiError::invalid_attr("ip_version", format!("'{}' is not in [4, 6]", other.unwrap_or(0))));
+            return Err(ApiError::invalid_attr(
+                "ip_version",
+                format!("'{}' is not in [4, 6]", other.unwrap_or(0)),
+            ));
         }
     };
-    if b.raw("subnetpool_id").is_some_and(|v| !v.is_null()) || b.bool("use_default_subnetpool")? == Some(true) {
-        return Err(ApiError::bad_request("Subnet pools are not supported; give a cidr"));
+    if b.raw("subnetpool_id").is_some_and(|v| !v.is_null())
+        || b.bool("use_default_subnetpool")? == Some(true)
+    {
+        return Err(ApiError::bad_request(
+            "Subnet pools are not supported; give a cidr",
+        ));
     }
     if b.has("prefixlen") {
-        return Err(ApiError::bad_request("prefixlen is only valid with a subnet pool"));
+        return Err(ApiError::bad_request(
+            "prefixlen is only valid with a subnet pool",
+        ));
     }
     let Some(cidr_text) = b.string("cidr", 64)? else {
-        return Err(ApiError::bad_request("a cidr must be specified in the absence of a subnet pool"));
+        return Err(ApiError::bad_request(
+            "a cidr must be specified in the absence of a subnet pool",
+        ));
     };
     let cidr = Cidr::parse(&cidr_text).map_err(|e| ApiError::invalid_attr("cidr", e))?;
     if cidr.is_v4() != (version == 4) {
         return Err(ApiError::invalid_input("Cidr and ip_version mismatch"));
     }
     if cidr.prefix() == 0 {
-        return Err(ApiError::invalid_input("0 is not allowed as CIDR prefix length"));
+        return Err(ApiError::invalid_input(
+            "0 is not allowed as CIDR prefix length",
+        ));
     }
     let cidr = cidr.network();
     let mode = |k: &str| -> ApiResult<Option<String>> {
         match b.nullable_string(k, 32)?.flatten() {
             None => Ok(None),
             Some(m) if IPV6_MODES.contains(&m.as_str()) => Ok(Some(m)),
-            Some(m) => Err(ApiError::invalid_attr(k, format!("'{m}' is not in {IPV6_MODES:?}"))),
+            Some(m) => Err(ApiError::invalid_attr(
+                k,
+                format!("'{m}' is not in {IPV6_MODES:?}"),
+            )),
         }
     };
     let (ra_mode, address_mode) = (mode("ipv6_ra_mode")?, mode("ipv6_address_mode")?);
     let common = parse_common(&b, max_dns, max_routes)?;
     if version == 4 && (ra_mode.is_some() || address_mode.is_some()) {
-        return Err(ApiError::invalid_input("ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False or ip_version is 4"));
+        return Err(ApiError::invalid_input(
+            "ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False or ip_version is 4",
+        ));
     }
-    if let (Some(a), Some(b)) = (&ra_mode, &address_mode) {
-        if a != b {
-            return Err(ApiError::invalid_input(format!("ipv6_ra_mode set to '{a}' with ipv6_address_mode set to '{b}' is not valid. If both attributes are set, they must be the same value")));
-        }
+    if let (Some(a), Some(b)) = (&ra_mode, &address_mode)
+        && a != b
+    {
+        return Err(ApiError::invalid_input(format!(
+            "ipv6_ra_mode set to '{a}' with ipv6_address_mode set to '{b}' is not valid. If both attributes are set, they must be the same value"
+        )));
     }
     let dhcp = common.enable_dhcp.unwrap_or(true);
     if !dhcp && (ra_mode.is_some() || address_mode.is_some()) {
-        return Err(ApiError::invalid_input("ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False"));
+        return Err(ApiError::invalid_input(
+            "ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False",
+        ));
     }
-    let auto = [&ra_mode, &address_mode].iter().any(|m| matches!(m.as_deref(), Some("slaac" | "dhcpv6-stateless")));
+    let auto = [&ra_mode, &address_mode]
+        .iter()
+        .any(|m| matches!(m.as_deref(), Some("slaac" | "dhcpv6-stateless")));
     if auto && cidr.prefix() != 64 {
-        return Err(ApiError::invalid_input("Invalid CIDR for IPv6 address mode. OpenStack uses the EUI-64 address format, which requires the prefix to be /64"));
+        return Err(ApiError::invalid_input(
+            "Invalid CIDR for IPv6 address mode. OpenStack uses the EUI-64 address format, which requires the prefix to be /64",
+        ));
     }
     if dhcp && ((version == 4 && cidr.prefix() > 30) || (version == 6 && cidr.prefix() > 126)) {
-        return Err(ApiError::invalid_input("The CIDR prefix is too long for DHCP; disable DHCP or use a shorter prefix"));
+        return Err(ApiError::invalid_input(
+            "The CIDR prefix is too long for DHCP; disable DHCP or use a shorter prefix",
+        ));
     }
     Ok(NewSubnet {
         common,
@@ -212,12 +280,20 @@ fn parse_create(ctx: &AuthContext, m: Map<String, Value>, max_dns: usize, max_ro
         cidr,
         ra_mode,
         address_mode,
-        project_id: policy::target_project(ctx, b.string("project_id", 255)?, b.string("tenant_id", 255)?)?,
+        project_id: policy::target_project(
+            ctx,
+            b.string("project_id", 255)?,
+            b.string("tenant_id", 255)?,
+        )?,
     })
 }
 
 /// Gateway and pools: defaults and Neutron's checks.
-fn plan(cidr: &Cidr, gateway: Option<Option<IpAddr>>, pools: Option<Vec<(IpAddr, IpAddr)>>) -> ApiResult<(Option<IpAddr>, Vec<AllocationPool>)> {
+fn plan(
+    cidr: &Cidr,
+    gateway: Option<Option<IpAddr>>,
+    pools: Option<Vec<(IpAddr, IpAddr)>>,
+) -> ApiResult<(Option<IpAddr>, Vec<AllocationPool>)> {
     let gw = match gateway {
         Some(g) => g,
         None => subnet_plan::default_gateway(cidr),
@@ -236,7 +312,11 @@ fn plan(cidr: &Cidr, gateway: Option<Option<IpAddr>>, pools: Option<Vec<(IpAddr,
     Ok((gw, pools))
 }
 
-pub async fn create(engine: &Engine, ctx: &AuthContext, items: Vec<Map<String, Value>>) -> ApiResult<Vec<Arc<Subnet>>> {
+pub async fn create(
+    engine: &Engine,
+    ctx: &AuthContext,
+    items: Vec<Map<String, Value>>,
+) -> ApiResult<Vec<Arc<Subnet>>> {
     policy::require_writer(ctx, "create_subnet")?;
     let cfg = engine.config();
     let reqs = items
@@ -269,9 +349,14 @@ fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: NewSubnet) -> ApiResult<A
         }
     }
     if r.cidr.is_v4() && net.mtu < 68 || !r.cidr.is_v4() && net.mtu < 1280 {
-        return Err(ApiError::conflict("NetworkMTUSubnetConflict", format!(
-            "MTU of {} is too small for an IPv{} subnet", net.id, if r.cidr.is_v4() { 4 } else { 6 }
-        )));
+        return Err(ApiError::conflict(
+            "NetworkMTUSubnetConflict",
+            format!(
+                "MTU of {} is too small for an IPv{} subnet",
+                net.id,
+                if r.cidr.is_v4() { 4 } else { 6 }
+            ),
+        ));
     }
     let (gw, pools) = plan(&r.cidr, r.common.gateway, r.common.pools)?;
     let s = Subnet {
@@ -293,12 +378,23 @@ fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: NewSubnet) -> ApiResult<A
     // A new auto-address subnet gives every existing port its EUI-64 address.
     if s.is_auto_address() {
         let ports: Vec<_> = txn.state.ports_of(&net.id).cloned().collect();
-        for p in ports.into_iter().filter(|p| !p.device_owner.starts_with("network:router")) {
-            let Some(mac) = parse_mac(&p.mac_address) else { continue };
+        for p in ports
+            .into_iter()
+            .filter(|p| !p.device_owner.starts_with("network:router"))
+        {
+            let Some(mac) = parse_mac(&p.mac_address) else {
+                continue;
+            };
             let ip = IpAddr::V6(eui64(&r.cidr, mac).map_err(ipam_error)?);
-            txn.state.ipam.allocate(&s.id, AddressRequest::Specific(ip)).map_err(ipam_error)?;
+            txn.state
+                .ipam
+                .allocate(&s.id, AddressRequest::Specific(ip))
+                .map_err(ipam_error)?;
             let mut p = (*p).clone();
-            p.fixed_ips.push(FixedIp { subnet_id: s.id.clone(), ip_address: ip.to_string() });
+            p.fixed_ips.push(FixedIp {
+                subnet_id: s.id.clone(),
+                ip_address: ip.to_string(),
+            });
             super::touch(&mut p.std, txn.now);
             txn.put_port(p);
         }
@@ -306,7 +402,13 @@ fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: NewSubnet) -> ApiResult<A
     Ok(Arc::new(s))
 }
 
-pub async fn update(engine: &Engine, ctx: &AuthContext, id: String, m: Map<String, Value>, if_match: Option<u64>) -> ApiResult<Arc<Subnet>> {
+pub async fn update(
+    engine: &Engine,
+    ctx: &AuthContext,
+    id: String,
+    m: Map<String, Value>,
+    if_match: Option<u64>,
+) -> ApiResult<Arc<Subnet>> {
     let b = Body::new(m, ATTRS, Op::Update)?;
     let cfg = engine.config();
     let c = parse_common(&b, cfg.max_dns_nameservers, cfg.max_subnet_host_routes)?;
@@ -332,7 +434,9 @@ pub async fn update(engine: &Engine, ctx: &AuthContext, id: String, m: Map<Strin
             }
             if let Some(v) = c.enable_dhcp {
                 if !v && (s.ipv6_ra_mode.is_some() || s.ipv6_address_mode.is_some()) {
-                    return Err(ApiError::invalid_input("Cannot disable enable_dhcp with ipv6 attributes set"));
+                    return Err(ApiError::invalid_input(
+                        "Cannot disable enable_dhcp with ipv6 attributes set",
+                    ));
                 }
                 s.enable_dhcp = v;
             }
@@ -346,7 +450,11 @@ pub async fn update(engine: &Engine, ctx: &AuthContext, id: String, m: Map<Strin
                 }
                 let pools: Vec<(IpAddr, IpAddr)> = match c.pools {
                     Some(p) => p,
-                    None => s.allocation_pools.iter().filter_map(|p| Some((parse_ip(&p.start).ok()?, parse_ip(&p.end).ok()?))).collect(),
+                    None => s
+                        .allocation_pools
+                        .iter()
+                        .filter_map(|p| Some((parse_ip(&p.start).ok()?, parse_ip(&p.end).ok()?)))
+                        .collect(),
                 };
                 let ranges = subnet_plan::validate_pools(&cidr, &pools, gw).map_err(ipam_error)?;
                 let held: Vec<IpAddr> = txn
@@ -356,7 +464,10 @@ pub async fn update(engine: &Engine, ctx: &AuthContext, id: String, m: Map<Strin
                     .filter(|f| f.subnet_id == s.id)
                     .filter_map(|f| parse_ip(&f.ip_address).ok())
                     .collect();
-                txn.state.ipam.update_pools(&s.id, ranges.clone(), &held).map_err(ipam_error)?;
+                txn.state
+                    .ipam
+                    .update_pools(&s.id, ranges.clone(), &held)
+                    .map_err(ipam_error)?;
                 s.gateway_ip = gw.map(|g| g.to_string());
                 s.allocation_pools = subnet_plan::pools_to_strings(&ranges, cidr.is_v4())
                     .into_iter()
@@ -370,7 +481,12 @@ pub async fn update(engine: &Engine, ctx: &AuthContext, id: String, m: Map<Strin
         .await
 }
 
-pub async fn delete(engine: &Engine, ctx: &AuthContext, id: String, if_match: Option<u64>) -> ApiResult<()> {
+pub async fn delete(
+    engine: &Engine,
+    ctx: &AuthContext,
+    id: String,
+    if_match: Option<u64>,
+) -> ApiResult<()> {
     let ctx = ctx.clone();
     engine
         .write(move |txn| {
@@ -407,6 +523,9 @@ pub async fn delete(engine: &Engine, ctx: &AuthContext, id: String, if_match: Op
 pub fn visible_subnet(txn: &Txn<'_>, ctx: &AuthContext, id: &str) -> ApiResult<Arc<Subnet>> {
     match txn.state.subnets.get(id) {
         Some(s) if policy::can_see_subnet(ctx, txn.state, s) => Ok(s.clone()),
-        _ => Err(ApiError::not_found("SubnetNotFound", format!("Subnet {id} could not be found."))),
+        _ => Err(ApiError::not_found(
+            "SubnetNotFound",
+            format!("Subnet {id} could not be found."),
+        )),
     }
 }

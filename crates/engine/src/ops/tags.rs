@@ -31,16 +31,35 @@ impl Taggable {
 const MAX_TAGS: usize = 50;
 
 fn resource_not_found(id: &str) -> ApiError {
-    ApiError::not_found("TagResourceNotFound", format!("Resource {id} could not be found."))
+    ApiError::not_found(
+        "TagResourceNotFound",
+        format!("Resource {id} could not be found."),
+    )
 }
 
 /// The resource's current standard attributes, if the caller can see it.
 fn current(s: &State, ctx: &AuthContext, t: Taggable, id: &str) -> ApiResult<StdAttrs> {
     let std = match t {
-        Taggable::Network => s.networks.get(id).filter(|n| policy::can_see_network(ctx, n)).map(|n| n.std.clone()),
-        Taggable::Subnet => s.subnets.get(id).filter(|n| policy::can_see_subnet(ctx, s, n)).map(|n| n.std.clone()),
-        Taggable::Port => s.ports.get(id).filter(|n| policy::can_see_port(ctx, s, n)).map(|n| n.std.clone()),
-        Taggable::SecurityGroup => s.security_groups.get(id).filter(|n| policy::can_see_group(ctx, n)).map(|n| n.std.clone()),
+        Taggable::Network => s
+            .networks
+            .get(id)
+            .filter(|n| policy::can_see_network(ctx, n))
+            .map(|n| n.std.clone()),
+        Taggable::Subnet => s
+            .subnets
+            .get(id)
+            .filter(|n| policy::can_see_subnet(ctx, s, n))
+            .map(|n| n.std.clone()),
+        Taggable::Port => s
+            .ports
+            .get(id)
+            .filter(|n| policy::can_see_port(ctx, s, n))
+            .map(|n| n.std.clone()),
+        Taggable::SecurityGroup => s
+            .security_groups
+            .get(id)
+            .filter(|n| policy::can_see_group(ctx, n))
+            .map(|n| n.std.clone()),
     };
     std.ok_or_else(|| resource_not_found(id))
 }
@@ -109,7 +128,9 @@ pub async fn edit(
                 check_tag(tag)?;
             }
             if tags.len() > MAX_TAGS {
-                return Err(ApiError::bad_request(format!("Too many tags: at most {MAX_TAGS} per resource")));
+                return Err(ApiError::bad_request(format!(
+                    "Too many tags: at most {MAX_TAGS} per resource"
+                )));
             }
             if tags != std.tags {
                 store(txn, t, &id, tags.clone());
