@@ -15,6 +15,18 @@ pub fn json_bytes(status: u16, body: Vec<u8>) -> Response {
         .unwrap_or_default()
 }
 
+/// A JSON body produced chunk by chunk (large lists).
+pub fn json_stream<S>(status: u16, stream: S) -> Response
+where
+    S: futures_core::Stream<Item = Result<bytes::Bytes, std::convert::Infallible>> + Send + 'static,
+{
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::OK))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap_or_default()
+}
+
 pub fn json(status: u16, v: &Value) -> Response {
     json_bytes(status, serde_json::to_vec(v).unwrap_or_default())
 }

@@ -10,8 +10,9 @@ use neutrino_engine::{State, policy, view};
 use neutrino_model::body::{Op, unwrap_envelope};
 use neutrino_model::listing;
 use neutrino_model::query::{ListQuery, Listable, Schema};
-use neutrino_model::{ApiError, ApiResult, AuthContext};
-use serde::Serialize;
+use neutrino_model::{
+    ApiError, ApiResult, AuthContext, Network, Port, SecurityGroup, SecurityGroupRule, Subnet,
+};
 use serde_json::{Value, json};
 
 use crate::{AppState, reply};
@@ -106,123 +107,192 @@ pub fn list(state: &AppState, call: &Call<'_>, c: Collection) -> ApiResult<Respo
     let q = ListQuery::parse(&pairs, schema, state.engine.config().pagination_max_limit)?;
     let snap = state.engine.snapshot();
     let ctx = call.ctx;
-    let cx = view_cx(state, &snap, ctx);
     let s = &*snap;
+    let out = ListOut {
+        call,
+        q: &q,
+        schema,
+        snap: &snap,
+        admin: ctx.is_admin(),
+        dns_domain: &state.engine.config().dns_domain,
+    };
     match c {
-        Collection::Networks => render_list(
-            call,
-            &q,
-            schema,
+        Collection::Networks => out.render(
             s.networks
                 .values()
-                .map(|v| &**v)
                 .filter(|n| policy::can_see_network(ctx, n)),
-            |n| view::network(n, &cx),
+            write_network,
         ),
-        Collection::Subnets => render_list(
-            call,
-            &q,
-            schema,
+        Collection::Subnets => out.render(
             s.subnets
                 .values()
-                .map(|v| &**v)
                 .filter(|n| policy::can_see_subnet(ctx, s, n)),
-            |n| view::subnet(n, &cx),
+            write_subnet,
         ),
         Collection::Ports => {
             // A network_id filter walks only that network's ports.
-            let by_net: Option<Vec<&str>> = pairs
+            let nets: Vec<&str> = pairs
                 .iter()
                 .filter(|(k, _)| k == "network_id")
-                .map(|(_, v)| Some(v.as_str()))
+                .map(|(_, v)| v.as_str())
                 .collect();
-            match by_net {
-                Some(nets) if !nets.is_empty() => {
-                    let items = nets
-                        .into_iter()
-                        .flat_map(|n| s.ports_of(n))
-                        .map(|p| &**p)
-                        .filter(|p| policy::can_see_port(ctx, s, p));
-                    let mut v: Vec<_> = items.collect();
-                    v.sort_by(|a, b| a.id.cmp(&b.id));
-                    render_list(call, &q, schema, v.into_iter(), |p| view::port(p, &cx))
-                }
-                _ => render_list(
-                    call,
-                    &q,
-                    schema,
-                    s.ports
-                        .values()
-                        .map(|v| &**v)
-                        .filter(|p| policy::can_see_port(ctx, s, p)),
-                    |p| view::port(p, &cx),
-                ),
+            if nets.is_empty() {
+                out.render(
+                    s.ports.values().filter(|p| policy::can_see_port(ctx, s, p)),
+                    write_port,
+                )
+            } else {
+                let mut v: Vec<_> = nets
+                    .into_iter()
+                    .flat_map(|n| s.ports_of(n))
+                    .filter(|p| policy::can_see_port(ctx, s, p))
+                    .collect();
+                v.sort_by(|a, b| a.id.cmp(&b.id));
+                out.render(v.into_iter(), write_port)
             }
         }
-        Collection::SecurityGroups => render_list(
-            call,
-            &q,
-            schema,
+        Collection::SecurityGroups => out.render(
             s.security_groups
                 .values()
-                .map(|v| &**v)
                 .filter(|g| policy::can_see_group(ctx, g)),
-            |g| view::group(g, &cx),
+            write_group,
         ),
-        Collection::SecurityGroupRules => render_list(
-            call,
-            &q,
-            schema,
-            s.rules
-                .values()
-                .map(|v| &**v)
-                .filter(|r| policy::can_see_rule(ctx, s, r)),
-            view::rule,
+        Collection::SecurityGroupRules => out.render(
+            s.rules.values().filter(|r| policy::can_see_rule(ctx, s, r)),
+            write_rule,
         ),
     }
 }
 
-fn render_list<'a, T, V, I, F>(
-    call: &Call<'_>,
-    q: &ListQuery,
-    schema: &Schema,
-    items: I,
-    render: F,
-) -> ApiResult<Response>
-where
-    T: Listable + 'a,
-    I: Iterator<Item = &'a T>,
-    V: Serialize,
-    F: Fn(&'a T) -> V,
-{
-    let matched: Vec<&T> = items.filter(|i| q.matches(*i)).collect();
-    let page = q.paginate(matched)?;
-    let mut out = Vec::with_capacity(64 + page.items.len() * 900);
-    out.extend_from_slice(b"{\"");
-    out.extend_from_slice(schema.plural.as_bytes());
-    out.extend_from_slice(b"\":[");
-    for (i, item) in page.items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
+/// Writes one item's JSON (honouring `fields`).
+type ItemWriter<T> = fn(&T, &view::ViewCtx<'_>, &mut Vec<u8>, &[String]);
+
+fn write_network(n: &Network, cx: &view::ViewCtx<'_>, out: &mut Vec<u8>, f: &[String]) {
+    reply::write_item(out, &view::network(n, cx), f);
+}
+fn write_subnet(n: &Subnet, cx: &view::ViewCtx<'_>, out: &mut Vec<u8>, f: &[String]) {
+    reply::write_item(out, &view::subnet(n, cx), f);
+}
+fn write_port(n: &Port, cx: &view::ViewCtx<'_>, out: &mut Vec<u8>, f: &[String]) {
+    reply::write_item(out, &view::port(n, cx), f);
+}
+fn write_group(n: &SecurityGroup, cx: &view::ViewCtx<'_>, out: &mut Vec<u8>, f: &[String]) {
+    reply::write_item(out, &view::group(n, cx), f);
+}
+fn write_rule(n: &SecurityGroupRule, _cx: &view::ViewCtx<'_>, out: &mut Vec<u8>, f: &[String]) {
+    reply::write_item(out, &view::rule(n), f);
+}
+
+/// Pages larger than this are streamed in chunks rather than built in one
+/// buffer, so listing 100,000 ports does not hold the whole body in memory.
+const STREAM_ABOVE: usize = 2_000;
+const CHUNK_ITEMS: usize = 1_000;
+
+struct ListOut<'a> {
+    call: &'a Call<'a>,
+    q: &'a ListQuery,
+    schema: &'static Schema,
+    snap: &'a Arc<State>,
+    admin: bool,
+    dns_domain: &'a str,
+}
+
+impl ListOut<'_> {
+    fn render<'s, T, I>(&self, items: I, write: ItemWriter<T>) -> ApiResult<Response>
+    where
+        T: Listable + Send + Sync + 'static,
+        I: Iterator<Item = &'s Arc<T>>,
+    {
+        let (q, schema) = (self.q, self.schema);
+        let matched: Vec<&Arc<T>> = items.filter(|i| q.matches(*i)).collect();
+        let page = q.paginate(matched)?;
+        let mut head = format!("{{\"{}\":[", schema.plural).into_bytes();
+        let mut tail = b"]".to_vec();
+        if q.limit.is_some() {
+            let links = links(
+                self.call,
+                q,
+                page.items.first().map(|i| i.id()),
+                page.items.last().map(|i| i.id()),
+                page.more,
+            );
+            tail.extend_from_slice(format!(",\"{}_links\":", schema.plural).as_bytes());
+            let _ = serde_json::to_writer(&mut tail, &links);
         }
-        reply::write_item(&mut out, &render(item), &q.fields);
+        tail.push(b'}');
+        if page.items.len() <= STREAM_ABOVE {
+            let cx = view::ViewCtx {
+                admin: self.admin,
+                state: self.snap,
+                dns_domain: self.dns_domain,
+            };
+            head.reserve(page.items.len() * 900 + tail.len());
+            for (i, item) in page.items.iter().enumerate() {
+                if i > 0 {
+                    head.push(b',');
+                }
+                write(item, &cx, &mut head, &q.fields);
+            }
+            head.extend_from_slice(&tail);
+            return Ok(reply::json_bytes(200, head));
+        }
+        let stream = ListStream {
+            snap: self.snap.clone(),
+            items: page.items.into_iter().cloned().collect(),
+            next: 0,
+            head: Some(head),
+            tail: Some(tail),
+            admin: self.admin,
+            dns_domain: self.dns_domain.to_string(),
+            fields: q.fields.clone(),
+            write,
+        };
+        Ok(reply::json_stream(200, stream))
     }
-    out.push(b']');
-    if q.limit.is_some() {
-        let links = links(
-            call,
-            q,
-            page.items.first().map(|i| i.id()),
-            page.items.last().map(|i| i.id()),
-            page.more,
-        );
-        out.extend_from_slice(b",\"");
-        out.extend_from_slice(schema.plural.as_bytes());
-        out.extend_from_slice(b"_links\":");
-        let _ = serde_json::to_writer(&mut out, &links);
+}
+
+/// A list body rendered `CHUNK_ITEMS` at a time from a snapshot of the model.
+struct ListStream<T: 'static> {
+    snap: Arc<State>,
+    items: Vec<Arc<T>>,
+    next: usize,
+    head: Option<Vec<u8>>,
+    tail: Option<Vec<u8>>,
+    admin: bool,
+    dns_domain: String,
+    fields: Vec<String>,
+    write: ItemWriter<T>,
+}
+
+impl<T> Unpin for ListStream<T> {}
+
+impl<T: Send + Sync + 'static> futures_core::Stream for ListStream<T> {
+    type Item = Result<bytes::Bytes, std::convert::Infallible>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if this.next >= this.items.len() {
+            return std::task::Poll::Ready(this.tail.take().map(|t| Ok(bytes::Bytes::from(t))));
+        }
+        let mut out = this.head.take().unwrap_or_default();
+        let cx = view::ViewCtx {
+            admin: this.admin,
+            state: &this.snap,
+            dns_domain: &this.dns_domain,
+        };
+        let end = (this.next + CHUNK_ITEMS).min(this.items.len());
+        for i in this.next..end {
+            if i > 0 {
+                out.push(b',');
+            }
+            (this.write)(&this.items[i], &cx, &mut out, &this.fields);
+        }
+        this.next = end;
+        std::task::Poll::Ready(Some(Ok(bytes::Bytes::from(out))))
     }
-    out.push(b'}');
-    Ok(reply::json_bytes(200, out))
 }
 
 /// Pagination links: `next` when more items follow, `previous` when we are past the start.

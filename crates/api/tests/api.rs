@@ -1860,3 +1860,33 @@ async fn delete_in_use_rules_and_json_suffix() {
         "{det}"
     );
 }
+
+// ------------------------------------------------------- large (streamed) lists
+
+#[tokio::test]
+async fn large_lists_stream_every_item_once_as_valid_json() {
+    let mut config = neutrino_engine::EngineConfig::default();
+    config.quota_defaults.insert("port".into(), -1);
+    let app = App::with_config(config).await;
+    let t = &app.admin;
+    let (net, _) = app.net_with_subnet(t, "big", "10.8.0.0/20").await;
+    // Above the streaming threshold (2,000), in bulk requests of 500.
+    for _ in 0..5 {
+        let items: Vec<Value> = (0..500).map(|_| json!({"network_id": net})).collect();
+        app.post(t, "/v2.0/ports", json!({"ports": items}))
+            .await
+            .expect(201);
+    }
+    let all = app.get(t, "/v2.0/ports").await;
+    let ports = all.expect(200)["ports"].as_array().expect("ports").clone();
+    assert_eq!(ports.len(), 2_500);
+    let ids: BTreeSet<String> = ports.iter().map(id).collect();
+    assert_eq!(ids.len(), 2_500, "every port exactly once");
+    let addrs: BTreeSet<String> = ports.iter().flat_map(ips).collect();
+    assert_eq!(addrs.len(), 2_500, "no address twice");
+    // `fields` applies on the streamed path too.
+    let slim = app.get(t, "/v2.0/ports?fields=id&fields=mac_address").await;
+    for p in slim.expect(200)["ports"].as_array().unwrap() {
+        assert_eq!(p.as_object().unwrap().len(), 2);
+    }
+}

@@ -434,3 +434,16 @@ mod tests {
         assert!(ListQuery::parse(&pairs(&[("sort_key", "name")]), &SCHEMA, 0).is_err());
     }
 }
+
+/// The model keeps resources behind `Arc`s; lists page over those directly.
+impl<T: Listable + ?Sized> Listable for std::sync::Arc<T> {
+    fn id(&self) -> &str {
+        (**self).id()
+    }
+    fn attr(&self, name: &str) -> AttrValue<'_> {
+        (**self).attr(name)
+    }
+    fn tags(&self) -> &[String] {
+        (**self).tags()
+    }
+}
