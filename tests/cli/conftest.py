@@ -472,11 +472,12 @@ def keystone(workroot, keystone_neutrino_port, openstack_cli):
 
 
 @pytest.fixture(scope="session")
-def keystone_server(neutrino_bin, keystone, keystone_neutrino_port, workroot):
+def keystone_server(request, keystone, keystone_neutrino_port, workroot):
     """Neutrino in identity mode `keystone`, validating tokens against the real Keystone."""
     if REFERENCE_URL:
         yield ExternalServer(REFERENCE_URL)
         return
+    neutrino_bin = request.getfixturevalue("neutrino_bin")
     port = keystone_neutrino_port
     workdir = workroot / "keystone-mode"
     config = f"""\

@@ -63,7 +63,7 @@ def check_sg_rule_flow(cli: Cli) -> dict:
                     "--dst-port", "22", "--remote-ip", "203.0.113.0/24", sg_name)
     assert rule["security_group_id"] == sg["id"]
     assert rule["direction"] == "ingress"
-    assert rule["ethertype"] == "IPv4"
+    assert rule["ether_type"] == "IPv4"   # (the CLI's name for Neutron's "ethertype")
     assert rule["protocol"] == "tcp"
     assert (rule["port_range_min"], rule["port_range_max"]) == (22, 22)
     assert rule["remote_ip_prefix"] == "203.0.113.0/24"

@@ -87,9 +87,10 @@ def test_subnet_ipv6_slaac(admin):
     assert ipaddress.ip_network(sub["cidr"]) == ipaddress.ip_network("2001:db8:1::/64")
     assert sub["ipv6_ra_mode"] == "slaac"
     assert sub["ipv6_address_mode"] == "slaac"
-    # Neutron's default gateway is the first host address; the pool is the rest
-    assert ip(sub["gateway_ip"]) == ip("2001:db8:1::1")
-    assert pools(sub) == [(ip("2001:db8:1::2"), ip("2001:db8:1:0:ffff:ffff:ffff:ffff"))]
+    # as real Neutron (29) answers: the gateway defaults to the subnet-router anycast
+    # address (the prefix itself) and the pool is every other address of the /64
+    assert ip(sub["gateway_ip"]) == ip("2001:db8:1::")
+    assert pools(sub) == [(ip("2001:db8:1::1"), ip("2001:db8:1:0:ffff:ffff:ffff:ffff"))]
 
 
 def test_port_fixed_ips_and_slaac(admin):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from conftest import NeutrinoServer, builtin_config, free_port, http_get
+import pytest
+
+from conftest import REFERENCE_URL, NeutrinoServer, builtin_config, free_port, http_get
 
 
 def test_versions_document(builtin_server):
@@ -23,6 +25,7 @@ def test_first_start_writes_clouds_yaml(builtin_server, admin_clouds):
     assert str(admin_clouds.name) in builtin_server.log_text()
 
 
+@pytest.mark.skipif(bool(REFERENCE_URL), reason="reference run: Neutrino-only test")
 def test_sigterm_stops_cleanly(neutrino_bin, workroot):
     port = free_port()
     workdir = workroot / "sigterm"

@@ -74,8 +74,15 @@ def ensure_project(tok, name):
 def ensure_user(tok, name, password, project_id):
     u = find(tok, "users", "users", name, "&domain_id=default")
     if u:
-        # keep the password in step with the environment
-        _req("PATCH", f"{v3()}/users/{u['id']}", tok, {"user": {"password": password}})
+        # Keep the password in step with the environment, but only change it when it
+        # differs: a password change revokes the user's tokens, including ones
+        # issued later in the same second (Keystone's revocation granularity).
+        status, _, _ = _req("POST", v3() + "/auth/tokens", body={"auth": {"identity": {
+            "methods": ["password"], "password": {"user": {
+                "id": u["id"], "password": password}}}}}, ok=(201, 401))
+        if status != 201:
+            _req("PATCH", f"{v3()}/users/{u['id']}", tok, {"user": {"password": password}})
+            time.sleep(1.1)
         return u["id"]
     _, _, body = _req("POST", v3() + "/users", tok, {"user": {
         "name": name, "domain_id": "default", "password": password,
