@@ -122,6 +122,21 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "Provides integration with DNS.",
     ),
     (
+        "subnet-external-network",
+        "Subnet External Network",
+        "Informs if the subnet is external or not",
+    ),
+    (
+        "security-groups-normalized-cidr",
+        "Security group rule normalized CIDR",
+        "Add new field with normalized remote_ip_prefix cidr in SG rule",
+    ),
+    (
+        "security-groups-rules-belongs-to-default-sg",
+        "Security group rule belongs to the project's default security group",
+        "Flag to determine if the security group rule belongs to the project's default security group",
+    ),
+    (
         "port-mac-address-regenerate",
         "Neutron Port MAC address regenerate",
         "Network port MAC address regenerate",

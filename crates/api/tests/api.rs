@@ -1890,3 +1890,45 @@ async fn large_lists_stream_every_item_once_as_valid_json() {
         assert_eq!(p.as_object().unwrap().len(), 2);
     }
 }
+
+// ------------------------------------------- derived read-only attributes
+
+#[tokio::test]
+async fn derived_attributes_follow_their_sources() {
+    let app = App::new().await;
+    let (admin, alice) = (&app.admin, &app.alice);
+    // Subnets show their network's router:external.
+    let ext = app.network(admin, json!({"name": "public", "router:external": true})).await;
+    let ext_sub = app.subnet(admin, &id(&ext), "203.0.113.0/24", json!({})).await;
+    assert_eq!(ext_sub["router:external"], json!(true));
+    let (_, own_sub) = app.net_with_subnet(alice, "private", "10.1.0.0/24").await;
+    let s = app.get(alice, &format!("/v2.0/subnets/{own_sub}")).await;
+    assert_eq!(s.expect(200)["subnet"]["router:external"], json!(false));
+
+    // Rules: normalized_cidr clears host bits; belongs_to_default_sg marks the default group's rules.
+    let groups = app.get(alice, "/v2.0/security-groups?name=default").await;
+    let default = groups.expect(200)["security_groups"][0].clone();
+    for r in default["security_group_rules"].as_array().unwrap() {
+        assert_eq!(r["belongs_to_default_sg"], json!(true));
+    }
+    let sg = app.post(alice, "/v2.0/security-groups", json!({"security_group": {"name": "web"}})).await;
+    let sg_id = id(&sg.expect(201)["security_group"]);
+    let r = app
+        .post(
+            alice,
+            "/v2.0/security-group-rules",
+            json!({"security_group_rule": {"security_group_id": sg_id, "direction": "ingress",
+                "protocol": "tcp", "port_range_min": 80, "port_range_max": 80,
+                "remote_ip_prefix": "10.0.0.5/24"}}),
+        )
+        .await;
+    let rule = r.expect(201)["security_group_rule"].clone();
+    assert_eq!(rule["remote_ip_prefix"], json!("10.0.0.5/24"));
+    assert_eq!(rule["normalized_cidr"], json!("10.0.0.0/24"));
+    assert_eq!(rule["belongs_to_default_sg"], json!(false));
+    let found = app
+        .get(alice, "/v2.0/security-group-rules?normalized_cidr=10.0.0.0/24&belongs_to_default_sg=false")
+        .await;
+    let ids: Vec<String> = found.expect(200)["security_group_rules"].as_array().unwrap().iter().map(id).collect();
+    assert_eq!(ids, vec![id(&rule)]);
+}

@@ -100,6 +100,8 @@ pub struct SubnetView<'a> {
     ipv6_ra_mode: Option<&'a str>,
     ipv6_address_mode: Option<&'a str>,
     subnetpool_id: Option<&'a str>,
+    #[serde(rename = "router:external")]
+    router_external: bool,
     tags: &'a [String],
     created_at: String,
     updated_at: String,
@@ -108,7 +110,7 @@ pub struct SubnetView<'a> {
     tenant_id: &'a str,
 }
 
-pub fn subnet<'a>(s: &'a Subnet, _cx: &ViewCtx<'a>) -> SubnetView<'a> {
+pub fn subnet<'a>(s: &'a Subnet, cx: &ViewCtx<'a>) -> SubnetView<'a> {
     SubnetView {
         id: &s.id,
         name: &s.name,
@@ -124,6 +126,11 @@ pub fn subnet<'a>(s: &'a Subnet, _cx: &ViewCtx<'a>) -> SubnetView<'a> {
         ipv6_ra_mode: s.ipv6_ra_mode.as_deref(),
         ipv6_address_mode: s.ipv6_address_mode.as_deref(),
         subnetpool_id: None,
+        router_external: cx
+            .state
+            .networks
+            .get(&s.network_id)
+            .is_some_and(|n| n.router_external),
         tags: &s.std.tags,
         created_at: format_utc(s.std.created_at),
         updated_at: format_utc(s.std.updated_at),
@@ -242,6 +249,8 @@ pub struct RuleView<'a> {
     port_range_max: Option<u32>,
     remote_ip_prefix: Option<&'a str>,
     remote_group_id: Option<&'a str>,
+    normalized_cidr: Option<&'a str>,
+    belongs_to_default_sg: bool,
     description: &'a str,
     created_at: String,
     updated_at: String,
@@ -261,6 +270,8 @@ pub fn rule<'a>(r: &'a SecurityGroupRule) -> RuleView<'a> {
         port_range_max: r.port_range_max,
         remote_ip_prefix: r.remote_ip_prefix.as_deref(),
         remote_group_id: r.remote_group_id.as_deref(),
+        normalized_cidr: r.normalized_cidr.as_deref(),
+        belongs_to_default_sg: r.belongs_to_default_sg,
         description: &r.std.description,
         created_at: format_utc(r.std.created_at),
         updated_at: format_utc(r.std.updated_at),

@@ -157,6 +157,8 @@ pub const SECURITY_GROUP_RULES: Schema = Schema {
         ("tenant_id", T::Str),
         ("description", T::Str),
         ("revision_number", T::Int),
+        ("normalized_cidr", T::Str),
+        ("belongs_to_default_sg", T::Bool),
     ],
     sort_keys: &[
         "id",
@@ -315,6 +317,8 @@ impl Listable for SecurityGroupRule {
             "port_range_max" => port(self.port_range_max),
             "remote_ip_prefix" => opt(&self.remote_ip_prefix),
             "remote_group_id" => opt(&self.remote_group_id),
+            "normalized_cidr" => opt(&self.normalized_cidr),
+            "belongs_to_default_sg" => AttrValue::Bool(self.belongs_to_default_sg),
             other => std_attr(&self.std, other),
         }
     }

@@ -191,6 +191,12 @@ pub struct SecurityGroupRule {
     pub port_range_max: Option<u32>,
     pub remote_ip_prefix: Option<String>,
     pub remote_group_id: Option<String>,
+    /// `remote_ip_prefix` with its host bits cleared (`10.0.0.5/24` → `10.0.0.0/24`).
+    #[serde(default)]
+    pub normalized_cidr: Option<String>,
+    /// Whether the rule is in its project's `default` group.
+    #[serde(default)]
+    pub belongs_to_default_sg: bool,
     #[serde(flatten)]
     pub std: StdAttrs,
 }

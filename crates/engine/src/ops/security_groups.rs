@@ -62,6 +62,8 @@ fn rule_template(
         port_range_max: None,
         remote_ip_prefix: None,
         remote_group_id: remote_group,
+        normalized_cidr: None,
+        belongs_to_default_sg: g.is_default,
         std: new_std(txn, g.std.project_id.clone(), None),
     }
 }
@@ -374,8 +376,8 @@ fn parse_rule(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<(SecurityGr
             .with_type("SecurityGroupInvalidProtocolForPort"));
         }
     };
-    let prefix = match b.nullable_string("remote_ip_prefix", 64)?.flatten() {
-        None => None,
+    let (prefix, normalized) = match b.nullable_string("remote_ip_prefix", 64)?.flatten() {
+        None => (None, None),
         Some(p) => {
             let c = if p.contains('/') {
                 Cidr::parse(&p)
@@ -390,7 +392,8 @@ fn parse_rule(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<(SecurityGr
                 ))
                 .with_type("SecurityGroupRuleParameterConflict"));
             }
-            Some(c.to_string())
+            // Host bits are kept as given; normalized_cidr shows the network.
+            (Some(c.to_string()), Some(c.network().to_string()))
         }
     };
     let remote_group = b.uuid("remote_group_id")?;
@@ -414,8 +417,10 @@ fn parse_rule(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<(SecurityGr
         protocol,
         port_range_min: min,
         port_range_max: max,
+        normalized_cidr: normalized,
         remote_ip_prefix: prefix,
         remote_group_id: remote_group,
+        belongs_to_default_sg: false,
         std: neutrino_model::StdAttrs {
             project_id: project,
             description: description.unwrap_or_default(),
@@ -458,6 +463,7 @@ pub async fn create_rules(
             for (mut r, explicit_project) in rules {
                 let g = visible_group(txn, &ctx, &r.security_group_id)?;
                 policy::require_owner(&ctx, &g.std.project_id, "create_security_group_rule")?;
+                r.belongs_to_default_sg = g.is_default;
                 if !explicit_project {
                     r.std.project_id = g.std.project_id.clone();
                 }
