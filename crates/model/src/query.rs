@@ -342,6 +342,19 @@ fn limit_error(v: &str) -> ApiError {
     ))
 }
 
+/// The model keeps resources behind `Arc`s; lists page over those directly.
+impl<T: Listable + ?Sized> Listable for std::sync::Arc<T> {
+    fn id(&self) -> &str {
+        (**self).id()
+    }
+    fn attr(&self, name: &str) -> AttrValue<'_> {
+        (**self).attr(name)
+    }
+    fn tags(&self) -> &[String] {
+        (**self).tags()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,15 +448,3 @@ mod tests {
     }
 }
 
-/// The model keeps resources behind `Arc`s; lists page over those directly.
-impl<T: Listable + ?Sized> Listable for std::sync::Arc<T> {
-    fn id(&self) -> &str {
-        (**self).id()
-    }
-    fn attr(&self, name: &str) -> AttrValue<'_> {
-        (**self).attr(name)
-    }
-    fn tags(&self) -> &[String] {
-        (**self).tags()
-    }
-}
