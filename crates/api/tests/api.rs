@@ -1898,8 +1898,12 @@ async fn derived_attributes_follow_their_sources() {
     let app = App::new().await;
     let (admin, alice) = (&app.admin, &app.alice);
     // Subnets show their network's router:external.
-    let ext = app.network(admin, json!({"name": "public", "router:external": true})).await;
-    let ext_sub = app.subnet(admin, &id(&ext), "203.0.113.0/24", json!({})).await;
+    let ext = app
+        .network(admin, json!({"name": "public", "router:external": true}))
+        .await;
+    let ext_sub = app
+        .subnet(admin, &id(&ext), "203.0.113.0/24", json!({}))
+        .await;
     assert_eq!(ext_sub["router:external"], json!(true));
     let (_, own_sub) = app.net_with_subnet(alice, "private", "10.1.0.0/24").await;
     let s = app.get(alice, &format!("/v2.0/subnets/{own_sub}")).await;
@@ -1911,7 +1915,13 @@ async fn derived_attributes_follow_their_sources() {
     for r in default["security_group_rules"].as_array().unwrap() {
         assert_eq!(r["belongs_to_default_sg"], json!(true));
     }
-    let sg = app.post(alice, "/v2.0/security-groups", json!({"security_group": {"name": "web"}})).await;
+    let sg = app
+        .post(
+            alice,
+            "/v2.0/security-groups",
+            json!({"security_group": {"name": "web"}}),
+        )
+        .await;
     let sg_id = id(&sg.expect(201)["security_group"]);
     let r = app
         .post(
@@ -1927,8 +1937,32 @@ async fn derived_attributes_follow_their_sources() {
     assert_eq!(rule["normalized_cidr"], json!("10.0.0.0/24"));
     assert_eq!(rule["belongs_to_default_sg"], json!(false));
     let found = app
-        .get(alice, "/v2.0/security-group-rules?normalized_cidr=10.0.0.0/24&belongs_to_default_sg=false")
+        .get(
+            alice,
+            "/v2.0/security-group-rules?normalized_cidr=10.0.0.0/24&belongs_to_default_sg=false",
+        )
         .await;
-    let ids: Vec<String> = found.expect(200)["security_group_rules"].as_array().unwrap().iter().map(id).collect();
+    let ids: Vec<String> = found.expect(200)["security_group_rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(id)
+        .collect();
     assert_eq!(ids, vec![id(&rule)]);
+}
+
+#[tokio::test]
+async fn every_request_gets_its_own_request_id() {
+    let app = App::new().await;
+    let mut seen = BTreeSet::new();
+    for _ in 0..5 {
+        let r = app.get(&app.alice, "/v2.0/networks").await;
+        r.expect(200);
+        let e = app.get(&app.alice, "/v2.0/networks/nope").await;
+        e.expect(404);
+        for resp in [&r, &e] {
+            let id = resp.headers["x-openstack-request-id"].to_str().unwrap().to_string();
+            assert!(seen.insert(id), "request ids must be unique");
+        }
+    }
 }

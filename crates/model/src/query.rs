@@ -447,4 +447,3 @@ mod tests {
         assert!(ListQuery::parse(&pairs(&[("sort_key", "name")]), &SCHEMA, 0).is_err());
     }
 }
-

@@ -249,6 +249,15 @@ impl App {
             .expect("router is infallible");
         let status = resp.status();
         let headers = resp.headers().clone();
+        // Every response, success or error, carries the request id the logs carry.
+        let rid = headers
+            .get("x-openstack-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        assert!(
+            rid.starts_with("req-") && rid.len() == 40,
+            "{method} {path}: bad or missing x-openstack-request-id {rid:?}"
+        );
         let raw = resp
             .into_body()
             .collect()

@@ -23,6 +23,17 @@ pub fn limits(engine: &Engine, state: &State, project: &str) -> BTreeMap<&'stati
         .collect()
 }
 
+/// A project's limits as the API shows them, with its id.
+fn quota_object(engine: &Engine, state: &State, project: &str) -> Value {
+    let mut m: Map<String, Value> = limits(engine, state, project)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
+    m.insert("project_id".into(), json!(project));
+    m.insert("tenant_id".into(), json!(project));
+    Value::Object(m)
+}
+
 pub fn check_read(ctx: &AuthContext, project: &str) -> ApiResult<()> {
     if ctx.is_admin() || ctx.project_id == project {
         Ok(())
@@ -34,13 +45,7 @@ pub fn check_read(ctx: &AuthContext, project: &str) -> ApiResult<()> {
 pub fn show(engine: &Engine, ctx: &AuthContext, project: &str) -> ApiResult<Value> {
     check_read(ctx, project)?;
     let state = engine.snapshot();
-    let mut m: Map<String, Value> = limits(engine, &state, project)
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
-        .collect();
-    m.insert("project_id".into(), json!(project));
-    m.insert("tenant_id".into(), json!(project));
-    Ok(json!({ "quota": m }))
+    Ok(json!({ "quota": quota_object(engine, &state, project) }))
 }
 
 pub fn defaults(engine: &Engine, ctx: &AuthContext, project: &str) -> ApiResult<Value> {
@@ -76,15 +81,7 @@ pub fn list(engine: &Engine, ctx: &AuthContext) -> ApiResult<Value> {
     let items: Vec<Value> = state
         .quotas
         .keys()
-        .map(|p| {
-            let mut m: Map<String, Value> = limits(engine, &state, p)
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), json!(v)))
-                .collect();
-            m.insert("project_id".into(), json!(p));
-            m.insert("tenant_id".into(), json!(p));
-            Value::Object(m)
-        })
+        .map(|p| quota_object(engine, &state, p))
         .collect();
     Ok(json!({ "quotas": items }))
 }
@@ -153,13 +150,7 @@ pub async fn update(
         })
         .await?;
     let state = engine2.snapshot();
-    let mut m: Map<String, Value> = limits(&engine2, &state, &project)
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), json!(v)))
-        .collect();
-    m.insert("project_id".into(), json!(project));
-    m.insert("tenant_id".into(), json!(project));
-    Ok(json!({ "quota": m }))
+    Ok(json!({ "quota": quota_object(&engine2, &state, &project) }))
 }
 
 pub async fn reset(engine: &Engine, ctx: &AuthContext, project: String) -> ApiResult<()> {
