@@ -167,10 +167,13 @@ fn decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
+        // Byte-wise, so a '%' before a multi-byte character cannot split it.
+        let hex = |c: u8| (c as char).to_digit(16);
         if b[i] == b'%'
             && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
         {
+            let v = u8::try_from(h * 16 + l).unwrap_or(b'?');
             out.push(v);
             i += 3;
             continue;
@@ -231,4 +234,18 @@ async fn read_body(state: &AppState, req: Request<Body>) -> ApiResult<Option<Val
     serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|e| ApiError::bad_request(format!("Malformed request body: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode;
+
+    #[test]
+    fn decodes_percent_escapes_without_panicking() {
+        assert_eq!(decode("a%20b"), "a b");
+        assert_eq!(decode("%E2%9C%93"), "✓");
+        assert_eq!(decode("100%"), "100%");
+        assert_eq!(decode("%zz%4"), "%zz%4");
+        assert_eq!(decode("%é1"), "%é1");
+    }
 }

@@ -1961,7 +1961,10 @@ async fn every_request_gets_its_own_request_id() {
         let e = app.get(&app.alice, "/v2.0/networks/nope").await;
         e.expect(404);
         for resp in [&r, &e] {
-            let id = resp.headers["x-openstack-request-id"].to_str().unwrap().to_string();
+            let id = resp.headers["x-openstack-request-id"]
+                .to_str()
+                .unwrap()
+                .to_string();
             assert!(seen.insert(id), "request ids must be unique");
         }
     }
