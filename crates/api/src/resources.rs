@@ -58,24 +58,15 @@ impl Collection {
         }
     }
 
+    /// The collection's 404, worded by the engine operation that owns it.
     fn not_found(self, id: &str) -> ApiError {
-        let (t, msg) = match self {
-            Collection::Networks => (
-                "NetworkNotFound",
-                format!("Network {id} could not be found."),
-            ),
-            Collection::Subnets => ("SubnetNotFound", format!("Subnet {id} could not be found.")),
-            Collection::Ports => ("PortNotFound", format!("Port {id} could not be found.")),
-            Collection::SecurityGroups => (
-                "SecurityGroupNotFound",
-                format!("Security group {id} does not exist"),
-            ),
-            Collection::SecurityGroupRules => (
-                "SecurityGroupRuleNotFound",
-                format!("Security group rule {id} does not exist"),
-            ),
-        };
-        ApiError::not_found(t, msg)
+        match self {
+            Collection::Networks => ops::networks::not_found(id),
+            Collection::Subnets => ops::subnets::not_found(id),
+            Collection::Ports => ops::ports::not_found(id),
+            Collection::SecurityGroups => ops::security_groups::group_not_found(id),
+            Collection::SecurityGroupRules => ops::security_groups::rule_not_found(id),
+        }
     }
 }
 
@@ -110,6 +101,7 @@ pub fn list(state: &AppState, call: &Call<'_>, c: Collection) -> ApiResult<Respo
     let s = &*snap;
     let out = ListOut {
         call,
+        pairs: &pairs,
         q: &q,
         schema,
         snap: &snap,
@@ -190,6 +182,8 @@ const CHUNK_ITEMS: usize = 1_000;
 
 struct ListOut<'a> {
     call: &'a Call<'a>,
+    /// The decoded query, parsed once per request.
+    pairs: &'a [(String, String)],
     q: &'a ListQuery,
     schema: &'static Schema,
     snap: &'a Arc<State>,
@@ -211,6 +205,7 @@ impl ListOut<'_> {
         if q.limit.is_some() {
             let links = links(
                 self.call,
+                self.pairs,
                 q,
                 page.items.first().map(|i| i.id()),
                 page.items.last().map(|i| i.id()),
@@ -298,14 +293,14 @@ impl<T: Send + Sync + 'static> futures_core::Stream for ListStream<T> {
 /// Pagination links: `next` when more items follow, `previous` when we are past the start.
 fn links(
     call: &Call<'_>,
+    pairs: &[(String, String)],
     q: &ListQuery,
     first: Option<&str>,
     last: Option<&str>,
     more: bool,
 ) -> Vec<Value> {
-    let kept: Vec<(String, String)> = query_pairs(call.query)
-        .unwrap_or_default()
-        .into_iter()
+    let kept: Vec<&(String, String)> = pairs
+        .iter()
         .filter(|(k, _)| k != "marker" && k != "page_reverse")
         .collect();
     let href = |marker: &str, reverse: bool| {

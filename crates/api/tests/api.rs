@@ -502,41 +502,26 @@ async fn bulk_port_create_is_all_or_nothing() {
     let item =
         |ip: &str| json!({"network_id": net, "fixed_ips": [{"subnet_id": sub, "ip_address": ip}]});
 
-    // Last item has a bad attribute.
-    let mut bad = item("10.0.0.22");
-    bad["foo"] = json!(1);
-    let r = app
-        .post(
-            t,
-            "/v2.0/ports",
-            json!({"ports": [item("10.0.0.20"), item("10.0.0.21"), bad]}),
-        )
-        .await;
-    r.expect_error(400, "HTTPBadRequest");
-    assert_eq!(count().await, before);
-
-    // Last item asks for an address another port holds: nothing is created.
-    let r = app
-        .post(
-            t,
-            "/v2.0/ports",
-            json!({"ports": [item("10.0.0.20"), item("10.0.0.21"), item("10.0.0.30")]}),
-        )
-        .await;
-    r.expect_error(409, "IpAddressAlreadyAllocated");
-    assert_eq!(count().await, before);
-
-    // Last item is on a network that does not exist (fails inside the write).
-    let missing = json!({"network_id": "6a1f4b8e-0000-4000-8000-000000000000"});
-    let r = app
-        .post(
-            t,
-            "/v2.0/ports",
-            json!({"ports": [item("10.0.0.20"), item("10.0.0.21"), missing]}),
-        )
-        .await;
-    r.expect_error(404, "NetworkNotFound");
-    assert_eq!(count().await, before);
+    // Each bulk fails on its last item, after two good ones: nothing is created.
+    let mut bad_attr = item("10.0.0.22");
+    bad_attr["foo"] = json!(1);
+    let taken = item("10.0.0.30"); // held by another port
+    let missing = json!({"network_id": "6a1f4b8e-0000-4000-8000-000000000000"}); // fails inside the write
+    for (last, status, error_type) in [
+        (bad_attr, 400, "HTTPBadRequest"),
+        (taken, 409, "IpAddressAlreadyAllocated"),
+        (missing, 404, "NetworkNotFound"),
+    ] {
+        let r = app
+            .post(
+                t,
+                "/v2.0/ports",
+                json!({"ports": [item("10.0.0.20"), item("10.0.0.21"), last]}),
+            )
+            .await;
+        r.expect_error(status, error_type);
+        assert_eq!(count().await, before, "{error_type}: nothing created");
+    }
 
     // The earlier items' addresses were never kept: single ports can take them.
     let p = app

@@ -300,11 +300,26 @@ impl State {
 /// A subnet's pools as IPAM ranges.
 pub fn pools_of(sub: &Subnet) -> Result<Vec<neutrino_ipam::AddrRange>, EngineError> {
     let cidr = Cidr::parse(&sub.cidr).map_err(|e| EngineError::Corrupt(e.to_string()))?;
-    let pairs: Vec<(IpAddr, IpAddr)> = sub
-        .allocation_pools
-        .iter()
-        .filter_map(|p| Some((parse_ip(&p.start).ok()?, parse_ip(&p.end).ok()?)))
-        .collect();
+    let pairs = pool_pairs(sub);
     let gw = sub.gateway_ip.as_deref().and_then(|g| parse_ip(g).ok());
     subnet_plan::validate_pools(&cidr, &pairs, gw).map_err(|e| EngineError::Corrupt(e.to_string()))
+}
+
+/// A subnet's stored pools as address pairs.
+pub fn pool_pairs(sub: &Subnet) -> Vec<(IpAddr, IpAddr)> {
+    sub.allocation_pools
+        .iter()
+        .filter_map(|p| Some((parse_ip(&p.start).ok()?, parse_ip(&p.end).ok()?)))
+        .collect()
+}
+
+/// IPAM ranges in the API's `allocation_pools` form.
+pub fn pool_objects(
+    ranges: &[neutrino_ipam::AddrRange],
+    v4: bool,
+) -> Vec<neutrino_model::AllocationPool> {
+    subnet_plan::pools_to_strings(ranges, v4)
+        .into_iter()
+        .map(|(start, end)| neutrino_model::AllocationPool { start, end })
+        .collect()
 }

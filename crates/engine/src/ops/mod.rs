@@ -11,7 +11,7 @@ pub mod subnets;
 pub mod tags;
 
 use neutrino_ipam::IpamError;
-use neutrino_model::{ApiError, ApiResult, ErrorKind, StdAttrs};
+use neutrino_model::{ApiError, ApiResult, AuthContext, ErrorKind, StdAttrs};
 
 use crate::txn::Txn;
 
@@ -35,6 +35,18 @@ pub fn new_std(txn: &Txn<'_>, project_id: String, description: Option<String>) -
 pub fn touch(std: &mut StdAttrs, now: i64) {
     std.revision_number += 1;
     std.updated_at = now;
+}
+
+/// The checks before changing or deleting a visible resource: the caller
+/// must own it, and its revision must match `If-Match` if one was sent.
+pub fn check_change(
+    ctx: &AuthContext,
+    std: &StdAttrs,
+    action: &str,
+    if_match: Option<u64>,
+) -> ApiResult<()> {
+    crate::policy::require_owner(ctx, &std.project_id, action)?;
+    check_revision(std, if_match)
 }
 
 /// `If-Match: revision_number=N`: compared inside the writer, so the check

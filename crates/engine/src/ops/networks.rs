@@ -9,7 +9,7 @@ use neutrino_model::{ApiError, ApiResult, AuthContext, Network};
 use serde_json::{Map, Value};
 
 use super::ports::release_port_ips;
-use super::{check_quota, check_revision, new_id, new_std, touch};
+use super::{check_change, check_quota, new_id, new_std, touch};
 use crate::policy;
 use crate::txn::Txn;
 use crate::{Engine, ops};
@@ -307,8 +307,7 @@ pub async fn update(
     engine
         .write(move |txn| {
             let cur = visible_network(txn, &ctx, &id)?;
-            policy::require_owner(&ctx, &cur.std.project_id, "update_network")?;
-            check_revision(&cur.std, if_match)?;
+            check_change(&ctx, &cur.std, "update_network", if_match)?;
             let provider_given = provider_type.is_some() || provider_physnet.is_some() || provider_seg.is_some();
             if provider_given {
                 if !ctx.is_admin() {
@@ -377,8 +376,7 @@ pub async fn delete(
     engine
         .write(move |txn| {
             let cur = visible_network(txn, &ctx, &id)?;
-            policy::require_owner(&ctx, &cur.std.project_id, "delete_network")?;
-            check_revision(&cur.std, if_match)?;
+            check_change(&ctx, &cur.std, "delete_network", if_match)?;
             let ports: Vec<_> = txn.state.ports_of(&id).cloned().collect();
             let blocking: Vec<&str> =
                 ports.iter().filter(|p| !is_auto_delete_owner(&p.device_owner)).map(|p| p.id.as_str()).collect();

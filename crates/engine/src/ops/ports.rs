@@ -14,7 +14,7 @@ use neutrino_model::{
 use serde_json::{Map, Value};
 
 use super::networks::{self, visible_network};
-use super::{check_quota, check_revision, ipam_error, new_id, new_std, touch};
+use super::{check_change, check_quota, check_revision, ipam_error, new_id, new_std, touch};
 use crate::policy;
 use crate::txn::Txn;
 use crate::{Engine, ops};
@@ -499,15 +499,7 @@ fn generate_mac(txn: &Txn<'_>, network_id: &str) -> ApiResult<String> {
 
 fn check_groups(txn: &Txn<'_>, ctx: &AuthContext, groups: &[String]) -> ApiResult<()> {
     for g in groups {
-        match txn.state.security_groups.get(g) {
-            Some(sg) if policy::can_see_group(ctx, sg) => {}
-            _ => {
-                return Err(ApiError::not_found(
-                    "SecurityGroupNotFound",
-                    format!("Security group {g} does not exist"),
-                ));
-            }
-        }
+        ops::security_groups::visible_group(txn, ctx, g)?;
     }
     Ok(())
 }
@@ -770,8 +762,7 @@ pub async fn update(
     engine
         .write(move |txn| {
             let cur = visible_port(txn, &ctx, &id)?;
-            policy::require_owner(&ctx, &cur.std.project_id, "update_port")?;
-            check_revision(&cur.std, if_match)?;
+            check_change(&ctx, &cur.std, "update_port", if_match)?;
             let net = txn.state.networks.get(&cur.network_id).cloned().ok_or_else(|| networks::not_found(&cur.network_id))?;
             let mut p = (*cur).clone();
             if let Some(v) = r.name {

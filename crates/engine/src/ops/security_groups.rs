@@ -11,7 +11,7 @@ use neutrino_model::{
 };
 use serde_json::{Map, Value};
 
-use super::{check_quota, check_revision, new_id, new_std, touch};
+use super::{check_change, check_quota, new_id, new_std, touch};
 use crate::Engine;
 use crate::policy;
 use crate::txn::Txn;
@@ -174,8 +174,7 @@ pub async fn update(
     engine
         .write(move |txn| {
             let cur = visible_group(txn, &ctx, &id)?;
-            policy::require_owner(&ctx, &cur.std.project_id, "update_security_group")?;
-            check_revision(&cur.std, if_match)?;
+            check_change(&ctx, &cur.std, "update_security_group", if_match)?;
             let mut g = (*cur).clone();
             if let Some(n) = name {
                 if g.is_default && n != "default" {
@@ -223,8 +222,7 @@ pub async fn delete(
     engine
         .write(move |txn| {
             let cur = visible_group(txn, &ctx, &id)?;
-            policy::require_owner(&ctx, &cur.std.project_id, "delete_security_group")?;
-            check_revision(&cur.std, if_match)?;
+            check_change(&ctx, &cur.std, "delete_security_group", if_match)?;
             if cur.is_default && !ctx.is_admin() {
                 return Err(ApiError::conflict(
                     "SecurityGroupCannotRemoveDefault",
@@ -250,11 +248,15 @@ pub async fn delete(
 pub fn visible_group(txn: &Txn<'_>, ctx: &AuthContext, id: &str) -> ApiResult<Arc<SecurityGroup>> {
     match txn.state.security_groups.get(id) {
         Some(g) if policy::can_see_group(ctx, g) => Ok(g.clone()),
-        _ => Err(ApiError::not_found(
-            "SecurityGroupNotFound",
-            format!("Security group {id} does not exist"),
-        )),
+        _ => Err(group_not_found(id)),
     }
+}
+
+pub fn group_not_found(id: &str) -> ApiError {
+    ApiError::not_found(
+        "SecurityGroupNotFound",
+        format!("Security group {id} does not exist"),
+    )
 }
 
 /// A rule request, checked without the model.

@@ -13,9 +13,10 @@ use neutrino_model::{
 use serde_json::{Map, Value};
 
 use super::networks::{is_auto_delete_owner, visible_network};
-use super::{check_quota, check_revision, ipam_error, new_id, new_std, touch};
+use super::{check_change, check_quota, ipam_error, new_id, new_std, touch};
 use crate::Engine;
 use crate::policy;
+use crate::state::{pool_objects, pool_pairs};
 use crate::txn::Txn;
 
 const ATTRS: &[Attr] = &[
@@ -305,10 +306,7 @@ fn plan(
         Some(p) => subnet_plan::validate_pools(cidr, &p, gw).map_err(ipam_error)?,
         None => subnet_plan::default_pools(cidr, gw),
     };
-    let pools = subnet_plan::pools_to_strings(&ranges, cidr.is_v4())
-        .into_iter()
-        .map(|(start, end)| AllocationPool { start, end })
-        .collect();
+    let pools = pool_objects(&ranges, cidr.is_v4());
     Ok((gw, pools))
 }
 
@@ -416,8 +414,7 @@ pub async fn update(
     engine
         .write(move |txn| {
             let cur = visible_subnet(txn, &ctx, &id)?;
-            policy::require_owner(&ctx, &cur.std.project_id, "update_subnet")?;
-            check_revision(&cur.std, if_match)?;
+            check_change(&ctx, &cur.std, "update_subnet", if_match)?;
             let cidr = Cidr::parse(&cur.cidr).map_err(ipam_error)?;
             let mut s = (*cur).clone();
             if let Some(v) = c.name {
@@ -450,11 +447,7 @@ pub async fn update(
                 }
                 let pools: Vec<(IpAddr, IpAddr)> = match c.pools {
                     Some(p) => p,
-                    None => s
-                        .allocation_pools
-                        .iter()
-                        .filter_map(|p| Some((parse_ip(&p.start).ok()?, parse_ip(&p.end).ok()?)))
-                        .collect(),
+                    None => pool_pairs(&s),
                 };
                 let ranges = subnet_plan::validate_pools(&cidr, &pools, gw).map_err(ipam_error)?;
                 let held: Vec<IpAddr> = txn
@@ -469,10 +462,7 @@ pub async fn update(
                     .update_pools(&s.id, ranges.clone(), &held)
                     .map_err(ipam_error)?;
                 s.gateway_ip = gw.map(|g| g.to_string());
-                s.allocation_pools = subnet_plan::pools_to_strings(&ranges, cidr.is_v4())
-                    .into_iter()
-                    .map(|(start, end)| AllocationPool { start, end })
-                    .collect();
+                s.allocation_pools = pool_objects(&ranges, cidr.is_v4());
             }
             touch(&mut s.std, txn.now);
             txn.put_subnet(s.clone()).map_err(ApiError::from)?;
@@ -491,8 +481,7 @@ pub async fn delete(
     engine
         .write(move |txn| {
             let cur = visible_subnet(txn, &ctx, &id)?;
-            policy::require_owner(&ctx, &cur.std.project_id, "delete_subnet")?;
-            check_revision(&cur.std, if_match)?;
+            check_change(&ctx, &cur.std, "delete_subnet", if_match)?;
             let users: Vec<_> = txn
                 .state
                 .ports_of(&cur.network_id)
@@ -523,9 +512,10 @@ pub async fn delete(
 pub fn visible_subnet(txn: &Txn<'_>, ctx: &AuthContext, id: &str) -> ApiResult<Arc<Subnet>> {
     match txn.state.subnets.get(id) {
         Some(s) if policy::can_see_subnet(ctx, txn.state, s) => Ok(s.clone()),
-        _ => Err(ApiError::not_found(
-            "SubnetNotFound",
-            format!("Subnet {id} could not be found."),
-        )),
+        _ => Err(not_found(id)),
     }
+}
+
+pub fn not_found(id: &str) -> ApiError {
+    ApiError::not_found("SubnetNotFound", format!("Subnet {id} could not be found."))
 }
