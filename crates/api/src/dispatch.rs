@@ -115,11 +115,13 @@ async fn route(state: &Arc<AppState>, req: Request<Body>) -> ApiResult<Response>
         }
         "quotas" => resources::quotas(state, &call, &segs[1..], body).await,
         "agents" => {
-            if method != Method::GET {
+            if method != Method::GET || segs.len() > 2 {
                 return Err(method_not_allowed());
             }
             crate::resources::require_admin(&ctx)?;
-            Ok(reply::json(200, &json!({"agents": []})))
+            let q = crate::resources::query_pairs(&query)?;
+            let v = crate::agents::list(state, segs.get(1).map(String::as_str), &q)?;
+            Ok(reply::json(200, &v))
         }
         coll => {
             let Some(c) = Collection::from_path(coll) else {

@@ -3,6 +3,7 @@
 //! A request goes: `request_id` middleware → `dispatch` (auth, routing by
 //! path) → a handler in `resources` → the engine → a JSON response.
 
+pub mod agents;
 mod dispatch;
 mod extensions;
 mod reply;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
+use axum::routing::post;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
@@ -28,6 +30,10 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
+    /// Host agents and the secret they authenticate with.
+    pub agents: agents::AgentRegistry,
+    /// Turns true when the server stops, so long polls return at once.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 #[derive(Default)]
@@ -41,6 +47,14 @@ pub struct Metrics {
 pub fn router(state: Arc<AppState>) -> Router {
     let mut r = Router::new()
         .route("/metrics", axum::routing::get(metrics))
+        .route("/agent/v1/report", post(agents::report))
+        .route("/agent/v1/feed", post(agents::feed))
+        .route("/agent/v1/bind", post(agents::bind))
+        .route("/agent/v1/port-status", post(agents::port_status))
+        .route(
+            "/agent/v1/dhcp-port",
+            post(agents::dhcp_port).delete(agents::delete_dhcp_port),
+        )
         .fallback(dispatch::dispatch)
         .with_state(state.clone());
     if let Some(k) = state.identity.router() {

@@ -74,7 +74,7 @@ pub fn require_admin(ctx: &AuthContext) -> ApiResult<()> {
     policy::require_admin(ctx, "rule:context_is_admin")
 }
 
-fn query_pairs(q: &str) -> ApiResult<Vec<(String, String)>> {
+pub(crate) fn query_pairs(q: &str) -> ApiResult<Vec<(String, String)>> {
     let uri: axum::http::Uri = format!("/?{q}")
         .parse()
         .map_err(|_| ApiError::bad_request("Malformed query string"))?;

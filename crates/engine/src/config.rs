@@ -29,6 +29,9 @@ pub struct EngineConfig {
     pub pagination_max_limit: usize,
     /// Largest number of resources in one bulk create.
     pub max_bulk: usize,
+    /// How many recent changes the agents' feed keeps; an agent further
+    /// behind resyncs from a snapshot.
+    pub feed_history: usize,
 }
 
 /// The quota resources Neutrino counts, with Neutron's defaults.
@@ -58,6 +61,7 @@ impl Default for EngineConfig {
             max_subnet_host_routes: 20,
             max_allowed_address_pairs: 10,
             pagination_max_limit: 0,
+            feed_history: 100_000,
             max_bulk: 10_000,
         }
     }

@@ -4,8 +4,10 @@
 //! committed. Every resource operation (validation against the model, IPAM,
 //! quotas, policy) lives in `ops`.
 
+pub mod changes;
 mod config;
 mod error;
+pub mod host_feed;
 pub mod ops;
 pub mod policy;
 mod state;
@@ -29,6 +31,7 @@ pub use txn::Txn;
 #[derive(Clone)]
 pub struct Engine {
     published: Arc<ArcSwap<State>>,
+    log: Arc<changes::ChangeLog>,
     jobs: mpsc::Sender<writer::Job>,
     config: Arc<EngineConfig>,
 }
@@ -41,16 +44,18 @@ impl Engine {
         let count = docs.len();
         let state = State::load(docs, revision)?;
         tracing::info!(documents = count, revision, "model loaded");
+        let log = Arc::new(seed_change_log(store.as_mut(), revision, config.feed_history)?);
         let published = Arc::new(ArcSwap::from_pointee(state));
         let config = Arc::new(config);
         let (tx, rx) = mpsc::channel();
-        let (p, c) = (published.clone(), config.clone());
+        let (p, l, c) = (published.clone(), log.clone(), config.clone());
         std::thread::Builder::new()
             .name("neutrino-writer".into())
-            .spawn(move || writer::run(rx, store, p, c))
+            .spawn(move || writer::run(rx, store, p, l, c))
             .map_err(|e| EngineError::Corrupt(format!("cannot start writer: {e}")))?;
         Ok(Engine {
             published,
+            log,
             jobs: tx,
             config,
         })
@@ -59,6 +64,16 @@ impl Engine {
     /// The latest committed model.
     pub fn snapshot(&self) -> Arc<State> {
         self.published.load_full()
+    }
+
+    /// The committed model and what changed after `since`, consistently.
+    pub fn changes_since(&self, since: u64) -> (Arc<State>, changes::Since) {
+        self.log.read(&self.published, since)
+    }
+
+    /// Watches the committed revision.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.log.subscribe()
     }
 
     pub fn config(&self) -> &EngineConfig {
@@ -93,4 +108,28 @@ impl Engine {
     pub async fn flush(&self) -> ApiResult<()> {
         self.write(|_| Ok(())).await
     }
+}
+
+/// The most recent `keep` changes of the durable log, so agents resume across
+/// a server restart without a full resync.
+fn seed_change_log(
+    store: &mut dyn Store,
+    revision: u64,
+    keep: usize,
+) -> Result<changes::ChangeLog, EngineError> {
+    let from = revision.saturating_sub(keep as u64);
+    let seed = match store.changes_since(from, keep)? {
+        Some(records) => records,
+        // The log was compacted past `from`: resume only from now on.
+        None => return Ok(changes::ChangeLog::new(revision, revision, Vec::new(), keep)),
+    };
+    let floor = match seed.first() {
+        Some(r) => r.revision.saturating_sub(1).max(from),
+        None => revision,
+    };
+    let seed = seed
+        .into_iter()
+        .map(|r| (r.revision, changes::Changed { kind: r.kind, id: r.id }))
+        .collect();
+    Ok(changes::ChangeLog::new(floor, revision, seed, keep))
 }

@@ -29,6 +29,8 @@ pub struct State {
     pub subnets_by_network: HashMap<String, Vector<String>>,
     /// network id → its ports.
     pub ports_by_network: HashMap<String, OrdSet<String>>,
+    /// `binding:host_id` → the ports bound to that host (the agents' feed).
+    pub ports_by_host: HashMap<String, OrdSet<String>>,
     /// (network id, mac) → port id: MACs are unique per network.
     pub macs: HashMap<(String, String), String>,
     /// security group id → its rules.
@@ -186,6 +188,12 @@ impl State {
             .entry(p.network_id.clone())
             .or_default()
             .insert(p.id.clone());
+        if !p.binding_host_id.is_empty() {
+            self.ports_by_host
+                .entry(p.binding_host_id.clone())
+                .or_default()
+                .insert(p.id.clone());
+        }
         self.macs
             .insert((p.network_id.clone(), p.mac_address.clone()), p.id.clone());
         for g in &p.security_groups {
@@ -197,6 +205,12 @@ impl State {
     fn unindex_port_refs(&mut self, old: &Port) {
         if let Some(set) = self.ports_by_network.get_mut(&old.network_id) {
             set.remove(&old.id);
+        }
+        if let Some(set) = self.ports_by_host.get_mut(&old.binding_host_id) {
+            set.remove(&old.id);
+            if set.is_empty() {
+                self.ports_by_host.remove(&old.binding_host_id);
+            }
         }
         self.macs
             .remove(&(old.network_id.clone(), old.mac_address.clone()));

@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use neutrino_model::ApiError;
 use neutrino_store::{Change, Store};
 
+use crate::changes::{ChangeLog, Changed};
 use crate::config::EngineConfig;
 use crate::state::State;
 use crate::txn::Txn;
@@ -30,6 +31,7 @@ pub fn run(
     jobs: Receiver<Job>,
     mut store: Box<dyn Store>,
     published: Arc<ArcSwap<State>>,
+    log: Arc<ChangeLog>,
     config: Arc<EngineConfig>,
 ) {
     let mut working: State = (**published.load()).clone();
@@ -74,7 +76,14 @@ pub fn run(
         match result {
             Ok(revision) => {
                 working.revision = revision;
-                published.store(Arc::new(working.clone()));
+                // The store numbered the batch's changes consecutively up to `revision`.
+                let first = revision + 1 - changes.len() as u64;
+                let changed = changes
+                    .into_iter()
+                    .zip(first..)
+                    .map(|(c, r)| (r, Changed { kind: c.kind.to_string(), id: c.id }))
+                    .collect();
+                log.publish(&published, working.clone(), changed);
                 for done in completions {
                     done(None);
                 }

@@ -45,6 +45,21 @@ fn signing_key(dir: &Path) -> anyhow::Result<[u8; 32]> {
     Ok(key)
 }
 
+/// The secret host agents present (`<data_dir>/agent-secret`, made on first
+/// start). Agents read the same file, or a copy of it.
+pub fn agent_secret(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join("agent-secret");
+    if let Ok(s) = fs::read_to_string(&path) {
+        let s = s.trim().to_string();
+        if !s.is_empty() {
+            return Ok(s);
+        }
+    }
+    let hex: String = random_bytes::<24>()?.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, format!("{hex}\n").as_bytes())?;
+    Ok(hex)
+}
+
 pub async fn identity(cfg: &Config, addr: SocketAddr) -> anyhow::Result<Identity> {
     match cfg.identity.mode.as_str() {
         "noauth" => {

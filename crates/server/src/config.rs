@@ -18,6 +18,25 @@ pub struct Config {
     pub network: NetworkConfig,
     pub quotas: BTreeMap<String, i64>,
     pub api: ApiConfig,
+    pub agents: AgentsConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentsConfig {
+    /// An agent silent for this long is shown dead (`alive: false`).
+    pub down_time_secs: u64,
+    /// Recent changes kept for the agents' feed; an agent further behind resyncs.
+    pub feed_history: usize,
+}
+
+impl Default for AgentsConfig {
+    fn default() -> Self {
+        AgentsConfig {
+            down_time_secs: 75,
+            feed_history: 100_000,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -213,6 +232,7 @@ impl Config {
             max_allowed_address_pairs: self.api.max_allowed_address_pairs,
             pagination_max_limit: self.api.pagination_max_limit,
             max_bulk: self.api.max_bulk,
+            feed_history: self.agents.feed_history,
         })
     }
 }

@@ -88,17 +88,29 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
         .context("cannot open the database")?;
     let engine = neutrino_engine::Engine::start(Box::new(store), cfg.engine_config()?)?;
     let identity = bootstrap::identity(&cfg, addr).await?;
+    let secret = bootstrap::agent_secret(&cfg.server.data_dir)?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
     let state = Arc::new(neutrino_api::AppState {
         engine: engine.clone(),
         identity,
         max_body_bytes: cfg.api.max_body_bytes,
         metrics: Default::default(),
+        agents: neutrino_api::agents::AgentRegistry::new(
+            secret,
+            std::time::Duration::from_secs(cfg.agents.down_time_secs),
+        ),
+        shutdown: stopped,
     });
+    tokio::spawn(neutrino_api::agents::watch_liveness(state.clone()));
     let app = neutrino_api::router(state);
     tracing::info!(%addr, data_dir = %cfg.server.data_dir.display(), mode = %cfg.identity.mode, "neutrino server listening");
     println!("neutrino server listening on http://{addr}/");
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Agents' long polls return now instead of holding the drain.
+            let _ = stop.send(true);
+        })
         .await?;
     // In-flight requests have drained; make sure their commits are done.
     let _ = engine.flush().await;

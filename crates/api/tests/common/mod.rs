@@ -19,6 +19,7 @@ use neutrino_store::SqliteStore;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+pub const AGENT_SECRET: &str = "test-agent-secret";
 pub const PASSWORD: &str = "secret-pw";
 /// Largest body the app under test accepts.
 pub const MAX_BODY: usize = 1 << 20;
@@ -171,6 +172,11 @@ impl App {
             identity: Identity::Builtin(Arc::new(identity)),
             max_body_bytes: MAX_BODY,
             metrics: Default::default(),
+            agents: neutrino_api::agents::AgentRegistry::new(
+                AGENT_SECRET.into(),
+                std::time::Duration::from_secs(2),
+            ),
+            shutdown: tokio::sync::watch::channel(false).1,
         };
         let router = router(Arc::new(state));
         let mut app = App {

@@ -3,6 +3,7 @@
 //! that depend on the model (existence, uniqueness, IPAM, quotas) inside one
 //! writer job, so a request is applied whole or not at all.
 
+pub mod agents;
 pub mod networks;
 pub mod ports;
 pub mod quotas;

@@ -949,3 +949,9 @@ pub fn visible_port(txn: &Txn<'_>, ctx: &AuthContext, id: &str) -> ApiResult<Arc
 pub fn not_found(id: &str) -> ApiError {
     ApiError::not_found("PortNotFound", format!("Port {id} could not be found."))
 }
+
+/// Creates a port inside a writer job that does more (the agents' DHCP ports).
+pub fn create_in(txn: &mut Txn<'_>, ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<Arc<Port>> {
+    let r = parse(ctx, m, Op::Create)?;
+    create_one(txn, ctx, r)
+}

@@ -1,0 +1,211 @@
+//! What the server and its host agents say to each other under `/agent/v1`.
+//! Plain data: the server builds these from its model, the agent turns them
+//! into desired host state. Only what a host needs is carried, not whole
+//! API resources.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Path prefix of the agent protocol on the server's listener.
+pub const PREFIX: &str = "/agent/v1";
+
+/// `device_owner` of the ports the DHCP service holds on each network.
+pub const DHCP_OWNER: &str = "network:dhcp";
+
+/// How much DHCP an agent serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DhcpMode {
+    /// Every network with a DHCP-enabled subnet (single-host: the network node).
+    All,
+    /// Only the ports bound to this host (multi-host, nova-network's host filter).
+    Local,
+    /// No DHCP (an L2-only compute host in single-host mode).
+    #[default]
+    Off,
+}
+
+/// Heartbeat and registration in one: sent at start and every report interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentReport {
+    pub host: String,
+    /// VXLAN underlay address of this host, if it carries vxlan networks.
+    #[serde(default)]
+    pub tunnel_ip: Option<String>,
+    pub dhcp_mode: DhcpMode,
+    /// `native` or `dnsmasq`.
+    #[serde(default)]
+    pub dhcp_driver: String,
+    /// physical network → interface.
+    #[serde(default)]
+    pub physical_interface_mappings: BTreeMap<String, String>,
+    /// Counts the agent reports for `GET /v2.0/agents` (`configurations`).
+    #[serde(default)]
+    pub counters: BTreeMap<String, u64>,
+    /// Unix seconds when this agent process started.
+    pub started_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportReply {
+    pub agents_version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedRequest {
+    pub host: String,
+    /// Revision the agent has applied; 0 asks for a snapshot.
+    pub since: u64,
+    /// Networks the agent holds now.
+    #[serde(default)]
+    pub networks: Vec<String>,
+    /// Decides which networks the host carries (all DHCP networks, or its own).
+    #[serde(default)]
+    pub dhcp_mode: DhcpMode,
+    /// VTEP map version the agent has; a different one on the server answers at once.
+    #[serde(default)]
+    pub agents_version: u64,
+    /// Longest the server may hold the request when nothing changed.
+    #[serde(default)]
+    pub wait_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct FeedReply {
+    pub revision: u64,
+    /// True: this is the whole view; drop everything not in it.
+    pub snapshot: bool,
+    pub networks: Vec<NetworkInfo>,
+    pub subnets: Vec<SubnetInfo>,
+    pub ports: Vec<PortInfo>,
+    pub deleted_networks: Vec<String>,
+    pub deleted_subnets: Vec<String>,
+    pub deleted_ports: Vec<String>,
+    /// host → tunnel IP of every live agent with one.
+    pub vteps: BTreeMap<String, String>,
+    pub agents_version: u64,
+    /// The server's `dns_domain` (for DHCP option 15).
+    pub dns_domain: String,
+}
+
+impl FeedReply {
+    pub fn is_empty(&self) -> bool {
+        !self.snapshot
+            && self.networks.is_empty()
+            && self.subnets.is_empty()
+            && self.ports.is_empty()
+            && self.deleted_networks.is_empty()
+            && self.deleted_subnets.is_empty()
+            && self.deleted_ports.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkInfo {
+    pub id: String,
+    pub name: String,
+    pub project_id: String,
+    /// `flat`, `vxlan`, `vlan` or `local`.
+    pub network_type: String,
+    pub physical_network: Option<String>,
+    pub segmentation_id: Option<u32>,
+    pub mtu: u32,
+    pub admin_state_up: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubnetInfo {
+    pub id: String,
+    pub network_id: String,
+    pub ip_version: u8,
+    pub cidr: String,
+    pub gateway_ip: Option<String>,
+    pub enable_dhcp: bool,
+    pub dns_nameservers: Vec<String>,
+    pub host_routes: Vec<HostRoute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRoute {
+    pub destination: String,
+    pub nexthop: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixedIp {
+    pub subnet_id: String,
+    pub ip_address: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraDhcpOpt {
+    pub opt_name: String,
+    pub opt_value: String,
+    pub ip_version: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortInfo {
+    pub id: String,
+    pub network_id: String,
+    pub mac_address: String,
+    pub fixed_ips: Vec<FixedIp>,
+    /// `binding:host_id` ("" when unbound).
+    pub host: String,
+    pub device_owner: String,
+    pub device_id: String,
+    pub admin_state_up: bool,
+    pub status: String,
+    pub dns_name: String,
+    pub extra_dhcp_opts: Vec<ExtraDhcpOpt>,
+}
+
+impl PortInfo {
+    pub fn is_dhcp(&self) -> bool {
+        self.device_owner == DHCP_OWNER
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DhcpPortRequest {
+    pub host: String,
+    pub network_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortStatusReport {
+    pub host: String,
+    #[serde(default)]
+    pub active: Vec<String>,
+    #[serde(default)]
+    pub down: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindRequest {
+    pub host: String,
+    pub port_id: String,
+}
+
+/// Device names on the host, shared by the agent, `vif plug` and the tests.
+pub mod names {
+    fn short(id: &str) -> &str {
+        id.get(..11).unwrap_or(id)
+    }
+    pub fn bridge(network_id: &str) -> String {
+        format!("brq{}", short(network_id))
+    }
+    pub fn tap(port_id: &str) -> String {
+        format!("tap{}", short(port_id))
+    }
+    pub fn dhcp_ns_side(port_id: &str) -> String {
+        format!("ns-{}", short(port_id))
+    }
+    pub fn vxlan(vni: u32) -> String {
+        format!("vxlan-{vni}")
+    }
+    pub fn dhcp_namespace(prefix: &str, network_id: &str) -> String {
+        format!("{prefix}qdhcp-{network_id}")
+    }
+}
