@@ -34,6 +34,50 @@ enum Command {
     },
     /// Read a password on standard input and print its hash for `password_hash`.
     HashPassword,
+    /// Run the host agent (L2 and DHCP), or show what a running one manages.
+    Agent {
+        /// Agent TOML file (see docs/agent.md).
+        #[arg(long, env = "NEUTRINO_AGENT_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: Option<AgentAction>,
+    },
+    /// Play the hypervisor: plug an instance NIC (a veth into a namespace) for a port.
+    Vif {
+        #[command(subcommand)]
+        action: VifAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentAction {
+    /// Print what the running agent manages (from its /status).
+    Status,
+}
+
+#[derive(Subcommand)]
+enum VifAction {
+    /// Bind the port to this host and plug it into an instance namespace.
+    Plug {
+        #[arg(long)]
+        port: String,
+        /// The instance's network namespace (created if missing).
+        #[arg(long)]
+        netns: String,
+        /// Interface name inside the namespace.
+        #[arg(long, default_value = "eth0")]
+        ifname: String,
+        #[arg(long, default_value_t = 1500)]
+        mtu: u32,
+        /// Agent TOML file: the server, the secret and this host's name.
+        #[arg(long, env = "NEUTRINO_AGENT_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Remove the port's veth pair.
+    Unplug {
+        #[arg(long)]
+        port: String,
+    },
 }
 
 fn main() {
@@ -41,6 +85,9 @@ fn main() {
     let result = match cli.command {
         Command::Server { config } => run_server(config),
         Command::HashPassword => hash_password(),
+        Command::Agent { config, action: None } => run_agent(config),
+        Command::Agent { config, action: Some(AgentAction::Status) } => agent_status(config),
+        Command::Vif { action } => vif(action),
     };
     if let Err(e) = result {
         eprintln!("neutrino: {e:#}");
@@ -56,6 +103,45 @@ fn hash_password() -> anyhow::Result<()> {
         anyhow::bail!("no password on standard input");
     }
     println!("{}", neutrino_identity::hash_password(pw));
+    Ok(())
+}
+
+fn init_logs(default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn run_agent(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let cfg = neutrino_agent::config::AgentConfig::load(config.as_deref())?;
+    init_logs("info");
+    runtime()?.block_on(neutrino_agent::reconcile::run(cfg, shutdown_signal()))
+}
+
+fn agent_status(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let cfg = neutrino_agent::config::AgentConfig::load(config.as_deref())?;
+    let text = runtime()?.block_on(neutrino_agent::status::fetch(&cfg))?;
+    print!("{text}");
+    Ok(())
+}
+
+fn vif(action: VifAction) -> anyhow::Result<()> {
+    init_logs("warn");
+    let rt = runtime()?;
+    match action {
+        VifAction::Plug { port, netns, ifname, mtu, config } => {
+            let cfg = neutrino_agent::config::AgentConfig::load(config.as_deref())?;
+            let tap = rt.block_on(neutrino_agent::vif::plug(&cfg, &port, &netns, &ifname, mtu))?;
+            println!("plugged port {port}: {tap} on this host, {ifname} in namespace {netns}");
+        }
+        VifAction::Unplug { port } => {
+            let tap = rt.block_on(neutrino_agent::vif::unplug_port(&port))?;
+            println!("unplugged port {port} ({tap})");
+        }
+    }
     Ok(())
 }
 

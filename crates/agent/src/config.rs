@@ -1,0 +1,132 @@
+//! The agent's TOML file (`neutrino agent --config FILE`). Every key has a
+//! default; docs/agent.md lists them. Unknown keys stop the start.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use neutrino_agent_rpc::DhcpMode;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    pub agent: AgentSection,
+    pub l2: L2Section,
+    pub dhcp: DhcpSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSection {
+    /// This host's name as ports' `binding:host_id` say it; default: hostname.
+    pub host: String,
+    pub server_url: String,
+    /// File holding the shared secret (the server writes `<data_dir>/agent-secret`).
+    pub secret_file: PathBuf,
+    /// Namespaces the agent creates are named `<prefix>qdhcp-<network>`.
+    pub namespace_prefix: String,
+    /// Where dnsmasq's files live.
+    pub state_dir: PathBuf,
+    /// Prometheus `/metrics` and `/status`; "" disables.
+    pub metrics_listen: String,
+    pub report_interval_secs: u64,
+    /// How often the host is re-read for new taps between feed changes.
+    pub resync_interval_ms: u64,
+}
+
+impl Default for AgentSection {
+    fn default() -> Self {
+        AgentSection {
+            host: String::new(),
+            server_url: "http://127.0.0.1:9696".into(),
+            secret_file: PathBuf::from("neutrino-data/agent-secret"),
+            namespace_prefix: String::new(),
+            state_dir: PathBuf::from("neutrino-agent"),
+            metrics_listen: "127.0.0.1:9697".into(),
+            report_interval_secs: 10,
+            resync_interval_ms: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct L2Section {
+    /// physical network → interface, for flat networks.
+    pub physical_interface_mappings: BTreeMap<String, String>,
+    /// VXLAN underlay address of this host; unset: no vxlan networks here.
+    pub tunnel_ip: Option<Ipv4Addr>,
+    pub vxlan_port: u16,
+}
+
+impl Default for L2Section {
+    fn default() -> Self {
+        L2Section {
+            physical_interface_mappings: BTreeMap::new(),
+            tunnel_ip: None,
+            vxlan_port: 4789,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DhcpSection {
+    /// `all` (single-host network node), `local` (multi-host) or `off`.
+    pub mode: DhcpMode,
+    /// `native` or `dnsmasq`.
+    pub driver: String,
+    pub lease_time_secs: u32,
+    pub dnsmasq_path: String,
+    /// dnsmasq-utils' `dhcp_release`, to drop a deleted port's lease at once.
+    pub dhcp_release_path: String,
+}
+
+impl Default for DhcpSection {
+    fn default() -> Self {
+        DhcpSection {
+            mode: DhcpMode::All,
+            driver: "native".into(),
+            lease_time_secs: 86_400,
+            dnsmasq_path: "dnsmasq".into(),
+            dhcp_release_path: "dhcp_release".into(),
+        }
+    }
+}
+
+impl AgentConfig {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<AgentConfig> {
+        let mut cfg = match path {
+            None => AgentConfig::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("{}", p.display()))?
+            }
+        };
+        if cfg.agent.host.is_empty() {
+            cfg.agent.host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_default();
+        }
+        if cfg.agent.host.is_empty() {
+            bail!("agent.host: not set and the hostname is unknown");
+        }
+        if !matches!(cfg.dhcp.driver.as_str(), "native" | "dnsmasq") {
+            bail!("dhcp.driver: {:?} is not one of native, dnsmasq", cfg.dhcp.driver);
+        }
+        if cfg.agent.report_interval_secs == 0 {
+            bail!("agent.report_interval_secs must be at least 1");
+        }
+        Ok(cfg)
+    }
+
+    pub fn secret(&self) -> anyhow::Result<String> {
+        let s = std::fs::read_to_string(&self.agent.secret_file).with_context(|| {
+            format!("agent.secret_file: cannot read {}", self.agent.secret_file.display())
+        })?;
+        Ok(s.trim().to_string())
+    }
+}

@@ -1,0 +1,272 @@
+//! From the host's view of the model to what the host should have: bridges,
+//! uplinks, forwarding entries, DHCP endpoints, and the DHCP service of each
+//! network. Pure, so every rule here is tested without root.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+
+use neutrino_agent_rpc::{DhcpMode, PortInfo, SubnetInfo, names};
+use neutrino_dataplane::{Bridge, DesiredHost, Mac, NsEndpoint, Uplink, Vxlan};
+
+use crate::config::AgentConfig;
+use crate::view::HostView;
+
+/// One DHCPv4 subnet served on a network, with our address on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhcpSubnet {
+    pub id: String,
+    pub network: Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+    /// (destination, prefix length, next hop)
+    pub routes: Vec<(Ipv4Addr, u8, Ipv4Addr)>,
+    pub server_ip: Ipv4Addr,
+}
+
+/// A reservation: the controller's address for a MAC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhcpHost {
+    pub port_id: String,
+    pub mac: Mac,
+    pub ip: Ipv4Addr,
+    pub subnet_id: String,
+    pub hostname: String,
+    /// `extra_dhcp_opts` (IPv4 ones): (name, value).
+    pub extra: Vec<(String, String)>,
+}
+
+/// Everything a DHCP driver needs to serve one network on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhcpService {
+    pub network_id: String,
+    pub namespace: String,
+    /// The DHCP port's interface inside the namespace.
+    pub interface: String,
+    pub mtu: u32,
+    pub domain: String,
+    pub lease_secs: u32,
+    pub subnets: Vec<DhcpSubnet>,
+    pub hosts: Vec<DhcpHost>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Desired {
+    pub host: DesiredHost,
+    /// network id → its DHCP service here.
+    pub dhcp: BTreeMap<String, DhcpService>,
+    /// Networks this host must serve DHCP on whose DHCP port is missing or
+    /// lacks an address on a DHCP subnet (the server creates or completes it).
+    pub need_dhcp_port: BTreeSet<String>,
+    /// Networks where this host holds a DHCP port it no longer serves.
+    pub drop_dhcp_port: BTreeSet<String>,
+    /// Ports bound here (instances and DHCP): port id → (device on the host, bridge).
+    pub local_ports: BTreeMap<String, (String, String)>,
+    /// network id → why it cannot be wired here.
+    pub problems: BTreeMap<String, String>,
+}
+
+pub fn parse_mac(s: &str) -> Option<Mac> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut out {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
+    let (a, p) = s.split_once('/')?;
+    let prefix: u8 = p.parse().ok().filter(|p| *p <= 32)?;
+    Some((a.parse().ok()?, prefix))
+}
+
+/// Neutron's default hostname for a port without `dns_name`: `host-10-0-0-5`.
+pub fn hostname(p: &PortInfo, ip: Ipv4Addr) -> String {
+    if p.dns_name.is_empty() {
+        format!("host-{}", ip.to_string().replace('.', "-"))
+    } else {
+        p.dns_name.clone()
+    }
+}
+
+fn is_dhcp4(s: &SubnetInfo) -> bool {
+    s.enable_dhcp && s.ip_version == 4
+}
+
+pub fn compute(view: &HostView, cfg: &AgentConfig) -> Desired {
+    let me = cfg.agent.host.as_str();
+    let mode = cfg.dhcp.mode;
+    let mut d = Desired::default();
+    for net in view.networks.values() {
+        let bridge = names::bridge(&net.id);
+        let ports: Vec<&PortInfo> = view.ports_of(&net.id).collect();
+        let uplink = match net.network_type.as_str() {
+            "local" => Uplink::None,
+            "flat" => {
+                let physnet = net.physical_network.clone().unwrap_or_default();
+                match cfg.l2.physical_interface_mappings.get(&physnet) {
+                    Some(ifname) => Uplink::Physical { ifname: ifname.clone() },
+                    None => {
+                        d.problems.insert(net.id.clone(), format!("physical network {physnet:?} is not mapped on this host"));
+                        continue;
+                    }
+                }
+            }
+            "vxlan" => {
+                let (Some(local), Some(vni)) = (cfg.l2.tunnel_ip, net.segmentation_id) else {
+                    d.problems.insert(net.id.clone(), "vxlan needs l2.tunnel_ip on this host".into());
+                    continue;
+                };
+                let mut flood = BTreeSet::new();
+                let mut macs = BTreeMap::new();
+                for p in &ports {
+                    if p.host.is_empty() || p.host == me {
+                        continue;
+                    }
+                    let Some(vtep) = view.vteps.get(&p.host).and_then(|v| v.parse::<Ipv4Addr>().ok()) else {
+                        continue;
+                    };
+                    if vtep == local {
+                        continue;
+                    }
+                    flood.insert(vtep);
+                    if let Some(mac) = parse_mac(&p.mac_address) {
+                        macs.insert(mac, vtep);
+                    }
+                }
+                Uplink::Vxlan(Vxlan {
+                    name: names::vxlan(vni),
+                    vni,
+                    local,
+                    dstport: cfg.l2.vxlan_port,
+                    flood,
+                    macs,
+                })
+            }
+            other => {
+                d.problems.insert(net.id.clone(), format!("network type {other} is not supported by this agent"));
+                continue;
+            }
+        };
+        let mut members = BTreeSet::new();
+        for p in ports.iter().filter(|p| p.host == me && !p.is_dhcp()) {
+            let tap = names::tap(&p.id);
+            members.insert(tap.clone());
+            d.local_ports.insert(p.id.clone(), (tap, bridge.clone()));
+        }
+        let has_local_instances = !members.is_empty();
+        d.host.bridges.insert(
+            bridge.clone(),
+            Bridge { name: bridge.clone(), mtu: net.mtu, uplink, members },
+        );
+
+        let dhcp_subnets: Vec<&SubnetInfo> = view.subnets_of(&net.id).filter(|s| is_dhcp4(s)).collect();
+        let serve = !dhcp_subnets.is_empty()
+            && match mode {
+                DhcpMode::All => true,
+                DhcpMode::Local => has_local_instances,
+                DhcpMode::Off => false,
+            };
+        let my_dhcp_port = ports.iter().find(|p| p.is_dhcp() && p.host == me);
+        match (serve, my_dhcp_port) {
+            (false, Some(_)) => {
+                d.drop_dhcp_port.insert(net.id.clone());
+            }
+            (false, None) => {}
+            (true, None) => {
+                d.need_dhcp_port.insert(net.id.clone());
+            }
+            (true, Some(dp)) => {
+                if dhcp_subnets.iter().any(|s| !dp.fixed_ips.iter().any(|f| f.subnet_id == s.id)) {
+                    d.need_dhcp_port.insert(net.id.clone());
+                }
+                let Some(mac) = parse_mac(&dp.mac_address) else { continue };
+                let namespace = names::dhcp_namespace(&cfg.agent.namespace_prefix, &net.id);
+                let interface = names::dhcp_ns_side(&dp.id);
+                let mut addrs = BTreeSet::new();
+                let mut subnets = Vec::new();
+                for s in &dhcp_subnets {
+                    let Some((network, prefix)) = parse_cidr(&s.cidr) else { continue };
+                    let Some(server_ip) = dp
+                        .fixed_ips
+                        .iter()
+                        .find(|f| f.subnet_id == s.id)
+                        .and_then(|f| f.ip_address.parse::<Ipv4Addr>().ok())
+                    else {
+                        continue;
+                    };
+                    addrs.insert((IpAddr::V4(server_ip), prefix));
+                    subnets.push(DhcpSubnet {
+                        id: s.id.clone(),
+                        network,
+                        prefix,
+                        gateway: s.gateway_ip.as_deref().and_then(|g| g.parse().ok()),
+                        dns: s.dns_nameservers.iter().filter_map(|a| a.parse().ok()).collect(),
+                        routes: s
+                            .host_routes
+                            .iter()
+                            .filter_map(|r| {
+                                let (dst, len) = parse_cidr(&r.destination)?;
+                                Some((dst, len, r.nexthop.parse().ok()?))
+                            })
+                            .collect(),
+                        server_ip,
+                    });
+                }
+                let host_side = names::tap(&dp.id);
+                d.local_ports.insert(dp.id.clone(), (host_side.clone(), bridge.clone()));
+                d.host.endpoints.insert(
+                    namespace.clone(),
+                    NsEndpoint {
+                        namespace: namespace.clone(),
+                        bridge: bridge.clone(),
+                        host_side,
+                        ns_side: interface.clone(),
+                        mac,
+                        mtu: net.mtu,
+                        addrs,
+                    },
+                );
+                let served: BTreeSet<&str> = subnets.iter().map(|s| s.id.as_str()).collect();
+                let mut hosts = Vec::new();
+                for p in ports.iter().filter(|p| !p.is_dhcp() && (mode == DhcpMode::All || p.host == me)) {
+                    let Some(mac) = parse_mac(&p.mac_address) else { continue };
+                    for f in p.fixed_ips.iter().filter(|f| served.contains(f.subnet_id.as_str())) {
+                        let Ok(ip) = f.ip_address.parse::<Ipv4Addr>() else { continue };
+                        hosts.push(DhcpHost {
+                            port_id: p.id.clone(),
+                            mac,
+                            ip,
+                            subnet_id: f.subnet_id.clone(),
+                            hostname: hostname(p, ip),
+                            extra: p
+                                .extra_dhcp_opts
+                                .iter()
+                                .filter(|o| o.ip_version == 4)
+                                .map(|o| (o.opt_name.clone(), o.opt_value.clone()))
+                                .collect(),
+                        });
+                    }
+                }
+                d.dhcp.insert(
+                    net.id.clone(),
+                    DhcpService {
+                        network_id: net.id.clone(),
+                        namespace,
+                        interface,
+                        mtu: net.mtu,
+                        domain: view.dns_domain.clone(),
+                        lease_secs: cfg.dhcp.lease_time_secs,
+                        subnets,
+                        hosts,
+                    },
+                );
+            }
+        }
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests;

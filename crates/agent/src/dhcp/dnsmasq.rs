@@ -1,0 +1,350 @@
+//! The dnsmasq driver, the classic way (nova-network's FlatDHCP, Neutron's
+//! DHCP agent): one dnsmasq per network inside the network's DHCP namespace,
+//! static leases only, from a generated hosts file and options file that it
+//! re-reads on SIGHUP. A deleted port's lease is dropped at once with
+//! `dhcp_release` (nova's `force_dhcp_release`), so its address is reusable.
+//! dnsmasq processes outlive an agent restart; the agent finds them again by
+//! their pid files.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use neutrino_dataplane::netns;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+
+use crate::config::AgentConfig;
+use crate::desired::{DhcpHost, DhcpService};
+
+pub struct DnsmasqDriver {
+    dir: PathBuf,
+    dnsmasq: String,
+    dhcp_release: String,
+    /// network id → what its dnsmasq serves now.
+    served: BTreeMap<String, DhcpService>,
+    reloads: u64,
+    starts: u64,
+}
+
+fn mac_str(m: &[u8; 6]) -> String {
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// `--dhcp-hostsfile`: `mac,set:port-<id>,name,ip` per reservation (the tag
+/// carries the port's extra options).
+pub fn hosts_file(s: &DhcpService) -> String {
+    let mut out = String::new();
+    for h in &s.hosts {
+        let _ = writeln!(out, "{},set:port-{},{},{}", mac_str(&h.mac), h.port_id, h.hostname, h.ip);
+    }
+    out
+}
+
+/// `--dhcp-optsfile`: per-subnet options, then per-port extra options.
+pub fn opts_file(s: &DhcpService) -> String {
+    let mut out = String::new();
+    for sub in &s.subnets {
+        let tag = format!("tag:subnet-{}", sub.id);
+        match sub.gateway {
+            Some(gw) => {
+                let _ = writeln!(out, "{tag},option:router,{gw}");
+            }
+            // No gateway: send no router rather than dnsmasq's default (itself).
+            None => {
+                let _ = writeln!(out, "{tag},option:router");
+            }
+        }
+        if !sub.dns.is_empty() {
+            let dns: Vec<String> = sub.dns.iter().map(|d| d.to_string()).collect();
+            let _ = writeln!(out, "{tag},option:dns-server,{}", dns.join(","));
+        } else {
+            let _ = writeln!(out, "{tag},option:dns-server");
+        }
+        if !sub.routes.is_empty() {
+            // With 121 present clients ignore option 3: repeat the default route in it.
+            let mut routes: Vec<String> =
+                sub.routes.iter().map(|(d, l, via)| format!("{d}/{l},{via}")).collect();
+            if let Some(gw) = sub.gateway {
+                routes.push(format!("0.0.0.0/0,{gw}"));
+            }
+            let _ = writeln!(out, "{tag},option:classless-static-route,{}", routes.join(","));
+        }
+        let _ = writeln!(out, "{tag},option:mtu,{}", s.mtu);
+    }
+    for h in &s.hosts {
+        for (name, value) in &h.extra {
+            let opt = if name.chars().all(|c| c.is_ascii_digit()) {
+                format!("option:{name}")
+            } else if name == "server-ip-address" {
+                // siaddr is dnsmasq's --dhcp-boot field, not an option line.
+                continue;
+            } else {
+                format!("option:{name}")
+            };
+            let _ = writeln!(out, "tag:port-{},{opt},{value}", h.port_id);
+        }
+    }
+    out
+}
+
+fn args(s: &DhcpService, dir: &Path) -> Vec<String> {
+    let mut a = vec![
+        "--no-hosts".into(),
+        "--no-resolv".into(),
+        "--keep-in-foreground".into(),
+        "--conf-file=/dev/null".into(),
+        "--port=0".into(),
+        "--bind-interfaces".into(),
+        format!("--interface={}", s.interface),
+        "--except-interface=lo".into(),
+        format!("--pid-file={}", dir.join("pid").display()),
+        format!("--dhcp-hostsfile={}", dir.join("host").display()),
+        format!("--dhcp-optsfile={}", dir.join("opts").display()),
+        format!("--dhcp-leasefile={}", dir.join("leases").display()),
+        format!("--dhcp-lease-max={}", s.hosts.len().max(16) * 2),
+        "--dhcp-authoritative".into(),
+        "--log-facility=-".into(),
+    ];
+    if !s.domain.is_empty() {
+        a.push(format!("--domain={}", s.domain));
+    }
+    for sub in &s.subnets {
+        let mask = u32::MAX.checked_shl(32 - u32::from(sub.prefix)).unwrap_or(0);
+        a.push(format!(
+            "--dhcp-range=set:subnet-{},{},static,{},{}s",
+            sub.id,
+            sub.network,
+            std::net::Ipv4Addr::from(mask),
+            s.lease_secs
+        ));
+    }
+    a
+}
+
+fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(tmp, path)
+}
+
+impl DnsmasqDriver {
+    pub fn new(cfg: &AgentConfig) -> DnsmasqDriver {
+        DnsmasqDriver {
+            dir: cfg.agent.state_dir.join("dhcp"),
+            dnsmasq: cfg.dhcp.dnsmasq_path.clone(),
+            dhcp_release: cfg.dhcp.dhcp_release_path.clone(),
+            served: BTreeMap::new(),
+            reloads: 0,
+            starts: 0,
+        }
+    }
+
+    fn net_dir(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    /// The running dnsmasq of a network, from its pid file.
+    fn pid(&self, id: &str) -> Option<Pid> {
+        let text = std::fs::read_to_string(self.net_dir(id).join("pid")).ok()?;
+        let pid = Pid::from_raw(text.trim().parse().ok()?);
+        // Signal 0: is it still there?
+        kill(pid, None).ok().map(|_| pid)
+    }
+
+    pub async fn sync(&mut self, services: &BTreeMap<String, DhcpService>) -> BTreeMap<String, String> {
+        let mut failed = BTreeMap::new();
+        // Networks no longer served here: stop their dnsmasq.
+        let known: Vec<String> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        for id in known.iter().filter(|id| !services.contains_key(*id)) {
+            if let Some(pid) = self.pid(id) {
+                let _ = kill(pid, Signal::SIGTERM);
+            }
+            let _ = std::fs::remove_dir_all(self.net_dir(id));
+            self.served.remove(id);
+            tracing::info!(network = %id, "dnsmasq stopped");
+        }
+        for (id, svc) in services {
+            if let Err(e) = self.sync_one(id, svc).await {
+                failed.insert(id.clone(), e);
+            }
+        }
+        failed
+    }
+
+    async fn sync_one(&mut self, id: &str, svc: &DhcpService) -> Result<(), String> {
+        let dir = self.net_dir(id);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let before = self.served.get(id).cloned();
+        let running = self.pid(id);
+        // After an agent restart `served` is empty but dnsmasq runs: compare
+        // files, not memory, so an unchanged network is not even signalled.
+        let hosts = hosts_file(svc);
+        let opts = opts_file(svc);
+        let same_files = std::fs::read_to_string(dir.join("host")).is_ok_and(|h| h == hosts)
+            && std::fs::read_to_string(dir.join("opts")).is_ok_and(|o| o == opts);
+        let same_args = std::fs::read_to_string(dir.join("args")).is_ok_and(|a| a == args(svc, &dir).join("\n"));
+        if let (Some(pid), true) = (running, same_args) {
+            if !same_files {
+                write_atomic(&dir.join("host"), &hosts).map_err(|e| e.to_string())?;
+                write_atomic(&dir.join("opts"), &opts).map_err(|e| e.to_string())?;
+                kill(pid, Signal::SIGHUP).map_err(|e| format!("cannot signal dnsmasq: {e}"))?;
+                self.reloads += 1;
+            }
+            if let Some(old) = before {
+                self.release_gone(&old, svc).await;
+            }
+            self.served.insert(id.to_string(), svc.clone());
+            return Ok(());
+        }
+        // Not running, or its command line must change (a new subnet): (re)start.
+        if let Some(pid) = running {
+            let _ = kill(pid, Signal::SIGTERM);
+            for _ in 0..50 {
+                if kill(pid, None).is_err() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+        write_atomic(&dir.join("host"), &hosts).map_err(|e| e.to_string())?;
+        write_atomic(&dir.join("opts"), &opts).map_err(|e| e.to_string())?;
+        let argv = args(svc, &dir);
+        write_atomic(&dir.join("args"), &argv.join("\n")).map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(dir.join("log")).map_err(|e| e.to_string())?;
+        let bin = self.dnsmasq.clone();
+        let ns = svc.namespace.clone();
+        // Spawned from a thread inside the namespace: the child is born there.
+        let spawned = tokio::task::spawn_blocking(move || {
+            netns::run_in(&ns, || {
+                let err = log.try_clone()?;
+                Command::new(&bin)
+                    .args(&argv)
+                    .stdin(Stdio::null())
+                    .stdout(log)
+                    .stderr(err)
+                    .spawn()
+            })
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot enter {}: {e}", svc.namespace))?
+        .map_err(|e| format!("cannot start {}: {e}", self.dnsmasq))?;
+        // Reap it when it exits, so it does not linger as a zombie.
+        tokio::task::spawn_blocking(move || {
+            let mut child = spawned;
+            let _ = child.wait();
+        });
+        self.starts += 1;
+        tracing::info!(network = %id, namespace = %svc.namespace, hosts = svc.hosts.len(), "dnsmasq started");
+        self.served.insert(id.to_string(), svc.clone());
+        Ok(())
+    }
+
+    /// Leases of reservations that went are released in dnsmasq at once.
+    async fn release_gone(&self, old: &DhcpService, new: &DhcpService) {
+        let gone: Vec<DhcpHost> = old
+            .hosts
+            .iter()
+            .filter(|h| !new.hosts.iter().any(|n| n.mac == h.mac && n.ip == h.ip))
+            .cloned()
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        let (bin, ns, iface) = (self.dhcp_release.clone(), new.namespace.clone(), new.interface.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            netns::run_in(&ns, || {
+                for h in gone {
+                    let st = Command::new(&bin)
+                        .args([iface.as_str(), &h.ip.to_string(), &mac_str(&h.mac)])
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status();
+                    if let Err(e) = st {
+                        tracing::warn!(error = %e, ip = %h.ip, "dhcp_release failed");
+                    }
+                }
+            })
+        })
+        .await;
+    }
+
+    pub fn render_metrics(&self, out: &mut String) {
+        let _ = writeln!(out, "# TYPE neutrino_dnsmasq_reloads_total counter\nneutrino_dnsmasq_reloads_total {}", self.reloads);
+        let _ = writeln!(out, "# TYPE neutrino_dnsmasq_starts_total counter\nneutrino_dnsmasq_starts_total {}", self.starts);
+    }
+
+    pub fn status(&self) -> Value {
+        json!(self
+            .served
+            .iter()
+            .map(|(id, s)| (id.clone(), json!({
+                "namespace": s.namespace,
+                "interface": s.interface,
+                "reservations": s.hosts.len(),
+                "pid": self.pid(id).map(|p| p.as_raw()),
+            })))
+            .collect::<serde_json::Map<_, _>>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::DhcpSubnet;
+
+    fn service() -> DhcpService {
+        DhcpService {
+            network_id: "n1".into(),
+            namespace: "qdhcp-n1".into(),
+            interface: "ns-abc".into(),
+            mtu: 1450,
+            domain: "openstacklocal".into(),
+            lease_secs: 600,
+            subnets: vec![DhcpSubnet {
+                id: "s1".into(),
+                network: "10.0.0.0".parse().unwrap(),
+                prefix: 24,
+                gateway: Some("10.0.0.1".parse().unwrap()),
+                dns: vec!["10.0.0.53".parse().unwrap()],
+                routes: vec![("172.16.0.0".parse().unwrap(), 16, "10.0.0.254".parse().unwrap())],
+                server_ip: "10.0.0.2".parse().unwrap(),
+            }],
+            hosts: vec![DhcpHost {
+                port_id: "p1".into(),
+                mac: [0xfa, 0x16, 0x3e, 0, 0, 1],
+                ip: "10.0.0.5".parse().unwrap(),
+                subnet_id: "s1".into(),
+                hostname: "host-10-0-0-5".into(),
+                extra: vec![("tftp-server".into(), "10.0.0.9".into())],
+            }],
+        }
+    }
+
+    #[test]
+    fn files_say_what_the_controller_decided() {
+        let s = service();
+        assert_eq!(hosts_file(&s), "fa:16:3e:00:00:01,set:port-p1,host-10-0-0-5,10.0.0.5\n");
+        assert_eq!(
+            opts_file(&s),
+            "tag:subnet-s1,option:router,10.0.0.1\n\
+             tag:subnet-s1,option:dns-server,10.0.0.53\n\
+             tag:subnet-s1,option:classless-static-route,172.16.0.0/16,10.0.0.254,0.0.0.0/0,10.0.0.1\n\
+             tag:subnet-s1,option:mtu,1450\n\
+             tag:port-p1,option:tftp-server,10.0.0.9\n"
+        );
+        let a = args(&s, Path::new("/d"));
+        assert!(a.contains(&"--dhcp-range=set:subnet-s1,10.0.0.0,static,255.255.255.0,600s".to_string()));
+        assert!(a.contains(&"--interface=ns-abc".to_string()));
+        assert!(a.contains(&"--port=0".to_string()), "no DNS from this dnsmasq");
+    }
+}

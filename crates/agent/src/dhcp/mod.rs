@@ -1,0 +1,66 @@
+//! DHCP drivers: the agent hands every driver the same description of what to
+//! serve (`desired::DhcpService` per network) and the driver makes it so.
+//! `native` answers from an in-memory table in this process; `dnsmasq` runs
+//! one dnsmasq per network, as nova-network and Neutron's DHCP agent do.
+
+pub mod dnsmasq;
+pub mod native;
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::config::AgentConfig;
+use crate::desired::DhcpService;
+
+pub enum Driver {
+    Native(native::NativeDriver),
+    Dnsmasq(dnsmasq::DnsmasqDriver),
+}
+
+impl Driver {
+    pub fn from_config(cfg: &AgentConfig) -> Driver {
+        match cfg.dhcp.driver.as_str() {
+            "dnsmasq" => Driver::Dnsmasq(dnsmasq::DnsmasqDriver::new(cfg)),
+            _ => Driver::Native(native::NativeDriver::new()),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Driver::Native(_) => "native",
+            Driver::Dnsmasq(_) => "dnsmasq",
+        }
+    }
+
+    /// Serves exactly `services` from now on. Returns the networks that could
+    /// not be served this time, with why (retried on the next pass).
+    pub async fn sync(&mut self, services: &BTreeMap<String, DhcpService>) -> BTreeMap<String, String> {
+        match self {
+            Driver::Native(d) => d.sync(services).await,
+            Driver::Dnsmasq(d) => d.sync(services).await,
+        }
+    }
+
+    pub fn render_metrics(&self, out: &mut String) {
+        match self {
+            Driver::Native(d) => d.render_metrics(out),
+            Driver::Dnsmasq(d) => d.render_metrics(out),
+        }
+    }
+
+    pub fn status(&self) -> Value {
+        match self {
+            Driver::Native(d) => d.status(),
+            Driver::Dnsmasq(d) => d.status(),
+        }
+    }
+
+    /// Stops serving (agent shutdown). Native sockets close with the process;
+    /// dnsmasq processes are left running so DHCP outlives an agent restart.
+    pub async fn shutdown(&mut self) {
+        if let Driver::Native(d) = self {
+            d.shutdown().await;
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! The host agent: follows the server's feed for this host and makes the host
+//! match it (bridges, VXLAN, DHCP), reporting back what it wired.
+//!
+//! Where things go: `client` talks to the server, `view` keeps this host's
+//! slice of the model, `desired` turns it into what the host should have,
+//! `reconcile` compares that with the kernel (through `neutrino-dataplane`)
+//! and applies the difference, `dhcp` runs the DHCP driver, `metrics` serves
+//! `/metrics` and `/status`.
+
+pub mod client;
+pub mod config;
+pub mod desired;
+pub mod dhcp;
+pub mod metrics;
+pub mod reconcile;
+pub mod status;
+pub mod vif;
+pub mod view;

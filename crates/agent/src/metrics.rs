@@ -1,0 +1,126 @@
+//! The agent's counters, `/metrics` (Prometheus text) and `/status` (JSON
+//! of what it manages), served on `agent.metrics_listen`.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use serde_json::Value;
+
+#[derive(Default)]
+pub struct AgentMetrics {
+    pub passes: AtomicU64,
+    pub pass_micros_total: AtomicU64,
+    pub last_pass_micros: AtomicU64,
+    pub netlink_ops: AtomicU64,
+    pub errors: AtomicU64,
+    pub feed_snapshots: AtomicU64,
+    pub feed_deltas: AtomicU64,
+    pub feed_errors: AtomicU64,
+    pub revision: AtomicU64,
+    pub last_feed_unix_ms: AtomicU64,
+    pub ports_active: AtomicU64,
+    pub ports_down: AtomicU64,
+    pub networks: AtomicU64,
+    pub dhcp_networks: AtomicU64,
+    pub dhcp_reservations: AtomicU64,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// What `/metrics` and `/status` read: counters, the latest status document
+/// and the DHCP driver's own metrics text (rendered by the reconciler).
+pub struct Shared {
+    pub metrics: AgentMetrics,
+    pub status: ArcSwap<Value>,
+    pub dhcp_metrics: ArcSwap<String>,
+}
+
+impl Shared {
+    pub fn new() -> Arc<Shared> {
+        Arc::new(Shared {
+            metrics: AgentMetrics::default(),
+            status: ArcSwap::from_pointee(Value::Null),
+            dhcp_metrics: ArcSwap::from_pointee(String::new()),
+        })
+    }
+
+    pub fn render(&self) -> String {
+        let m = &self.metrics;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut out = String::new();
+        let mut line = |kind: &str, name: &str, help: &str, value: String| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        };
+        line("counter", "neutrino_agent_reconcile_passes_total", "Reconcile passes run.", g(&m.passes).to_string());
+        line(
+            "counter",
+            "neutrino_agent_reconcile_seconds_total",
+            "Time spent reconciling.",
+            format!("{:.6}", g(&m.pass_micros_total) as f64 / 1e6),
+        );
+        line(
+            "gauge",
+            "neutrino_agent_reconcile_last_seconds",
+            "Duration of the last pass.",
+            format!("{:.6}", g(&m.last_pass_micros) as f64 / 1e6),
+        );
+        line("counter", "neutrino_agent_netlink_ops_total", "Netlink operations applied.", g(&m.netlink_ops).to_string());
+        line("counter", "neutrino_agent_reconcile_errors_total", "Passes that failed.", g(&m.errors).to_string());
+        let _ = writeln!(
+            out,
+            "# HELP neutrino_agent_feed_replies_total Feed replies applied.\n# TYPE neutrino_agent_feed_replies_total counter\n\
+             neutrino_agent_feed_replies_total{{kind=\"snapshot\"}} {}\nneutrino_agent_feed_replies_total{{kind=\"delta\"}} {}",
+            g(&m.feed_snapshots),
+            g(&m.feed_deltas)
+        );
+        let mut line = |kind: &str, name: &str, help: &str, value: String| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        };
+        line("counter", "neutrino_agent_feed_errors_total", "Feed requests that failed.", g(&m.feed_errors).to_string());
+        line("gauge", "neutrino_agent_feed_revision", "Server revision applied.", g(&m.revision).to_string());
+        let last = g(&m.last_feed_unix_ms);
+        let lag = if last == 0 { -1.0 } else { now_ms().saturating_sub(last) as f64 / 1000.0 };
+        line(
+            "gauge",
+            "neutrino_agent_feed_lag_seconds",
+            "Seconds since the server last answered the feed (long polls answer at least every 25 s; -1 before the first).",
+            format!("{lag:.3}"),
+        );
+        line("gauge", "neutrino_agent_networks", "Networks wired on this host.", g(&m.networks).to_string());
+        let _ = writeln!(
+            out,
+            "# HELP neutrino_agent_ports Ports bound to this host, by state.\n# TYPE neutrino_agent_ports gauge\n\
+             neutrino_agent_ports{{state=\"active\"}} {}\nneutrino_agent_ports{{state=\"down\"}} {}",
+            g(&m.ports_active),
+            g(&m.ports_down)
+        );
+        let mut line = |kind: &str, name: &str, help: &str, value: String| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        };
+        line("gauge", "neutrino_agent_dhcp_networks", "Networks this host serves DHCP on.", g(&m.dhcp_networks).to_string());
+        line("gauge", "neutrino_agent_dhcp_reservations", "DHCP reservations served.", g(&m.dhcp_reservations).to_string());
+        out.push_str(&self.dhcp_metrics.load());
+        out
+    }
+}
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/metrics", get(|State(s): State<Arc<Shared>>| async move { s.render() }))
+        .route(
+            "/status",
+            get(|State(s): State<Arc<Shared>>| async move { axum::Json((**s.status.load()).clone()) }),
+        )
+        .with_state(shared)
+}

@@ -1,0 +1,65 @@
+//! `neutrino agent status`: what the running agent manages, read from its
+//! `/status` and printed for a person.
+
+use std::fmt::Write as _;
+
+use anyhow::{Context, bail};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+use crate::config::AgentConfig;
+
+pub async fn fetch(cfg: &AgentConfig) -> anyhow::Result<String> {
+    if cfg.agent.metrics_listen.is_empty() {
+        bail!("agent.metrics_listen is empty: the agent serves no status");
+    }
+    let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let uri = format!("http://{}/status", cfg.agent.metrics_listen);
+    let resp = client
+        .get(uri.parse()?)
+        .await
+        .with_context(|| format!("no agent answers at {uri}"))?;
+    let body = resp.into_body().collect().await?.to_bytes();
+    let v: Value = serde_json::from_slice(&body)?;
+    Ok(render(&v))
+}
+
+pub fn render(v: &Value) -> String {
+    if v.is_null() {
+        return "the agent has not completed a pass yet\n".into();
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "host {}  revision {}  last pass {} ms", v["host"], v["revision"], v["last_pass_ms"]);
+    let _ = writeln!(out, "networks:");
+    for n in v["networks"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  {}  {:<12} {:<6} seg {:<8} mtu {}  bridge {}{}",
+            n["id"].as_str().unwrap_or(""),
+            n["name"].as_str().unwrap_or(""),
+            n["type"].as_str().unwrap_or(""),
+            n["segmentation_id"],
+            n["mtu"],
+            n["bridge"].as_str().unwrap_or(""),
+            n["problem"].as_str().map(|p| format!("  PROBLEM: {p}")).unwrap_or_default(),
+        );
+    }
+    let _ = writeln!(out, "ports on this host:");
+    for (id, p) in v["ports"].as_object().into_iter().flatten() {
+        let state = if p["active"] == true { "ACTIVE" } else { "DOWN" };
+        let _ = writeln!(out, "  {id}  {:<15} on {:<15} {state}", p["device"].as_str().unwrap_or(""), p["bridge"].as_str().unwrap_or(""));
+    }
+    let _ = writeln!(out, "dhcp: mode {} driver {}", v["dhcp"]["mode"], v["dhcp"]["driver"]);
+    for (id, d) in v["dhcp"]["networks"].as_object().into_iter().flatten() {
+        let _ = writeln!(out, "  {id}  namespace {}  {} reservations", d["namespace"].as_str().unwrap_or(""), d["reservations"]);
+    }
+    if let Some(errors) = v["errors"].as_object().filter(|e| !e.is_empty()) {
+        let _ = writeln!(out, "not converged:");
+        for (k, e) in errors {
+            let _ = writeln!(out, "  {k}: {}", e.as_str().unwrap_or(""));
+        }
+    }
+    out
+}

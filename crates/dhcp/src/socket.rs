@@ -1,0 +1,137 @@
+//! The only I/O of the crate: the DHCP server socket and its receive loop.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+
+use crate::server::{Outcome, SERVER_PORT, ServeConfig, handle_with};
+use crate::stats::Stats;
+use crate::table::Table;
+
+/// Larger than any DHCP request (clients rarely exceed 576 bytes; jumbo
+/// frames are out of scope), so nothing is silently truncated.
+const RECV_BUF: usize = 4096;
+
+/// Binds 0.0.0.0:67 on `ifname` only. Call it on a thread that is inside the
+/// interface's network namespace: the socket stays in the namespace it was
+/// created in.
+pub fn bind_dhcp_socket(ifname: &str) -> io::Result<std::net::UdpSocket> {
+    bind_udp_socket(
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, SERVER_PORT),
+        Some(ifname),
+    )
+}
+
+/// Binds a non-blocking UDP socket with SO_REUSEADDR and SO_BROADCAST, and
+/// SO_BINDTODEVICE when `ifname` is given. SO_BINDTODEVICE is what lets one
+/// process serve several interfaces on port 67, and makes broadcast replies
+/// leave through the right interface.
+pub fn bind_udp_socket(
+    addr: SocketAddrV4,
+    ifname: Option<&str>,
+) -> io::Result<std::net::UdpSocket> {
+    let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    sock.set_reuse_address(true)?;
+    sock.set_broadcast(true)?;
+    if let Some(ifname) = ifname {
+        sock.bind_device(Some(ifname.as_bytes()))?;
+    }
+    sock.set_nonblocking(true)?;
+    sock.bind(&SockAddr::from(addr))?;
+    Ok(sock.into())
+}
+
+/// [`serve_with`] with the production configuration.
+pub async fn serve(
+    socket: UdpSocket,
+    table: Arc<ArcSwap<Table>>,
+    stats: Arc<Stats>,
+    shutdown: watch::Receiver<bool>,
+) {
+    serve_with(socket, table, stats, shutdown, ServeConfig::default()).await;
+}
+
+/// Receives, answers and counts packets until `shutdown` becomes true (or
+/// its sender is dropped). The table is re-read for every packet, so an
+/// `ArcSwap::store` by the agent takes effect on the next packet.
+pub async fn serve_with(
+    socket: UdpSocket,
+    table: Arc<ArcSwap<Table>>,
+    stats: Arc<Stats>,
+    mut shutdown: watch::Receiver<bool>,
+    cfg: ServeConfig,
+) {
+    // Both buffers live for the whole loop: no allocation per packet here.
+    let mut buf = vec![0u8; RECV_BUF];
+    let mut out = Vec::with_capacity(1500);
+    let mut recv_log = LogLimit::default();
+    let mut send_log = LogLimit::default();
+    if *shutdown.borrow_and_update() {
+        return;
+    }
+    loop {
+        let received = tokio::select! {
+            biased;
+            changed = shutdown.changed() => {
+                if changed.is_err() || *shutdown.borrow_and_update() {
+                    break;
+                }
+                continue;
+            }
+            r = socket.recv_from(&mut buf) => r,
+        };
+        let (len, src) = match received {
+            Ok(v) => v,
+            Err(e) => {
+                stats.record_recv_error();
+                if recv_log.allow() {
+                    tracing::warn!(error = %e, "DHCP socket receive failed");
+                }
+                // Avoid spinning if the error is persistent.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        // An IPv4 socket only yields IPv4 sources.
+        let SocketAddr::V4(src) = src else {
+            continue;
+        };
+        let outcome = handle_with(&cfg, &table.load(), &buf[..len], src, &mut out);
+        stats.record(&outcome);
+        if let Outcome::Reply { dest, .. } = outcome
+            && let Err(e) = socket.send_to(&out, dest).await
+        {
+            stats.record_send_error();
+            if send_log.allow() {
+                tracing::warn!(%dest, error = %e, "DHCP reply send failed");
+            }
+        }
+    }
+    tracing::debug!("DHCP serve loop stopped");
+}
+
+/// One warning per 10 s per loop: a broken socket or flood must not fill the
+/// log; the counters keep the exact numbers.
+#[derive(Default)]
+struct LogLimit {
+    last: Option<Instant>,
+}
+
+impl LogLimit {
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        match self.last {
+            Some(t) if now.duration_since(t) < Duration::from_secs(10) => false,
+            _ => {
+                self.last = Some(now);
+                true
+            }
+        }
+    }
+}
