@@ -34,6 +34,10 @@ pub struct AgentSection {
     pub report_interval_secs: u64,
     /// How often the host is re-read for new taps between feed changes.
     pub resync_interval_ms: u64,
+    /// Run inside this named network namespace, as if it were the host
+    /// (several "hosts" on one machine: tests and `neutrino demo`). Unset: the
+    /// namespace the agent was started in.
+    pub host_netns: Option<String>,
 }
 
 impl Default for AgentSection {
@@ -47,6 +51,7 @@ impl Default for AgentSection {
             metrics_listen: "127.0.0.1:9697".into(),
             report_interval_secs: 10,
             resync_interval_ms: 1000,
+            host_netns: None,
         }
     }
 }
@@ -121,6 +126,14 @@ impl AgentConfig {
             bail!("agent.report_interval_secs must be at least 1");
         }
         Ok(cfg)
+    }
+
+    /// Enters `agent.host_netns` when set. Call before starting any thread.
+    pub fn enter_host_netns(&self) -> anyhow::Result<()> {
+        if let Some(ns) = &self.agent.host_netns {
+            neutrino_dataplane::netns::enter(ns).with_context(|| format!("agent.host_netns: cannot enter {ns}"))?;
+        }
+        Ok(())
     }
 
     pub fn secret(&self) -> anyhow::Result<String> {

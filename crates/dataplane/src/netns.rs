@@ -188,3 +188,13 @@ pub fn run_in<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> Result<T> {
         .unwrap_or_else(|p| std::panic::resume_unwind(p))
     })
 }
+
+/// Moves the calling thread into a named namespace for good. Call it first
+/// thing in `main`, before any other thread exists: threads started later
+/// inherit it. This is how one machine plays several hosts (tests, demos)
+/// without `ip netns exec`, whose private mount namespace would hide the
+/// namespaces the agent creates from everyone else.
+pub fn enter(name: &str) -> Result<()> {
+    let ns = open(name)?;
+    setns(&ns, CloneFlags::CLONE_NEWNET).map_err(sys("setns", name))
+}

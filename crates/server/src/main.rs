@@ -77,6 +77,8 @@ enum VifAction {
     Unplug {
         #[arg(long)]
         port: String,
+        #[arg(long, env = "NEUTRINO_AGENT_CONFIG")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -117,12 +119,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run_agent(config: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = neutrino_agent::config::AgentConfig::load(config.as_deref())?;
+    cfg.enter_host_netns()?;
     init_logs("info");
     runtime()?.block_on(neutrino_agent::reconcile::run(cfg, shutdown_signal()))
 }
 
 fn agent_status(config: Option<PathBuf>) -> anyhow::Result<()> {
     let cfg = neutrino_agent::config::AgentConfig::load(config.as_deref())?;
+    cfg.enter_host_netns()?;
     let text = runtime()?.block_on(neutrino_agent::status::fetch(&cfg))?;
     print!("{text}");
     Ok(())
@@ -130,14 +134,20 @@ fn agent_status(config: Option<PathBuf>) -> anyhow::Result<()> {
 
 fn vif(action: VifAction) -> anyhow::Result<()> {
     init_logs("warn");
+    // The host's namespace must be entered before the runtime starts threads.
+    let cfg = match &action {
+        VifAction::Plug { config, .. } | VifAction::Unplug { config, .. } => {
+            neutrino_agent::config::AgentConfig::load(config.as_deref())?
+        }
+    };
+    cfg.enter_host_netns()?;
     let rt = runtime()?;
     match action {
-        VifAction::Plug { port, netns, ifname, mtu, config } => {
-            let cfg = neutrino_agent::config::AgentConfig::load(config.as_deref())?;
+        VifAction::Plug { port, netns, ifname, mtu, .. } => {
             let tap = rt.block_on(neutrino_agent::vif::plug(&cfg, &port, &netns, &ifname, mtu))?;
             println!("plugged port {port}: {tap} on this host, {ifname} in namespace {netns}");
         }
-        VifAction::Unplug { port } => {
+        VifAction::Unplug { port, .. } => {
             let tap = rt.block_on(neutrino_agent::vif::unplug_port(&port))?;
             println!("unplugged port {port} ({tap})");
         }

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -25,6 +26,9 @@ pub struct DnsmasqDriver {
     dhcp_release: String,
     /// network id → what its dnsmasq serves now.
     served: BTreeMap<String, DhcpService>,
+    /// network id → the dnsmasq this agent started (its pid file may not be
+    /// written yet; after a restart the pid files are all there is).
+    started: BTreeMap<String, Pid>,
     reloads: u64,
     starts: u64,
 }
@@ -127,6 +131,7 @@ fn args(s: &DhcpService, dir: &Path) -> Vec<String> {
 fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
     std::fs::rename(tmp, path)
 }
 
@@ -137,6 +142,7 @@ impl DnsmasqDriver {
             dnsmasq: cfg.dhcp.dnsmasq_path.clone(),
             dhcp_release: cfg.dhcp.dhcp_release_path.clone(),
             served: BTreeMap::new(),
+            started: BTreeMap::new(),
             reloads: 0,
             starts: 0,
         }
@@ -148,6 +154,11 @@ impl DnsmasqDriver {
 
     /// The running dnsmasq of a network, from its pid file.
     fn pid(&self, id: &str) -> Option<Pid> {
+        if let Some(pid) = self.started.get(id)
+            && kill(*pid, None).is_ok()
+        {
+            return Some(*pid);
+        }
         let text = std::fs::read_to_string(self.net_dir(id).join("pid")).ok()?;
         let pid = Pid::from_raw(text.trim().parse().ok()?);
         // Signal 0: is it still there?
@@ -169,6 +180,7 @@ impl DnsmasqDriver {
             }
             let _ = std::fs::remove_dir_all(self.net_dir(id));
             self.served.remove(id);
+            self.started.remove(id);
             tracing::info!(network = %id, "dnsmasq stopped");
         }
         for (id, svc) in services {
@@ -181,7 +193,11 @@ impl DnsmasqDriver {
 
     async fn sync_one(&mut self, id: &str, svc: &DhcpService) -> Result<(), String> {
         let dir = self.net_dir(id);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        // dnsmasq drops root for `nobody` and must still read its files.
+        for d in [&self.dir, &dir] {
+            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+            let _ = std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755));
+        }
         let before = self.served.get(id).cloned();
         let running = self.pid(id);
         // After an agent restart `served` is empty but dnsmasq runs: compare
@@ -237,6 +253,9 @@ impl DnsmasqDriver {
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("cannot enter {}: {e}", svc.namespace))?
         .map_err(|e| format!("cannot start {}: {e}", self.dnsmasq))?;
+        if let Ok(raw) = i32::try_from(spawned.id()) {
+            self.started.insert(id.to_string(), Pid::from_raw(raw));
+        }
         // Reap it when it exits, so it does not linger as a zombie.
         tokio::task::spawn_blocking(move || {
             let mut child = spawned;
