@@ -1,9 +1,13 @@
 #!/bin/sh
 # udhcpc hook for the agent tests: applies the lease inside the instance's
-# namespace and writes what the server sent to $LEASE_OUT (one key=value per
-# line). Never touches /etc: a namespace shares the host's /etc.
-out="${LEASE_OUT:-/dev/null}"
-case "$1" in
+# namespace and, when LEASE_OUT names a file, writes what the server sent
+# there (key=value lines). Never touches /etc: a namespace shares the host's.
+event="$1"
+report() {
+  [ -n "${LEASE_OUT:-}" ] || return 0
+  cat > "$LEASE_OUT.tmp" && mv "$LEASE_OUT.tmp" "$LEASE_OUT"
+}
+case "$event" in
   deconfig)
     ip -4 addr flush dev "$interface" scope global 2>/dev/null ;;
   bound|renew)
@@ -16,12 +20,21 @@ case "$1" in
       [ "$1" != "0.0.0.0/0" ] && ip route replace "$1" via "$2" dev "$interface"
       shift 2
     done
-    {
-      echo "event=$1"; echo "ip=$ip"; echo "mask=$mask"; echo "router=$router"
-      echo "dns=$dns"; echo "domain=$domain"; echo "hostname=$hostname"; echo "mtu=$mtu"
-      echo "lease=$lease"; echo "serverid=$serverid"; echo "staticroutes=$staticroutes"
-    } > "$out.tmp" && mv "$out.tmp" "$out" ;;
+    report <<EOT
+event=$event
+ip=$ip
+mask=$mask
+router=$router
+dns=$dns
+domain=$domain
+hostname=$hostname
+mtu=$mtu
+lease=$lease
+serverid=$serverid
+staticroutes=$staticroutes
+EOT
+    ;;
   leasefail|nak)
-    echo "event=$1" > "$out" ;;
+    echo "event=$event" | report ;;
 esac
 exit 0

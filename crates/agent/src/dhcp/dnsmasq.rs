@@ -128,6 +128,22 @@ fn args(s: &DhcpService, dir: &Path) -> Vec<String> {
     a
 }
 
+/// Keeps the lease lines (`expiry mac ip name client-id`) whose MAC and
+/// address are still reserved.
+pub fn prune_leases(leases: &str, s: &DhcpService) -> String {
+    let mut out = String::new();
+    for line in leases.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let keep = f.len() >= 3
+            && s.hosts.iter().any(|h| mac_str(&h.mac) == f[1].to_ascii_lowercase() && h.ip.to_string() == f[2]);
+        if keep {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text)?;
@@ -232,9 +248,23 @@ impl DnsmasqDriver {
         }
         write_atomic(&dir.join("host"), &hosts).map_err(|e| e.to_string())?;
         write_atomic(&dir.join("opts"), &opts).map_err(|e| e.to_string())?;
+        // Leases of reservations that went while dnsmasq was down would block
+        // their addresses for a new port: drop them before it reads the file.
+        if let Ok(old) = std::fs::read_to_string(dir.join("leases")) {
+            write_atomic(&dir.join("leases"), &prune_leases(&old, svc)).map_err(|e| e.to_string())?;
+        }
         let argv = args(svc, &dir);
         write_atomic(&dir.join("args"), &argv.join("\n")).map_err(|e| e.to_string())?;
-        let log = std::fs::File::create(dir.join("log")).map_err(|e| e.to_string())?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("log"))
+            .map_err(|e| e.to_string())?;
+        {
+            use std::io::Write as _;
+            let mut l = &log;
+            let _ = writeln!(l, "neutrino-agent: starting {} {}", self.dnsmasq, argv.join(" "));
+        }
         let bin = self.dnsmasq.clone();
         let ns = svc.namespace.clone();
         // Spawned from a thread inside the namespace: the child is born there.
@@ -365,5 +395,14 @@ mod tests {
         assert!(a.contains(&"--dhcp-range=set:subnet-s1,10.0.0.0,static,255.255.255.0,600s".to_string()));
         assert!(a.contains(&"--interface=ns-abc".to_string()));
         assert!(a.contains(&"--port=0".to_string()), "no DNS from this dnsmasq");
+    }
+
+    #[test]
+    fn leases_of_gone_reservations_are_pruned() {
+        let leases = "1700000600 fa:16:3e:00:00:01 10.0.0.5 host-10-0-0-5 *\n\
+                      1700000600 fa:16:3e:00:00:02 10.0.0.5 old *\n\
+                      1700000600 fa:16:3e:00:00:01 10.0.0.6 moved *\n\
+                      garbage\n";
+        assert_eq!(prune_leases(leases, &service()), "1700000600 fa:16:3e:00:00:01 10.0.0.5 host-10-0-0-5 *\n");
     }
 }
