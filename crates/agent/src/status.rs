@@ -31,7 +31,13 @@ pub fn render(v: &Value) -> String {
         return "the agent has not completed a pass yet\n".into();
     }
     let mut out = String::new();
-    let _ = writeln!(out, "host {}  revision {}  last pass {} ms", v["host"], v["revision"], v["last_pass_ms"]);
+    let _ = writeln!(
+        out,
+        "host {}  revision {}  last pass {} ms",
+        v["host"].as_str().unwrap_or("?"),
+        v["revision"],
+        v["last_pass_ms"]
+    );
     let _ = writeln!(out, "networks:");
     for n in v["networks"].as_array().into_iter().flatten() {
         let _ = writeln!(
@@ -40,7 +46,7 @@ pub fn render(v: &Value) -> String {
             n["id"].as_str().unwrap_or(""),
             n["name"].as_str().unwrap_or(""),
             n["type"].as_str().unwrap_or(""),
-            n["segmentation_id"],
+            n["segmentation_id"].as_u64().map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
             n["mtu"],
             n["bridge"].as_str().unwrap_or(""),
             n["problem"].as_str().map(|p| format!("  PROBLEM: {p}")).unwrap_or_default(),
@@ -51,7 +57,12 @@ pub fn render(v: &Value) -> String {
         let state = if p["active"] == true { "ACTIVE" } else { "DOWN" };
         let _ = writeln!(out, "  {id}  {:<15} on {:<15} {state}", p["device"].as_str().unwrap_or(""), p["bridge"].as_str().unwrap_or(""));
     }
-    let _ = writeln!(out, "dhcp: mode {} driver {}", v["dhcp"]["mode"], v["dhcp"]["driver"]);
+    let _ = writeln!(
+        out,
+        "dhcp: mode {} driver {}",
+        v["dhcp"]["mode"].as_str().unwrap_or("?"),
+        v["dhcp"]["driver"].as_str().unwrap_or("?")
+    );
     for (id, d) in v["dhcp"]["networks"].as_object().into_iter().flatten() {
         let _ = writeln!(out, "  {id}  namespace {}  {} reservations", d["namespace"].as_str().unwrap_or(""), d["reservations"]);
     }

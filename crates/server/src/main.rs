@@ -4,6 +4,7 @@
 
 mod bootstrap;
 mod config;
+mod demo;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -42,11 +43,31 @@ enum Command {
         #[command(subcommand)]
         action: Option<AgentAction>,
     },
+    /// A server, an agent and two instances that get DHCP and ping each other (as root).
+    Demo {
+        #[command(subcommand)]
+        action: DemoAction,
+        /// Where the demo keeps its configs, database and logs.
+        #[arg(long, default_value = "neutrino-demo", global = true)]
+        dir: PathBuf,
+    },
     /// Play the hypervisor: plug an instance NIC (a veth into a namespace) for a port.
     Vif {
         #[command(subcommand)]
         action: VifAction,
     },
+}
+
+#[derive(Subcommand)]
+enum DemoAction {
+    /// Start it all and show the instances pinging each other.
+    Up {
+        /// API port (the agent's metrics take the next one).
+        #[arg(long, default_value_t = 9696)]
+        port: u16,
+    },
+    /// Remove everything `demo up` made.
+    Down,
 }
 
 #[derive(Subcommand)]
@@ -90,6 +111,17 @@ fn main() {
         Command::Agent { config, action: None } => run_agent(config),
         Command::Agent { config, action: Some(AgentAction::Status) } => agent_status(config),
         Command::Vif { action } => vif(action),
+        Command::Demo { action, dir } => {
+            init_logs("warn");
+            runtime().and_then(|rt| {
+                rt.block_on(async {
+                    match action {
+                        DemoAction::Up { port } => demo::up(&dir, port).await,
+                        DemoAction::Down => demo::down(&dir).await,
+                    }
+                })
+            })
+        }
     };
     if let Err(e) = result {
         eprintln!("neutrino: {e:#}");
