@@ -97,7 +97,11 @@ impl ServerClient {
             .map_err(|e| ClientError::Decode(e.to_string()))
     }
 
-    async fn post<B: Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> Result<R, ClientError> {
+    async fn post<B: Serialize, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, ClientError> {
         self.call(Method::POST, path, body, Duration::from_secs(30))
             .await?
             .ok_or_else(|| ClientError::Decode("empty answer".into()))
@@ -116,20 +120,40 @@ impl ServerClient {
     }
 
     pub async fn bind(&self, host: &str, port_id: &str) -> Result<PortInfo, ClientError> {
-        self.post("/bind", &BindRequest { host: host.into(), port_id: port_id.into() }).await
+        self.post(
+            "/bind",
+            &BindRequest {
+                host: host.into(),
+                port_id: port_id.into(),
+            },
+        )
+        .await
     }
 
-    pub async fn port_status(&self, r: &PortStatusReport) -> Result<serde_json::Value, ClientError> {
+    pub async fn port_status(
+        &self,
+        r: &PortStatusReport,
+    ) -> Result<serde_json::Value, ClientError> {
         self.post("/port-status", r).await
     }
 
-    pub async fn ensure_dhcp_port(&self, host: &str, network_id: &str) -> Result<PortInfo, ClientError> {
-        let r = DhcpPortRequest { host: host.into(), network_id: network_id.into() };
+    pub async fn ensure_dhcp_port(
+        &self,
+        host: &str,
+        network_id: &str,
+    ) -> Result<PortInfo, ClientError> {
+        let r = DhcpPortRequest {
+            host: host.into(),
+            network_id: network_id.into(),
+        };
         self.post("/dhcp-port", &r).await
     }
 
     pub async fn delete_dhcp_port(&self, host: &str, network_id: &str) -> Result<(), ClientError> {
-        let r = DhcpPortRequest { host: host.into(), network_id: network_id.into() };
+        let r = DhcpPortRequest {
+            host: host.into(),
+            network_id: network_id.into(),
+        };
         self.call::<_, serde_json::Value>(Method::DELETE, "/dhcp-port", &r, Duration::from_secs(30))
             .await
             .map(|_| ())

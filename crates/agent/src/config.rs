@@ -120,7 +120,10 @@ impl AgentConfig {
             bail!("agent.host: not set and the hostname is unknown");
         }
         if !matches!(cfg.dhcp.driver.as_str(), "native" | "dnsmasq") {
-            bail!("dhcp.driver: {:?} is not one of native, dnsmasq", cfg.dhcp.driver);
+            bail!(
+                "dhcp.driver: {:?} is not one of native, dnsmasq",
+                cfg.dhcp.driver
+            );
         }
         if cfg.agent.report_interval_secs == 0 {
             bail!("agent.report_interval_secs must be at least 1");
@@ -131,14 +134,18 @@ impl AgentConfig {
     /// Enters `agent.host_netns` when set. Call before starting any thread.
     pub fn enter_host_netns(&self) -> anyhow::Result<()> {
         if let Some(ns) = &self.agent.host_netns {
-            neutrino_dataplane::netns::enter(ns).with_context(|| format!("agent.host_netns: cannot enter {ns}"))?;
+            neutrino_dataplane::netns::enter(ns)
+                .with_context(|| format!("agent.host_netns: cannot enter {ns}"))?;
         }
         Ok(())
     }
 
     pub fn secret(&self) -> anyhow::Result<String> {
         let s = std::fs::read_to_string(&self.agent.secret_file).with_context(|| {
-            format!("agent.secret_file: cannot read {}", self.agent.secret_file.display())
+            format!(
+                "agent.secret_file: cannot read {}",
+                self.agent.secret_file.display()
+            )
         })?;
         Ok(s.trim().to_string())
     }

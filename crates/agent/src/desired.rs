@@ -106,16 +106,24 @@ pub fn compute(view: &HostView, cfg: &AgentConfig) -> Desired {
             "flat" => {
                 let physnet = net.physical_network.clone().unwrap_or_default();
                 match cfg.l2.physical_interface_mappings.get(&physnet) {
-                    Some(ifname) => Uplink::Physical { ifname: ifname.clone() },
+                    Some(ifname) => Uplink::Physical {
+                        ifname: ifname.clone(),
+                    },
                     None => {
-                        d.problems.insert(net.id.clone(), format!("physical network {physnet:?} is not mapped on this host"));
+                        d.problems.insert(
+                            net.id.clone(),
+                            format!("physical network {physnet:?} is not mapped on this host"),
+                        );
                         continue;
                     }
                 }
             }
             "vxlan" => {
                 let (Some(local), Some(vni)) = (cfg.l2.tunnel_ip, net.segmentation_id) else {
-                    d.problems.insert(net.id.clone(), "vxlan needs l2.tunnel_ip on this host".into());
+                    d.problems.insert(
+                        net.id.clone(),
+                        "vxlan needs l2.tunnel_ip on this host".into(),
+                    );
                     continue;
                 };
                 let mut flood = BTreeSet::new();
@@ -124,7 +132,11 @@ pub fn compute(view: &HostView, cfg: &AgentConfig) -> Desired {
                     if p.host.is_empty() || p.host == me {
                         continue;
                     }
-                    let Some(vtep) = view.vteps.get(&p.host).and_then(|v| v.parse::<Ipv4Addr>().ok()) else {
+                    let Some(vtep) = view
+                        .vteps
+                        .get(&p.host)
+                        .and_then(|v| v.parse::<Ipv4Addr>().ok())
+                    else {
                         continue;
                     };
                     if vtep == local {
@@ -145,7 +157,10 @@ pub fn compute(view: &HostView, cfg: &AgentConfig) -> Desired {
                 })
             }
             other => {
-                d.problems.insert(net.id.clone(), format!("network type {other} is not supported by this agent"));
+                d.problems.insert(
+                    net.id.clone(),
+                    format!("network type {other} is not supported by this agent"),
+                );
                 continue;
             }
         };
@@ -158,10 +173,16 @@ pub fn compute(view: &HostView, cfg: &AgentConfig) -> Desired {
         let has_local_instances = !members.is_empty();
         d.host.bridges.insert(
             bridge.clone(),
-            Bridge { name: bridge.clone(), mtu: net.mtu, uplink, members },
+            Bridge {
+                name: bridge.clone(),
+                mtu: net.mtu,
+                uplink,
+                members,
+            },
         );
 
-        let dhcp_subnets: Vec<&SubnetInfo> = view.subnets_of(&net.id).filter(|s| is_dhcp4(s)).collect();
+        let dhcp_subnets: Vec<&SubnetInfo> =
+            view.subnets_of(&net.id).filter(|s| is_dhcp4(s)).collect();
         let serve = !dhcp_subnets.is_empty()
             && match mode {
                 DhcpMode::All => true,
@@ -178,16 +199,23 @@ pub fn compute(view: &HostView, cfg: &AgentConfig) -> Desired {
                 d.need_dhcp_port.insert(net.id.clone());
             }
             (true, Some(dp)) => {
-                if dhcp_subnets.iter().any(|s| !dp.fixed_ips.iter().any(|f| f.subnet_id == s.id)) {
+                if dhcp_subnets
+                    .iter()
+                    .any(|s| !dp.fixed_ips.iter().any(|f| f.subnet_id == s.id))
+                {
                     d.need_dhcp_port.insert(net.id.clone());
                 }
-                let Some(mac) = parse_mac(&dp.mac_address) else { continue };
+                let Some(mac) = parse_mac(&dp.mac_address) else {
+                    continue;
+                };
                 let namespace = names::dhcp_namespace(&cfg.agent.namespace_prefix, &net.id);
                 let interface = names::dhcp_ns_side(&dp.id);
                 let mut addrs = BTreeSet::new();
                 let mut subnets = Vec::new();
                 for s in &dhcp_subnets {
-                    let Some((network, prefix)) = parse_cidr(&s.cidr) else { continue };
+                    let Some((network, prefix)) = parse_cidr(&s.cidr) else {
+                        continue;
+                    };
                     let Some(server_ip) = dp
                         .fixed_ips
                         .iter()
@@ -202,7 +230,11 @@ pub fn compute(view: &HostView, cfg: &AgentConfig) -> Desired {
                         network,
                         prefix,
                         gateway: s.gateway_ip.as_deref().and_then(|g| g.parse().ok()),
-                        dns: s.dns_nameservers.iter().filter_map(|a| a.parse().ok()).collect(),
+                        dns: s
+                            .dns_nameservers
+                            .iter()
+                            .filter_map(|a| a.parse().ok())
+                            .collect(),
                         routes: s
                             .host_routes
                             .iter()
@@ -215,7 +247,8 @@ pub fn compute(view: &HostView, cfg: &AgentConfig) -> Desired {
                     });
                 }
                 let host_side = names::tap(&dp.id);
-                d.local_ports.insert(dp.id.clone(), (host_side.clone(), bridge.clone()));
+                d.local_ports
+                    .insert(dp.id.clone(), (host_side.clone(), bridge.clone()));
                 d.host.endpoints.insert(
                     namespace.clone(),
                     NsEndpoint {
@@ -230,10 +263,21 @@ pub fn compute(view: &HostView, cfg: &AgentConfig) -> Desired {
                 );
                 let served: BTreeSet<&str> = subnets.iter().map(|s| s.id.as_str()).collect();
                 let mut hosts = Vec::new();
-                for p in ports.iter().filter(|p| !p.is_dhcp() && (mode == DhcpMode::All || p.host == me)) {
-                    let Some(mac) = parse_mac(&p.mac_address) else { continue };
-                    for f in p.fixed_ips.iter().filter(|f| served.contains(f.subnet_id.as_str())) {
-                        let Ok(ip) = f.ip_address.parse::<Ipv4Addr>() else { continue };
+                for p in ports
+                    .iter()
+                    .filter(|p| !p.is_dhcp() && (mode == DhcpMode::All || p.host == me))
+                {
+                    let Some(mac) = parse_mac(&p.mac_address) else {
+                        continue;
+                    };
+                    for f in p
+                        .fixed_ips
+                        .iter()
+                        .filter(|f| served.contains(f.subnet_id.as_str()))
+                    {
+                        let Ok(ip) = f.ip_address.parse::<Ipv4Addr>() else {
+                            continue;
+                        };
                         hosts.push(DhcpHost {
                             port_id: p.id.clone(),
                             mac,

@@ -14,5 +14,5 @@ pub mod dhcp;
 pub mod metrics;
 pub mod reconcile;
 pub mod status;
-pub mod vif;
 pub mod view;
+pub mod vif;

@@ -60,9 +60,17 @@ impl Shared {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut out = String::new();
         let mut line = |kind: &str, name: &str, help: &str, value: String| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
         };
-        line("counter", "neutrino_agent_reconcile_passes_total", "Reconcile passes run.", g(&m.passes).to_string());
+        line(
+            "counter",
+            "neutrino_agent_reconcile_passes_total",
+            "Reconcile passes run.",
+            g(&m.passes).to_string(),
+        );
         line(
             "counter",
             "neutrino_agent_reconcile_seconds_total",
@@ -75,8 +83,18 @@ impl Shared {
             "Duration of the last pass.",
             format!("{:.6}", g(&m.last_pass_micros) as f64 / 1e6),
         );
-        line("counter", "neutrino_agent_netlink_ops_total", "Netlink operations applied.", g(&m.netlink_ops).to_string());
-        line("counter", "neutrino_agent_reconcile_errors_total", "Passes that failed.", g(&m.errors).to_string());
+        line(
+            "counter",
+            "neutrino_agent_netlink_ops_total",
+            "Netlink operations applied.",
+            g(&m.netlink_ops).to_string(),
+        );
+        line(
+            "counter",
+            "neutrino_agent_reconcile_errors_total",
+            "Passes that failed.",
+            g(&m.errors).to_string(),
+        );
         let _ = writeln!(
             out,
             "# HELP neutrino_agent_feed_replies_total Feed replies applied.\n# TYPE neutrino_agent_feed_replies_total counter\n\
@@ -85,19 +103,41 @@ impl Shared {
             g(&m.feed_deltas)
         );
         let mut line = |kind: &str, name: &str, help: &str, value: String| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
         };
-        line("counter", "neutrino_agent_feed_errors_total", "Feed requests that failed.", g(&m.feed_errors).to_string());
-        line("gauge", "neutrino_agent_feed_revision", "Server revision applied.", g(&m.revision).to_string());
+        line(
+            "counter",
+            "neutrino_agent_feed_errors_total",
+            "Feed requests that failed.",
+            g(&m.feed_errors).to_string(),
+        );
+        line(
+            "gauge",
+            "neutrino_agent_feed_revision",
+            "Server revision applied.",
+            g(&m.revision).to_string(),
+        );
         let last = g(&m.last_feed_unix_ms);
-        let lag = if last == 0 { -1.0 } else { now_ms().saturating_sub(last) as f64 / 1000.0 };
+        let lag = if last == 0 {
+            -1.0
+        } else {
+            now_ms().saturating_sub(last) as f64 / 1000.0
+        };
         line(
             "gauge",
             "neutrino_agent_feed_lag_seconds",
             "Seconds since the server last answered the feed (long polls answer at least every 25 s; -1 before the first).",
             format!("{lag:.3}"),
         );
-        line("gauge", "neutrino_agent_networks", "Networks wired on this host.", g(&m.networks).to_string());
+        line(
+            "gauge",
+            "neutrino_agent_networks",
+            "Networks wired on this host.",
+            g(&m.networks).to_string(),
+        );
         let _ = writeln!(
             out,
             "# HELP neutrino_agent_ports Ports bound to this host, by state.\n# TYPE neutrino_agent_ports gauge\n\
@@ -106,10 +146,23 @@ impl Shared {
             g(&m.ports_down)
         );
         let mut line = |kind: &str, name: &str, help: &str, value: String| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
         };
-        line("gauge", "neutrino_agent_dhcp_networks", "Networks this host serves DHCP on.", g(&m.dhcp_networks).to_string());
-        line("gauge", "neutrino_agent_dhcp_reservations", "DHCP reservations served.", g(&m.dhcp_reservations).to_string());
+        line(
+            "gauge",
+            "neutrino_agent_dhcp_networks",
+            "Networks this host serves DHCP on.",
+            g(&m.dhcp_networks).to_string(),
+        );
+        line(
+            "gauge",
+            "neutrino_agent_dhcp_reservations",
+            "DHCP reservations served.",
+            g(&m.dhcp_reservations).to_string(),
+        );
         out.push_str(&self.dhcp_metrics.load());
         out
     }

@@ -58,7 +58,9 @@ fn wired(observed: &ObservedHost, device: &str, bridge: &str) -> bool {
 impl Agent {
     pub fn new(cfg: AgentConfig, client: ServerClient, shared: Arc<Shared>) -> Agent {
         Agent {
-            own: Ownership { namespace_prefix: cfg.agent.namespace_prefix.clone() },
+            own: Ownership {
+                namespace_prefix: cfg.agent.namespace_prefix.clone(),
+            },
             driver: Driver::from_config(&cfg),
             cfg,
             client,
@@ -104,7 +106,9 @@ impl Agent {
         for net in &d.drop_dhcp_port {
             match self.client.delete_dhcp_port(&host, net).await {
                 Ok(()) => {
-                    self.view.ports.retain(|_, p| !(p.network_id == *net && p.is_dhcp() && p.host == host));
+                    self.view
+                        .ports
+                        .retain(|_, p| !(p.network_id == *net && p.is_dhcp() && p.host == host));
                     changed = true;
                 }
                 Err(e) => self.note(&format!("dhcp-port {net}"), Some(e.to_string())),
@@ -128,21 +132,22 @@ impl Agent {
         }
 
         let (own, want) = (self.own.clone(), desired.host.clone());
-        let (observed, applied) = tokio::task::spawn_blocking(move || -> anyhow::Result<(ObservedHost, usize)> {
-            let host = Host::new();
-            let observed = host.observe(&own).context("reading the host")?;
-            let ops = plan(&want, &observed, &own);
-            if ops.is_empty() {
-                return Ok((observed, 0));
-            }
-            for op in &ops {
-                tracing::debug!(?op, "applying");
-            }
-            host.apply(&ops).context("changing the host")?;
-            Ok((host.observe(&own).context("reading the host")?, ops.len()))
-        })
-        .await
-        .context("reconcile thread")??;
+        let (observed, applied) =
+            tokio::task::spawn_blocking(move || -> anyhow::Result<(ObservedHost, usize)> {
+                let host = Host::new();
+                let observed = host.observe(&own).context("reading the host")?;
+                let ops = plan(&want, &observed, &own);
+                if ops.is_empty() {
+                    return Ok((observed, 0));
+                }
+                for op in &ops {
+                    tracing::debug!(?op, "applying");
+                }
+                host.apply(&ops).context("changing the host")?;
+                Ok((host.observe(&own).context("reading the host")?, ops.len()))
+            })
+            .await
+            .context("reconcile thread")??;
         let shared = self.shared.clone();
         let m = &shared.metrics;
         if applied > 0 {
@@ -156,17 +161,33 @@ impl Agent {
         }
 
         // Ports: ACTIVE once their device is on the bridge and up.
-        let mut status = PortStatusReport { host: self.cfg.agent.host.clone(), active: Vec::new(), down: Vec::new() };
+        let mut status = PortStatusReport {
+            host: self.cfg.agent.host.clone(),
+            active: Vec::new(),
+            down: Vec::new(),
+        };
         let mut ports_json = serde_json::Map::new();
         let (mut active, mut down) = (0u64, 0u64);
         for (port, (device, bridge)) in &desired.local_ports {
             let up = wired(&observed, device, bridge)
-                && (!self.view.ports.get(port).is_some_and(|p| p.is_dhcp()) || !failures.contains_key(&self.view.ports[port].network_id));
-            if up { active += 1 } else { down += 1 }
-            if self.reported.get(port) != Some(&up) {
-                if up { status.active.push(port.clone()) } else { status.down.push(port.clone()) }
+                && (!self.view.ports.get(port).is_some_and(|p| p.is_dhcp())
+                    || !failures.contains_key(&self.view.ports[port].network_id));
+            if up {
+                active += 1
+            } else {
+                down += 1
             }
-            ports_json.insert(port.clone(), json!({"device": device, "bridge": bridge, "active": up}));
+            if self.reported.get(port) != Some(&up) {
+                if up {
+                    status.active.push(port.clone())
+                } else {
+                    status.down.push(port.clone())
+                }
+            }
+            ports_json.insert(
+                port.clone(),
+                json!({"device": device, "bridge": bridge, "active": up}),
+            );
         }
         if !status.active.is_empty() || !status.down.is_empty() {
             match self.client.port_status(&status).await {
@@ -190,9 +211,14 @@ impl Agent {
         m.last_pass_micros.store(elapsed, Ordering::Relaxed);
         m.ports_active.store(active, Ordering::Relaxed);
         m.ports_down.store(down, Ordering::Relaxed);
-        m.networks.store(desired.host.bridges.len() as u64, Ordering::Relaxed);
-        m.dhcp_networks.store(desired.dhcp.len() as u64, Ordering::Relaxed);
-        m.dhcp_reservations.store(desired.dhcp.values().map(|s| s.hosts.len() as u64).sum(), Ordering::Relaxed);
+        m.networks
+            .store(desired.host.bridges.len() as u64, Ordering::Relaxed);
+        m.dhcp_networks
+            .store(desired.dhcp.len() as u64, Ordering::Relaxed);
+        m.dhcp_reservations.store(
+            desired.dhcp.values().map(|s| s.hosts.len() as u64).sum(),
+            Ordering::Relaxed,
+        );
         let mut dhcp_text = String::new();
         self.driver.render_metrics(&mut dhcp_text);
         self.shared.dhcp_metrics.store(Arc::new(dhcp_text));
@@ -263,14 +289,22 @@ fn report_body(cfg: &AgentConfig, shared: &Shared, started_at: u64) -> AgentRepo
 }
 
 /// Runs the agent until `stop` resolves.
-pub async fn run(cfg: AgentConfig, stop: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    cfg: AgentConfig,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let secret = cfg.secret()?;
     let client = ServerClient::new(&cfg.agent.server_url, &secret);
     let shared = Shared::new();
     if !cfg.agent.metrics_listen.is_empty() {
         let listener = tokio::net::TcpListener::bind(&cfg.agent.metrics_listen)
             .await
-            .with_context(|| format!("agent.metrics_listen: cannot listen on {}", cfg.agent.metrics_listen))?;
+            .with_context(|| {
+                format!(
+                    "agent.metrics_listen: cannot listen on {}",
+                    cfg.agent.metrics_listen
+                )
+            })?;
         let app = crate::metrics::router(shared.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -283,7 +317,8 @@ pub async fn run(cfg: AgentConfig, stop: impl std::future::Future<Output = ()>) 
     {
         let (client, cfg, shared) = (client.clone(), cfg.clone(), shared.clone());
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(cfg.agent.report_interval_secs));
+            let mut tick =
+                tokio::time::interval(Duration::from_secs(cfg.agent.report_interval_secs));
             let mut failing = false;
             loop {
                 tick.tick().await;
@@ -349,7 +384,8 @@ pub async fn run(cfg: AgentConfig, stop: impl std::future::Future<Output = ()>) 
     }
 
     let mut agent = Agent::new(cfg.clone(), client, shared.clone());
-    let mut tick = tokio::time::interval(Duration::from_millis(cfg.agent.resync_interval_ms.max(50)));
+    let mut tick =
+        tokio::time::interval(Duration::from_millis(cfg.agent.resync_interval_ms.max(50)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(host = %cfg.agent.host, server = %cfg.agent.server_url, dhcp = ?cfg.dhcp.mode, driver = %cfg.dhcp.driver, "neutrino agent started");
     tokio::pin!(stop);

@@ -46,16 +46,31 @@ pub fn render(v: &Value) -> String {
             n["id"].as_str().unwrap_or(""),
             n["name"].as_str().unwrap_or(""),
             n["type"].as_str().unwrap_or(""),
-            n["segmentation_id"].as_u64().map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+            n["segmentation_id"]
+                .as_u64()
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into()),
             n["mtu"],
             n["bridge"].as_str().unwrap_or(""),
-            n["problem"].as_str().map(|p| format!("  PROBLEM: {p}")).unwrap_or_default(),
+            n["problem"]
+                .as_str()
+                .map(|p| format!("  PROBLEM: {p}"))
+                .unwrap_or_default(),
         );
     }
     let _ = writeln!(out, "ports on this host:");
     for (id, p) in v["ports"].as_object().into_iter().flatten() {
-        let state = if p["active"] == true { "ACTIVE" } else { "DOWN" };
-        let _ = writeln!(out, "  {id}  {:<15} on {:<15} {state}", p["device"].as_str().unwrap_or(""), p["bridge"].as_str().unwrap_or(""));
+        let state = if p["active"] == true {
+            "ACTIVE"
+        } else {
+            "DOWN"
+        };
+        let _ = writeln!(
+            out,
+            "  {id}  {:<15} on {:<15} {state}",
+            p["device"].as_str().unwrap_or(""),
+            p["bridge"].as_str().unwrap_or("")
+        );
     }
     let _ = writeln!(
         out,
@@ -64,7 +79,12 @@ pub fn render(v: &Value) -> String {
         v["dhcp"]["driver"].as_str().unwrap_or("?")
     );
     for (id, d) in v["dhcp"]["networks"].as_object().into_iter().flatten() {
-        let _ = writeln!(out, "  {id}  namespace {}  {} reservations", d["namespace"].as_str().unwrap_or(""), d["reservations"]);
+        let _ = writeln!(
+            out,
+            "  {id}  namespace {}  {} reservations",
+            d["namespace"].as_str().unwrap_or(""),
+            d["reservations"]
+        );
     }
     if let Some(errors) = v["errors"].as_object().filter(|e| !e.is_empty()) {
         let _ = writeln!(out, "not converged:");

@@ -24,7 +24,12 @@ pub struct HostView {
 impl HostView {
     /// Applies a feed reply; returns whether anything the host depends on changed.
     pub fn apply(&mut self, r: FeedReply) -> bool {
-        let before = (self.networks.clone(), self.subnets.clone(), self.ports.clone(), self.vteps.clone());
+        let before = (
+            self.networks.clone(),
+            self.subnets.clone(),
+            self.ports.clone(),
+            self.vteps.clone(),
+        );
         if r.snapshot {
             self.networks.clear();
             self.subnets.clear();
@@ -56,19 +61,32 @@ impl HostView {
         self.dns_domain = r.dns_domain;
         let was = self.initialized;
         self.initialized = true;
-        !was || before != (self.networks.clone(), self.subnets.clone(), self.ports.clone(), self.vteps.clone())
+        !was || before
+            != (
+                self.networks.clone(),
+                self.subnets.clone(),
+                self.ports.clone(),
+                self.vteps.clone(),
+            )
     }
 
     pub fn held_networks(&self) -> Vec<String> {
         self.networks.keys().cloned().collect()
     }
 
-    pub fn subnets_of<'a>(&'a self, network_id: &'a str) -> impl Iterator<Item = &'a SubnetInfo> + 'a {
-        self.subnets.values().filter(move |s| s.network_id == network_id)
+    pub fn subnets_of<'a>(
+        &'a self,
+        network_id: &'a str,
+    ) -> impl Iterator<Item = &'a SubnetInfo> + 'a {
+        self.subnets
+            .values()
+            .filter(move |s| s.network_id == network_id)
     }
 
     pub fn ports_of<'a>(&'a self, network_id: &'a str) -> impl Iterator<Item = &'a PortInfo> + 'a {
-        self.ports.values().filter(move |p| p.network_id == network_id)
+        self.ports
+            .values()
+            .filter(move |p| p.network_id == network_id)
     }
 }
 
@@ -95,7 +113,10 @@ mod tests {
             id: id.into(),
             network_id: net.into(),
             mac_address: "fa:16:3e:00:00:01".into(),
-            fixed_ips: vec![FixedIp { subnet_id: "s".into(), ip_address: "10.0.0.5".into() }],
+            fixed_ips: vec![FixedIp {
+                subnet_id: "s".into(),
+                ip_address: "10.0.0.5".into(),
+            }],
             host: "h1".into(),
             device_owner: "compute:nova".into(),
             device_id: "vm".into(),
@@ -118,13 +139,26 @@ mod tests {
         }));
         assert_eq!(v.held_networks(), vec!["a", "b"]);
         // A delta that repeats what we have changes nothing.
-        assert!(!v.apply(FeedReply { revision: 6, ports: vec![port("p1", "a")], ..FeedReply::default() }));
+        assert!(!v.apply(FeedReply {
+            revision: 6,
+            ports: vec![port("p1", "a")],
+            ..FeedReply::default()
+        }));
         assert_eq!(v.revision, 6);
         // Deleting a network drops its ports too.
-        assert!(v.apply(FeedReply { revision: 7, deleted_networks: vec!["b".into()], ..FeedReply::default() }));
+        assert!(v.apply(FeedReply {
+            revision: 7,
+            deleted_networks: vec!["b".into()],
+            ..FeedReply::default()
+        }));
         assert_eq!(v.ports.keys().collect::<Vec<_>>(), vec!["p1"]);
         // A snapshot forgets what it does not list.
-        v.apply(FeedReply { revision: 9, snapshot: true, networks: vec![net("c")], ..FeedReply::default() });
+        v.apply(FeedReply {
+            revision: 9,
+            snapshot: true,
+            networks: vec![net("c")],
+            ..FeedReply::default()
+        });
         assert_eq!(v.held_networks(), vec!["c"]);
         assert!(v.ports.is_empty());
     }

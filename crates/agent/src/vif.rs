@@ -12,9 +12,18 @@ use crate::client::ServerClient;
 use crate::config::AgentConfig;
 use crate::desired::parse_mac;
 
-pub async fn plug(cfg: &AgentConfig, port_id: &str, namespace: &str, ifname: &str, mtu: u32) -> anyhow::Result<String> {
+pub async fn plug(
+    cfg: &AgentConfig,
+    port_id: &str,
+    namespace: &str,
+    ifname: &str,
+    mtu: u32,
+) -> anyhow::Result<String> {
     let client = ServerClient::new(&cfg.agent.server_url, &cfg.secret()?);
-    let port = client.bind(&cfg.agent.host, port_id).await.context("binding the port")?;
+    let port = client
+        .bind(&cfg.agent.host, port_id)
+        .await
+        .context("binding the port")?;
     let Some(mac) = parse_mac(&port.mac_address) else {
         bail!("port {port_id} has an unusable MAC {:?}", port.mac_address);
     };

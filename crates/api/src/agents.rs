@@ -13,8 +13,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use neutrino_agent_rpc::{
-    AgentReport, BindRequest, DhcpMode, DhcpPortRequest, FeedReply, FeedRequest,
-    PortStatusReport, ReportReply,
+    AgentReport, BindRequest, DhcpMode, DhcpPortRequest, FeedReply, FeedRequest, PortStatusReport,
+    ReportReply,
 };
 use neutrino_engine::ops::agents as ops;
 use neutrino_model::time::{format_utc, now_unix};
@@ -188,7 +188,8 @@ impl AgentRegistry {
 
 /// Marks the ports of agents that went silent DOWN, every few seconds.
 pub async fn watch_liveness(state: Arc<AppState>) {
-    let period = (state.agents.down_after / 5).clamp(Duration::from_millis(200), Duration::from_secs(5));
+    let period =
+        (state.agents.down_after / 5).clamp(Duration::from_millis(200), Duration::from_secs(5));
     loop {
         tokio::time::sleep(period).await;
         for host in state.agents.newly_dead() {
@@ -209,7 +210,11 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
     let want = state.agents.secret.as_bytes();
     // Compare without an early exit, so timing does not reveal the secret.
     let same = given.len() == want.len()
-        && given.bytes().zip(want).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        && given
+            .bytes()
+            .zip(want)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
     if want.is_empty() || !same {
         return Err(ApiError::new(
             ErrorKind::Unauthorized,
@@ -221,11 +226,15 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
 }
 
 fn parse<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("Malformed request body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("Malformed request body: {e}")))
 }
 
 fn check_host(host: &str) -> ApiResult<()> {
-    if host.is_empty() || host.len() > 255 || host.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    if host.is_empty()
+        || host.len() > 255
+        || host.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
         return Err(ApiError::bad_request(format!("Invalid host name '{host}'")));
     }
     Ok(())
@@ -238,17 +247,26 @@ fn respond<T: serde::Serialize>(r: ApiResult<T>) -> Response {
     }
 }
 
-pub async fn report(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(async {
-        authorize(&state, &headers)?;
-        let r: AgentReport = parse(&body)?;
-        check_host(&r.host)?;
-        let host = r.host.clone();
-        if state.agents.report(r) {
-            tracing::info!(%host, "agent is back");
+pub async fn report(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(
+        async {
+            authorize(&state, &headers)?;
+            let r: AgentReport = parse(&body)?;
+            check_host(&r.host)?;
+            let host = r.host.clone();
+            if state.agents.report(r) {
+                tracing::info!(%host, "agent is back");
+            }
+            Ok(ReportReply {
+                agents_version: state.agents.version(),
+            })
         }
-        Ok(ReportReply { agents_version: state.agents.version() })
-    }.await)
+        .await,
+    )
 }
 
 pub async fn feed(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -269,11 +287,13 @@ async fn feed_inner(state: &AppState, headers: &HeaderMap, body: &Bytes) -> ApiR
         revisions.borrow_and_update();
         versions.borrow_and_update();
         let (snap, changes) = state.engine.changes_since(since);
-        let mut reply = neutrino_engine::host_feed::feed(&snap, changes, &req.host, req.dhcp_mode, &held);
+        let mut reply =
+            neutrino_engine::host_feed::feed(&snap, changes, &req.host, req.dhcp_mode, &held);
         reply.agents_version = state.agents.version();
         // An empty snapshot to an agent that holds nothing tells it nothing.
-        let news = !reply.is_empty() && !(reply.snapshot && reply.networks.is_empty() && held.is_empty());
-        if news
+        let nothing_new =
+            reply.is_empty() || (reply.snapshot && reply.networks.is_empty() && held.is_empty());
+        if !nothing_new
             || reply.agents_version != req.agents_version
             || tokio::time::Instant::now() >= deadline
             || *shutdown.borrow()
@@ -295,34 +315,55 @@ async fn feed_inner(state: &AppState, headers: &HeaderMap, body: &Bytes) -> ApiR
 }
 
 pub async fn bind(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(async {
-        authorize(&state, &headers)?;
-        let r: BindRequest = parse(&body)?;
-        check_host(&r.host)?;
-        ops::bind(&state.engine, r.host, r.port_id).await
-    }.await)
+    respond(
+        async {
+            authorize(&state, &headers)?;
+            let r: BindRequest = parse(&body)?;
+            check_host(&r.host)?;
+            ops::bind(&state.engine, r.host, r.port_id).await
+        }
+        .await,
+    )
 }
 
-pub async fn port_status(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(async {
-        authorize(&state, &headers)?;
-        let r: PortStatusReport = parse(&body)?;
-        check_host(&r.host)?;
-        let changed = ops::set_status(&state.engine, r.host, r.active, r.down).await?;
-        Ok(json!({ "changed": changed }))
-    }.await)
+pub async fn port_status(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(
+        async {
+            authorize(&state, &headers)?;
+            let r: PortStatusReport = parse(&body)?;
+            check_host(&r.host)?;
+            let changed = ops::set_status(&state.engine, r.host, r.active, r.down).await?;
+            Ok(json!({ "changed": changed }))
+        }
+        .await,
+    )
 }
 
-pub async fn dhcp_port(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(async {
-        authorize(&state, &headers)?;
-        let r: DhcpPortRequest = parse(&body)?;
-        check_host(&r.host)?;
-        ops::ensure_dhcp_port(&state.engine, r.host, r.network_id).await
-    }.await)
+pub async fn dhcp_port(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(
+        async {
+            authorize(&state, &headers)?;
+            let r: DhcpPortRequest = parse(&body)?;
+            check_host(&r.host)?;
+            ops::ensure_dhcp_port(&state.engine, r.host, r.network_id).await
+        }
+        .await,
+    )
 }
 
-pub async fn delete_dhcp_port(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn delete_dhcp_port(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     match async {
         authorize(&state, &headers)?;
         let r: DhcpPortRequest = parse(&body)?;
@@ -344,17 +385,25 @@ pub fn list(state: &AppState, id: Option<&str>, query: &[(String, String)]) -> A
             .into_iter()
             .find(|v| v["id"] == id)
             .map(|v| json!({ "agent": v }))
-            .ok_or_else(|| ApiError::not_found("AgentNotFound", format!("Agent {id} could not be found.")));
+            .ok_or_else(|| {
+                ApiError::not_found("AgentNotFound", format!("Agent {id} could not be found."))
+            });
     }
     const FILTERS: [&str; 6] = ["id", "host", "agent_type", "binary", "alive", "topic"];
     for (k, _) in query {
         if !FILTERS.contains(&k.as_str()) && k != "fields" {
-            return Err(ApiError::bad_request(format!("{k} is an invalid filter for agents")));
+            return Err(ApiError::bad_request(format!(
+                "{k} is an invalid filter for agents"
+            )));
         }
     }
     let keep = |v: &Value| {
         FILTERS.iter().all(|f| {
-            let wanted: Vec<&str> = query.iter().filter(|(k, _)| k == f).map(|(_, v)| v.as_str()).collect();
+            let wanted: Vec<&str> = query
+                .iter()
+                .filter(|(k, _)| k == f)
+                .map(|(_, v)| v.as_str())
+                .collect();
             wanted.is_empty()
                 || wanted.iter().any(|w| match &v[*f] {
                     Value::Bool(b) => w.eq_ignore_ascii_case(if *b { "true" } else { "false" }),

@@ -11,23 +11,46 @@ use serde_json::{Value, json};
 async fn agent(app: &App, path: &str, body: Value) -> (u16, Value) {
     let auth = format!("Bearer {AGENT_SECRET}");
     let r = app
-        .send(Method::POST, path, None, Some(body.to_string().into_bytes()), &[("authorization", &auth)])
+        .send(
+            Method::POST,
+            path,
+            None,
+            Some(body.to_string().into_bytes()),
+            &[("authorization", &auth)],
+        )
         .await;
     (r.status, r.body.clone())
 }
 
 async fn report(app: &App, host: &str, tunnel_ip: &str, dhcp_mode: &str) -> u64 {
-    let (s, b) = agent(app, "/agent/v1/report", json!({
+    let (s, b) = agent(
+        app,
+        "/agent/v1/report",
+        json!({
         "host": host, "tunnel_ip": tunnel_ip, "dhcp_mode": dhcp_mode,
-        "dhcp_driver": "native", "started_at": 1_700_000_000u64})).await;
+        "dhcp_driver": "native", "started_at": 1_700_000_000u64}),
+    )
+    .await;
     assert_eq!(s, 200, "{b}");
     b["agents_version"].as_u64().expect("agents_version")
 }
 
-async fn feed(app: &App, host: &str, since: u64, nets: &[String], mode: &str, version: u64) -> Value {
-    let (s, b) = agent(app, "/agent/v1/feed", json!({
+async fn feed(
+    app: &App,
+    host: &str,
+    since: u64,
+    nets: &[String],
+    mode: &str,
+    version: u64,
+) -> Value {
+    let (s, b) = agent(
+        app,
+        "/agent/v1/feed",
+        json!({
         "host": host, "since": since, "networks": nets, "dhcp_mode": mode,
-        "agents_version": version, "wait_ms": 0})).await;
+        "agents_version": version, "wait_ms": 0}),
+    )
+    .await;
     assert_eq!(s, 200, "{b}");
     b
 }
@@ -48,7 +71,13 @@ async fn agent_calls_need_the_secret() {
     let app = App::new().await;
     for auth in ["", "Bearer wrong", "Basic test-agent-secret"] {
         let r = app
-            .send(Method::POST, "/agent/v1/report", None, Some(b"{}".to_vec()), &[("authorization", auth)])
+            .send(
+                Method::POST,
+                "/agent/v1/report",
+                None,
+                Some(b"{}".to_vec()),
+                &[("authorization", auth)],
+            )
             .await;
         assert_eq!(r.status, 401, "{auth:?}");
         assert_eq!(r.body["NeutronError"]["type"], "HTTPUnauthorized");
@@ -70,13 +99,26 @@ async fn agents_are_listed_for_admins_only() {
     // compute1 serves DHCP too: two entries; compute2 only L2.
     assert_eq!(agents.len(), 3);
     assert!(agents.iter().all(|a| a["alive"] == true));
-    let r = app.get(&app.admin, "/v2.0/agents?host=compute1&agent_type=DHCP+agent").await;
+    let r = app
+        .get(
+            &app.admin,
+            "/v2.0/agents?host=compute1&agent_type=DHCP+agent",
+        )
+        .await;
     assert_eq!(r.body["agents"].as_array().unwrap().len(), 1);
     let one = r.body["agents"][0].clone();
     assert_eq!(one["configurations"]["dhcp_mode"], "local");
-    let r = app.get(&app.admin, &format!("/v2.0/agents/{}", one["id"].as_str().unwrap())).await;
+    let r = app
+        .get(
+            &app.admin,
+            &format!("/v2.0/agents/{}", one["id"].as_str().unwrap()),
+        )
+        .await;
     assert_eq!(r.body["agent"]["host"], "compute1");
-    assert_eq!(app.get(&app.admin, "/v2.0/agents?color=red").await.status, 400);
+    assert_eq!(
+        app.get(&app.admin, "/v2.0/agents?color=red").await.status,
+        400
+    );
     assert_eq!(app.get(&app.alice, "/v2.0/agents").await.status, 403);
     // A silent agent turns dead after down_time (2 s in these tests).
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
@@ -125,11 +167,21 @@ async fn feed_gives_each_host_its_networks_then_deltas() {
 
     // Deleting a port is a deletion by id; the last bound port going
     // takes the network out of the view.
-    assert_eq!(app.delete(&app.alice, &format!("/v2.0/ports/{p2}")).await.status, 204);
+    assert_eq!(
+        app.delete(&app.alice, &format!("/v2.0/ports/{p2}"))
+            .await
+            .status,
+        204
+    );
     let f = feed(&app, "h1", rev, &held, "local", v).await;
     assert_eq!(f["deleted_ports"], json!([p2]));
     rev = f["revision"].as_u64().unwrap();
-    assert_eq!(app.delete(&app.alice, &format!("/v2.0/ports/{p1}")).await.status, 204);
+    assert_eq!(
+        app.delete(&app.alice, &format!("/v2.0/ports/{p1}"))
+            .await
+            .status,
+        204
+    );
     let f = feed(&app, "h1", rev, &held, "local", v).await;
     assert_eq!(f["deleted_networks"], json!([net_a]));
 
@@ -147,39 +199,85 @@ async fn dhcp_node_carries_every_dhcp_network_and_gets_a_dhcp_port() {
     let v = report(&app, "netnode", "192.0.2.9", "all").await;
     let (net_a, sub_a) = app.net_with_subnet(&app.alice, "a", "10.1.0.0/24").await;
     let no_dhcp = id(&app.network(&app.alice, json!({"name": "plain"})).await);
-    app.subnet(&app.alice, &no_dhcp, "10.9.0.0/24", json!({"enable_dhcp": false})).await;
+    app.subnet(
+        &app.alice,
+        &no_dhcp,
+        "10.9.0.0/24",
+        json!({"enable_dhcp": false}),
+    )
+    .await;
     let f = feed(&app, "netnode", 0, &[], "all", v).await;
     assert_eq!(ids(&f, "networks"), vec![net_a.clone()]);
 
-    let (s, port) = agent(&app, "/agent/v1/dhcp-port", json!({"host": "netnode", "network_id": net_a})).await;
+    let (s, port) = agent(
+        &app,
+        "/agent/v1/dhcp-port",
+        json!({"host": "netnode", "network_id": net_a}),
+    )
+    .await;
     assert_eq!(s, 200, "{port}");
     assert_eq!(port["device_owner"], "network:dhcp");
     assert_eq!(port["host"], "netnode");
     assert_eq!(port["fixed_ips"][0]["subnet_id"], sub_a);
     // Idempotent: the same port again.
-    let (_, again) = agent(&app, "/agent/v1/dhcp-port", json!({"host": "netnode", "network_id": net_a})).await;
+    let (_, again) = agent(
+        &app,
+        "/agent/v1/dhcp-port",
+        json!({"host": "netnode", "network_id": net_a}),
+    )
+    .await;
     assert_eq!(again["id"], port["id"]);
     // A second DHCP subnet: the same port gains an address there, keeping its MAC and first address.
-    let sub2 = id(&app.subnet(&app.alice, &net_a, "10.5.0.0/24", json!({})).await);
-    let (_, grown) = agent(&app, "/agent/v1/dhcp-port", json!({"host": "netnode", "network_id": net_a})).await;
+    let sub2 = id(&app
+        .subnet(&app.alice, &net_a, "10.5.0.0/24", json!({}))
+        .await);
+    let (_, grown) = agent(
+        &app,
+        "/agent/v1/dhcp-port",
+        json!({"host": "netnode", "network_id": net_a}),
+    )
+    .await;
     assert_eq!(grown["id"], port["id"]);
     assert_eq!(grown["mac_address"], port["mac_address"]);
     assert_eq!(grown["fixed_ips"][0], port["fixed_ips"][0]);
     assert_eq!(grown["fixed_ips"][1]["subnet_id"], sub2);
     // No DHCP subnet: a clear 409, not a port.
-    let (s, b) = agent(&app, "/agent/v1/dhcp-port", json!({"host": "netnode", "network_id": no_dhcp})).await;
+    let (s, b) = agent(
+        &app,
+        "/agent/v1/dhcp-port",
+        json!({"host": "netnode", "network_id": no_dhcp}),
+    )
+    .await;
     assert_eq!(s, 409, "{b}");
     // Unknown network: 404.
-    let (s, _) = agent(&app, "/agent/v1/dhcp-port", json!({"host": "netnode", "network_id": "nope"})).await;
+    let (s, _) = agent(
+        &app,
+        "/agent/v1/dhcp-port",
+        json!({"host": "netnode", "network_id": "nope"}),
+    )
+    .await;
     assert_eq!(s, 404);
     let auth = format!("Bearer {AGENT_SECRET}");
     let r = app
-        .send(Method::DELETE, "/agent/v1/dhcp-port", None,
-              Some(json!({"host": "netnode", "network_id": net_a}).to_string().into_bytes()),
-              &[("authorization", &auth)])
+        .send(
+            Method::DELETE,
+            "/agent/v1/dhcp-port",
+            None,
+            Some(
+                json!({"host": "netnode", "network_id": net_a})
+                    .to_string()
+                    .into_bytes(),
+            ),
+            &[("authorization", &auth)],
+        )
         .await;
     assert_eq!(r.status, 204);
-    let r = app.get(&app.admin, &format!("/v2.0/ports/{}", port["id"].as_str().unwrap())).await;
+    let r = app
+        .get(
+            &app.admin,
+            &format!("/v2.0/ports/{}", port["id"].as_str().unwrap()),
+        )
+        .await;
     assert_eq!(r.status, 404);
 }
 
@@ -194,16 +292,31 @@ async fn port_status_follows_the_host_agent() {
     let show = async |app: &App| app.get(&app.alice, &path).await.body["port"].clone();
     assert_eq!(show(&app).await["status"], "DOWN");
     // Another host cannot flip it.
-    agent(&app, "/agent/v1/port-status", json!({"host": "h2", "active": [p]})).await;
+    agent(
+        &app,
+        "/agent/v1/port-status",
+        json!({"host": "h2", "active": [p]}),
+    )
+    .await;
     assert_eq!(show(&app).await["status"], "DOWN");
-    let (s, b) = agent(&app, "/agent/v1/port-status", json!({"host": "h1", "active": [p]})).await;
+    let (s, b) = agent(
+        &app,
+        "/agent/v1/port-status",
+        json!({"host": "h1", "active": [p]}),
+    )
+    .await;
     assert_eq!((s, b["changed"].as_u64()), (200, Some(1)));
     assert_eq!(show(&app).await["status"], "ACTIVE");
     let port = app.get(&app.admin, &path).await.body["port"].clone();
     assert_eq!(port["binding:host_id"], "h1");
     assert_eq!(port["binding:vif_type"], "bridge");
     // Reporting the same again writes nothing.
-    let (_, b) = agent(&app, "/agent/v1/port-status", json!({"host": "h1", "active": [p]})).await;
+    let (_, b) = agent(
+        &app,
+        "/agent/v1/port-status",
+        json!({"host": "h1", "active": [p]}),
+    )
+    .await;
     assert_eq!(b["changed"], 0);
 }
 
@@ -216,9 +329,14 @@ async fn feed_long_poll_wakes_on_a_change_for_the_host() {
     let waiter = {
         let app = app.clone();
         tokio::spawn(async move {
-            let (s, b) = agent(&app, "/agent/v1/feed", json!({
+            let (s, b) = agent(
+                &app,
+                "/agent/v1/feed",
+                json!({
                 "host": "h1", "since": rev, "networks": [], "dhcp_mode": "all",
-                "agents_version": v, "wait_ms": 20_000})).await;
+                "agents_version": v, "wait_ms": 20_000}),
+            )
+            .await;
             assert_eq!(s, 200);
             b
         })

@@ -64,7 +64,12 @@ impl ChangeLog {
     }
 
     /// Writer side: publish the committed model and record its changes.
-    pub(crate) fn publish(&self, published: &ArcSwap<State>, state: State, changes: Vec<(u64, Changed)>) {
+    pub(crate) fn publish(
+        &self,
+        published: &ArcSwap<State>,
+        state: State,
+        changes: Vec<(u64, Changed)>,
+    ) {
         let revision = state.revision;
         {
             let mut ring = self.lock();
@@ -85,7 +90,11 @@ impl ChangeLog {
         }
         // Entries are in revision order: skip to the first one after `since`.
         let start = ring.entries.partition_point(|(r, _)| *r <= since);
-        let changed = ring.entries.range(start..).map(|(_, c)| c.clone()).collect();
+        let changed = ring
+            .entries
+            .range(start..)
+            .map(|(_, c)| c.clone())
+            .collect();
         (state, Since::Changes(changed))
     }
 
@@ -115,11 +124,17 @@ mod tests {
     use super::*;
 
     fn ch(kind: &str, id: &str) -> Changed {
-        Changed { kind: kind.into(), id: id.into() }
+        Changed {
+            kind: kind.into(),
+            id: id.into(),
+        }
     }
 
     fn state_at(revision: u64) -> State {
-        State { revision, ..State::default() }
+        State {
+            revision,
+            ..State::default()
+        }
     }
 
     #[test]
@@ -128,15 +143,25 @@ mod tests {
         let log = ChangeLog::new(0, 2, vec![(1, ch("network", "a")), (2, ch("port", "p"))], 3);
         assert!(matches!(log.read(&published, 0).1, Since::Gone));
         let (_, since) = log.read(&published, 1);
-        let Since::Changes(c) = since else { panic!("expected changes") };
+        let Since::Changes(c) = since else {
+            panic!("expected changes")
+        };
         assert_eq!(c.into_iter().collect::<Vec<_>>(), vec![ch("port", "p")]);
 
-        log.publish(&published, state_at(4), vec![(3, ch("port", "q")), (4, ch("port", "p"))]);
+        log.publish(
+            &published,
+            state_at(4),
+            vec![(3, ch("port", "q")), (4, ch("port", "p"))],
+        );
         // Capacity 3: revision 1 fell out, so 0 is gone but 1 is still complete.
         assert!(matches!(log.read(&published, 0).1, Since::Gone));
-        let Since::Changes(c) = log.read(&published, 1).1 else { panic!() };
+        let Since::Changes(c) = log.read(&published, 1).1 else {
+            panic!()
+        };
         assert_eq!(c.len(), 2, "p counted once although changed twice");
-        let Since::Changes(c) = log.read(&published, 4).1 else { panic!() };
+        let Since::Changes(c) = log.read(&published, 4).1 else {
+            panic!()
+        };
         assert!(c.is_empty());
         // An agent ahead of the server (a restored database) must resync.
         assert!(matches!(log.read(&published, 9).1, Since::Gone));

@@ -26,7 +26,10 @@ pub fn host_networks(state: &State, host: &str, dhcp: DhcpMode) -> BTreeSet<Stri
         .collect();
     if dhcp == DhcpMode::All {
         for (id, _) in state.networks.iter() {
-            if state.subnets_of(id).any(|s| s.enable_dhcp && s.ip_version == 4) {
+            if state
+                .subnets_of(id)
+                .any(|s| s.enable_dhcp && s.ip_version == 4)
+            {
                 nets.insert(id.clone());
             }
         }
@@ -86,7 +89,9 @@ pub fn feed(
 }
 
 fn add_whole_network(state: &State, id: &str, reply: &mut FeedReply) {
-    let Some(n) = state.networks.get(id) else { return };
+    let Some(n) = state.networks.get(id) else {
+        return;
+    };
     reply.networks.push(network_info(n));
     reply
         .subnets

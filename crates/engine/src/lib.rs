@@ -44,7 +44,11 @@ impl Engine {
         let count = docs.len();
         let state = State::load(docs, revision)?;
         tracing::info!(documents = count, revision, "model loaded");
-        let log = Arc::new(seed_change_log(store.as_mut(), revision, config.feed_history)?);
+        let log = Arc::new(seed_change_log(
+            store.as_mut(),
+            revision,
+            config.feed_history,
+        )?);
         let published = Arc::new(ArcSwap::from_pointee(state));
         let config = Arc::new(config);
         let (tx, rx) = mpsc::channel();
@@ -121,7 +125,14 @@ fn seed_change_log(
     let seed = match store.changes_since(from, keep)? {
         Some(records) => records,
         // The log was compacted past `from`: resume only from now on.
-        None => return Ok(changes::ChangeLog::new(revision, revision, Vec::new(), keep)),
+        None => {
+            return Ok(changes::ChangeLog::new(
+                revision,
+                revision,
+                Vec::new(),
+                keep,
+            ));
+        }
     };
     let floor = match seed.first() {
         Some(r) => r.revision.saturating_sub(1).max(from),
@@ -129,7 +140,15 @@ fn seed_change_log(
     };
     let seed = seed
         .into_iter()
-        .map(|r| (r.revision, changes::Changed { kind: r.kind, id: r.id }))
+        .map(|r| {
+            (
+                r.revision,
+                changes::Changed {
+                    kind: r.kind,
+                    id: r.id,
+                },
+            )
+        })
         .collect();
     Ok(changes::ChangeLog::new(floor, revision, seed, keep))
 }

@@ -81,7 +81,15 @@ pub fn run(
                 let changed = changes
                     .into_iter()
                     .zip(first..)
-                    .map(|(c, r)| (r, Changed { kind: c.kind.to_string(), id: c.id }))
+                    .map(|(c, r)| {
+                        (
+                            r,
+                            Changed {
+                                kind: c.kind.to_string(),
+                                id: c.id,
+                            },
+                        )
+                    })
                     .collect();
                 log.publish(&published, working.clone(), changed);
                 for done in completions {

@@ -55,7 +55,10 @@ pub fn agent_secret(dir: &Path) -> anyhow::Result<String> {
             return Ok(s);
         }
     }
-    let hex: String = random_bytes::<24>()?.iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = random_bytes::<24>()?
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     write_private(&path, format!("{hex}\n").as_bytes())?;
     Ok(hex)
 }

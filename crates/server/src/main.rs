@@ -108,8 +108,14 @@ fn main() {
     let result = match cli.command {
         Command::Server { config } => run_server(config),
         Command::HashPassword => hash_password(),
-        Command::Agent { config, action: None } => run_agent(config),
-        Command::Agent { config, action: Some(AgentAction::Status) } => agent_status(config),
+        Command::Agent {
+            config,
+            action: None,
+        } => run_agent(config),
+        Command::Agent {
+            config,
+            action: Some(AgentAction::Status),
+        } => agent_status(config),
         Command::Vif { action } => vif(action),
         Command::Demo { action, dir } => {
             init_logs("warn");
@@ -142,11 +148,16 @@ fn hash_password() -> anyhow::Result<()> {
 
 fn init_logs(default: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn run_agent(config: Option<PathBuf>) -> anyhow::Result<()> {
@@ -175,7 +186,13 @@ fn vif(action: VifAction) -> anyhow::Result<()> {
     cfg.enter_host_netns()?;
     let rt = runtime()?;
     match action {
-        VifAction::Plug { port, netns, ifname, mtu, .. } => {
+        VifAction::Plug {
+            port,
+            netns,
+            ifname,
+            mtu,
+            ..
+        } => {
             let tap = rt.block_on(neutrino_agent::vif::plug(&cfg, &port, &netns, &ifname, mtu))?;
             println!("plugged port {port}: {tap} on this host, {ifname} in namespace {netns}");
         }

@@ -6,7 +6,8 @@ fn cfg(host: &str, mode: DhcpMode) -> AgentConfig {
     c.agent.host = host.into();
     c.agent.namespace_prefix = "t-".into();
     c.l2.tunnel_ip = Some("192.0.2.1".parse().unwrap());
-    c.l2.physical_interface_mappings.insert("physnet1".into(), "eth1".into());
+    c.l2.physical_interface_mappings
+        .insert("physnet1".into(), "eth1".into());
     c.dhcp.mode = mode;
     c
 }
@@ -33,7 +34,10 @@ fn subnet(id: &str, net: &str, cidr: &str) -> SubnetInfo {
         gateway_ip: Some("10.0.0.1".into()),
         enable_dhcp: true,
         dns_nameservers: vec!["10.0.0.53".into()],
-        host_routes: vec![HostRoute { destination: "172.16.0.0/16".into(), nexthop: "10.0.0.254".into() }],
+        host_routes: vec![HostRoute {
+            destination: "172.16.0.0/16".into(),
+            nexthop: "10.0.0.254".into(),
+        }],
     }
 }
 
@@ -42,7 +46,10 @@ fn port(id: &str, net: &str, host: &str, mac: &str, ip: &str, owner: &str) -> Po
         id: id.into(),
         network_id: net.into(),
         mac_address: mac.into(),
-        fixed_ips: vec![FixedIp { subnet_id: "s1".into(), ip_address: ip.into() }],
+        fixed_ips: vec![FixedIp {
+            subnet_id: "s1".into(),
+            ip_address: ip.into(),
+        }],
         host: host.into(),
         device_owner: owner.into(),
         device_id: String::new(),
@@ -54,9 +61,14 @@ fn port(id: &str, net: &str, host: &str, mac: &str, ip: &str, owner: &str) -> Po
 }
 
 fn view(ports: Vec<PortInfo>) -> HostView {
-    let mut v = HostView { initialized: true, dns_domain: "openstacklocal".into(), ..HostView::default() };
+    let mut v = HostView {
+        initialized: true,
+        dns_domain: "openstacklocal".into(),
+        ..HostView::default()
+    };
     v.networks.insert("n1".into(), net("n1", "vxlan"));
-    v.subnets.insert("s1".into(), subnet("s1", "n1", "10.0.0.0/24"));
+    v.subnets
+        .insert("s1".into(), subnet("s1", "n1", "10.0.0.0/24"));
     for p in ports {
         v.ports.insert(p.id.clone(), p);
     }
@@ -72,18 +84,44 @@ const DHCP: &str = "network:dhcp";
 #[test]
 fn vxlan_floods_and_pins_only_remote_ports() {
     let v = view(vec![
-        port("pa-local-vm1", "n1", "h1", "fa:16:3e:00:00:01", "10.0.0.5", VM),
-        port("pb-remote-vm", "n1", "h2", "fa:16:3e:00:00:02", "10.0.0.6", VM),
-        port("pc-unbound-p", "n1", "", "fa:16:3e:00:00:03", "10.0.0.7", VM),
+        port(
+            "pa-local-vm1",
+            "n1",
+            "h1",
+            "fa:16:3e:00:00:01",
+            "10.0.0.5",
+            VM,
+        ),
+        port(
+            "pb-remote-vm",
+            "n1",
+            "h2",
+            "fa:16:3e:00:00:02",
+            "10.0.0.6",
+            VM,
+        ),
+        port(
+            "pc-unbound-p",
+            "n1",
+            "",
+            "fa:16:3e:00:00:03",
+            "10.0.0.7",
+            VM,
+        ),
     ]);
     let d = compute(&v, &cfg("h1", DhcpMode::Off));
     let b = &d.host.bridges[&names::bridge("n1")];
     assert_eq!(b.mtu, 1450);
     assert_eq!(b.members, BTreeSet::from([names::tap("pa-local-vm1")]));
-    let Uplink::Vxlan(x) = &b.uplink else { panic!("vxlan uplink") };
+    let Uplink::Vxlan(x) = &b.uplink else {
+        panic!("vxlan uplink")
+    };
     assert_eq!((x.vni, x.name.as_str(), x.dstport), (42, "vxlan-42", 4789));
     assert_eq!(x.flood, BTreeSet::from(["192.0.2.2".parse().unwrap()]));
-    assert_eq!(x.macs, BTreeMap::from([([0xfa, 0x16, 0x3e, 0, 0, 2], "192.0.2.2".parse().unwrap())]));
+    assert_eq!(
+        x.macs,
+        BTreeMap::from([([0xfa, 0x16, 0x3e, 0, 0, 2], "192.0.2.2".parse().unwrap())])
+    );
     assert!(d.dhcp.is_empty() && d.need_dhcp_port.is_empty());
     assert_eq!(d.local_ports.len(), 1);
 }
@@ -105,24 +143,61 @@ fn unmappable_networks_are_problems_not_bridges() {
     v.networks.insert("n2".into(), net("n2", "flat"));
     v.networks.insert("n4".into(), net("n4", "local"));
     let d = compute(&v, &cfg("h1", DhcpMode::Off));
-    assert_eq!(d.host.bridges[&names::bridge("n2")].uplink, Uplink::Physical { ifname: "eth1".into() });
+    assert_eq!(
+        d.host.bridges[&names::bridge("n2")].uplink,
+        Uplink::Physical {
+            ifname: "eth1".into()
+        }
+    );
     assert_eq!(d.host.bridges[&names::bridge("n4")].uplink, Uplink::None);
 }
 
 #[test]
 fn dhcp_node_asks_for_its_port_then_serves_every_port() {
-    let vm1 = port("pa-local-vm1", "n1", "h2", "fa:16:3e:00:00:01", "10.0.0.5", VM);
-    let mut vm2 = port("pb-remote-vm", "n1", "h3", "fa:16:3e:00:00:02", "10.0.0.6", VM);
+    let vm1 = port(
+        "pa-local-vm1",
+        "n1",
+        "h2",
+        "fa:16:3e:00:00:01",
+        "10.0.0.5",
+        VM,
+    );
+    let mut vm2 = port(
+        "pb-remote-vm",
+        "n1",
+        "h3",
+        "fa:16:3e:00:00:02",
+        "10.0.0.6",
+        VM,
+    );
     vm2.dns_name = "web1".into();
     vm2.extra_dhcp_opts = vec![
-        ExtraDhcpOpt { opt_name: "mtu".into(), opt_value: "1400".into(), ip_version: 4 },
-        ExtraDhcpOpt { opt_name: "mtu".into(), opt_value: "1280".into(), ip_version: 6 },
+        ExtraDhcpOpt {
+            opt_name: "mtu".into(),
+            opt_value: "1400".into(),
+            ip_version: 4,
+        },
+        ExtraDhcpOpt {
+            opt_name: "mtu".into(),
+            opt_value: "1280".into(),
+            ip_version: 6,
+        },
     ];
-    let d = compute(&view(vec![vm1.clone(), vm2.clone()]), &cfg("h1", DhcpMode::All));
+    let d = compute(
+        &view(vec![vm1.clone(), vm2.clone()]),
+        &cfg("h1", DhcpMode::All),
+    );
     assert_eq!(d.need_dhcp_port, BTreeSet::from(["n1".to_string()]));
     assert!(d.dhcp.is_empty());
 
-    let dp = port("pd-dhcp-port", "n1", "h1", "fa:16:3e:00:00:09", "10.0.0.2", DHCP);
+    let dp = port(
+        "pd-dhcp-port",
+        "n1",
+        "h1",
+        "fa:16:3e:00:00:09",
+        "10.0.0.2",
+        DHCP,
+    );
     let d = compute(&view(vec![vm1, vm2, dp]), &cfg("h1", DhcpMode::All));
     assert!(d.need_dhcp_port.is_empty());
     let svc = &d.dhcp["n1"];
@@ -130,24 +205,79 @@ fn dhcp_node_asks_for_its_port_then_serves_every_port() {
     assert_eq!(svc.interface, names::dhcp_ns_side("pd-dhcp-port"));
     assert_eq!(svc.subnets.len(), 1);
     let s = &svc.subnets[0];
-    assert_eq!((s.server_ip, s.prefix, s.gateway), ("10.0.0.2".parse().unwrap(), 24, Some("10.0.0.1".parse().unwrap())));
-    assert_eq!(s.routes, vec![("172.16.0.0".parse().unwrap(), 16, "10.0.0.254".parse().unwrap())]);
-    let hosts: Vec<(&str, &str)> = svc.hosts.iter().map(|h| (h.port_id.as_str(), h.hostname.as_str())).collect();
-    assert_eq!(hosts, vec![("pa-local-vm1", "host-10-0-0-5"), ("pb-remote-vm", "web1")]);
-    assert_eq!(svc.hosts[1].extra, vec![("mtu".to_string(), "1400".to_string())]);
+    assert_eq!(
+        (s.server_ip, s.prefix, s.gateway),
+        (
+            "10.0.0.2".parse().unwrap(),
+            24,
+            Some("10.0.0.1".parse().unwrap())
+        )
+    );
+    assert_eq!(
+        s.routes,
+        vec![(
+            "172.16.0.0".parse().unwrap(),
+            16,
+            "10.0.0.254".parse().unwrap()
+        )]
+    );
+    let hosts: Vec<(&str, &str)> = svc
+        .hosts
+        .iter()
+        .map(|h| (h.port_id.as_str(), h.hostname.as_str()))
+        .collect();
+    assert_eq!(
+        hosts,
+        vec![("pa-local-vm1", "host-10-0-0-5"), ("pb-remote-vm", "web1")]
+    );
+    assert_eq!(
+        svc.hosts[1].extra,
+        vec![("mtu".to_string(), "1400".to_string())]
+    );
     let ep = &d.host.endpoints["t-qdhcp-n1"];
-    assert_eq!(ep.addrs, BTreeSet::from([("10.0.0.2".parse().unwrap(), 24)]));
+    assert_eq!(
+        ep.addrs,
+        BTreeSet::from([("10.0.0.2".parse().unwrap(), 24)])
+    );
     assert_eq!(ep.bridge, names::bridge("n1"));
     assert!(d.local_ports.contains_key("pd-dhcp-port"));
 }
 
 #[test]
 fn multi_host_serves_only_its_own_instances_and_lets_go_of_idle_ports() {
-    let vm_here = port("pa-local-vm1", "n1", "h1", "fa:16:3e:00:00:01", "10.0.0.5", VM);
-    let vm_there = port("pb-remote-vm", "n1", "h2", "fa:16:3e:00:00:02", "10.0.0.6", VM);
-    let dp = port("pd-dhcp-port", "n1", "h1", "fa:16:3e:00:00:09", "10.0.0.2", DHCP);
-    let d = compute(&view(vec![vm_here, vm_there.clone(), dp.clone()]), &cfg("h1", DhcpMode::Local));
-    let ids: Vec<&str> = d.dhcp["n1"].hosts.iter().map(|h| h.port_id.as_str()).collect();
+    let vm_here = port(
+        "pa-local-vm1",
+        "n1",
+        "h1",
+        "fa:16:3e:00:00:01",
+        "10.0.0.5",
+        VM,
+    );
+    let vm_there = port(
+        "pb-remote-vm",
+        "n1",
+        "h2",
+        "fa:16:3e:00:00:02",
+        "10.0.0.6",
+        VM,
+    );
+    let dp = port(
+        "pd-dhcp-port",
+        "n1",
+        "h1",
+        "fa:16:3e:00:00:09",
+        "10.0.0.2",
+        DHCP,
+    );
+    let d = compute(
+        &view(vec![vm_here, vm_there.clone(), dp.clone()]),
+        &cfg("h1", DhcpMode::Local),
+    );
+    let ids: Vec<&str> = d.dhcp["n1"]
+        .hosts
+        .iter()
+        .map(|h| h.port_id.as_str())
+        .collect();
     assert_eq!(ids, vec!["pa-local-vm1"]);
     // The last local instance went: the DHCP port is given back.
     let d = compute(&view(vec![vm_there, dp]), &cfg("h1", DhcpMode::Local));
@@ -157,9 +287,17 @@ fn multi_host_serves_only_its_own_instances_and_lets_go_of_idle_ports() {
 
 #[test]
 fn a_new_dhcp_subnet_asks_to_complete_the_port() {
-    let dp = port("pd-dhcp-port", "n1", "h1", "fa:16:3e:00:00:09", "10.0.0.2", DHCP);
+    let dp = port(
+        "pd-dhcp-port",
+        "n1",
+        "h1",
+        "fa:16:3e:00:00:09",
+        "10.0.0.2",
+        DHCP,
+    );
     let mut v = view(vec![dp]);
-    v.subnets.insert("s2".into(), subnet("s2", "n1", "10.9.0.0/24"));
+    v.subnets
+        .insert("s2".into(), subnet("s2", "n1", "10.9.0.0/24"));
     let mut no_dhcp = subnet("s3", "n1", "10.8.0.0/24");
     no_dhcp.enable_dhcp = false;
     v.subnets.insert("s3".into(), no_dhcp);
@@ -171,7 +309,10 @@ fn a_new_dhcp_subnet_asks_to_complete_the_port() {
 
 #[test]
 fn macs_parse_strictly() {
-    assert_eq!(parse_mac("fa:16:3e:0a:0B:ff"), Some([0xfa, 0x16, 0x3e, 0x0a, 0x0b, 0xff]));
+    assert_eq!(
+        parse_mac("fa:16:3e:0a:0B:ff"),
+        Some([0xfa, 0x16, 0x3e, 0x0a, 0x0b, 0xff])
+    );
     assert_eq!(parse_mac("fa:16:3e:0a:0b"), None);
     assert_eq!(parse_mac("fa:16:3e:0a:0b:ff:00"), None);
     assert_eq!(parse_mac("zz:16:3e:0a:0b:ff"), None);

@@ -34,7 +34,10 @@ pub struct DnsmasqDriver {
 }
 
 fn mac_str(m: &[u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// `--dhcp-hostsfile`: `mac,set:port-<id>,name,ip` per reservation (the tag
@@ -42,7 +45,14 @@ fn mac_str(m: &[u8; 6]) -> String {
 pub fn hosts_file(s: &DhcpService) -> String {
     let mut out = String::new();
     for h in &s.hosts {
-        let _ = writeln!(out, "{},set:port-{},{},{}", mac_str(&h.mac), h.port_id, h.hostname, h.ip);
+        let _ = writeln!(
+            out,
+            "{},set:port-{},{},{}",
+            mac_str(&h.mac),
+            h.port_id,
+            h.hostname,
+            h.ip
+        );
     }
     out
 }
@@ -69,12 +79,19 @@ pub fn opts_file(s: &DhcpService) -> String {
         }
         if !sub.routes.is_empty() {
             // With 121 present clients ignore option 3: repeat the default route in it.
-            let mut routes: Vec<String> =
-                sub.routes.iter().map(|(d, l, via)| format!("{d}/{l},{via}")).collect();
+            let mut routes: Vec<String> = sub
+                .routes
+                .iter()
+                .map(|(d, l, via)| format!("{d}/{l},{via}"))
+                .collect();
             if let Some(gw) = sub.gateway {
                 routes.push(format!("0.0.0.0/0,{gw}"));
             }
-            let _ = writeln!(out, "{tag},option:classless-static-route,{}", routes.join(","));
+            let _ = writeln!(
+                out,
+                "{tag},option:classless-static-route,{}",
+                routes.join(",")
+            );
         }
         let _ = writeln!(out, "{tag},option:mtu,{}", s.mtu);
     }
@@ -116,7 +133,9 @@ fn args(s: &DhcpService, dir: &Path) -> Vec<String> {
         a.push(format!("--domain={}", s.domain));
     }
     for sub in &s.subnets {
-        let mask = u32::MAX.checked_shl(32 - u32::from(sub.prefix)).unwrap_or(0);
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(sub.prefix))
+            .unwrap_or(0);
         a.push(format!(
             "--dhcp-range=set:subnet-{},{},static,{},{}s",
             sub.id,
@@ -135,7 +154,9 @@ pub fn prune_leases(leases: &str, s: &DhcpService) -> String {
     for line in leases.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         let keep = f.len() >= 3
-            && s.hosts.iter().any(|h| mac_str(&h.mac) == f[1].to_ascii_lowercase() && h.ip.to_string() == f[2]);
+            && s.hosts
+                .iter()
+                .any(|h| mac_str(&h.mac) == f[1].to_ascii_lowercase() && h.ip.to_string() == f[2]);
         if keep {
             out.push_str(line);
             out.push('\n');
@@ -181,7 +202,10 @@ impl DnsmasqDriver {
         kill(pid, None).ok().map(|_| pid)
     }
 
-    pub async fn sync(&mut self, services: &BTreeMap<String, DhcpService>) -> BTreeMap<String, String> {
+    pub async fn sync(
+        &mut self,
+        services: &BTreeMap<String, DhcpService>,
+    ) -> BTreeMap<String, String> {
         let mut failed = BTreeMap::new();
         // Networks no longer served here: stop their dnsmasq.
         let known: Vec<String> = std::fs::read_dir(&self.dir)
@@ -222,7 +246,8 @@ impl DnsmasqDriver {
         let opts = opts_file(svc);
         let same_files = std::fs::read_to_string(dir.join("host")).is_ok_and(|h| h == hosts)
             && std::fs::read_to_string(dir.join("opts")).is_ok_and(|o| o == opts);
-        let same_args = std::fs::read_to_string(dir.join("args")).is_ok_and(|a| a == args(svc, &dir).join("\n"));
+        let same_args = std::fs::read_to_string(dir.join("args"))
+            .is_ok_and(|a| a == args(svc, &dir).join("\n"));
         if let (Some(pid), true) = (running, same_args) {
             if !same_files {
                 write_atomic(&dir.join("host"), &hosts).map_err(|e| e.to_string())?;
@@ -251,7 +276,8 @@ impl DnsmasqDriver {
         // Leases of reservations that went while dnsmasq was down would block
         // their addresses for a new port: drop them before it reads the file.
         if let Ok(old) = std::fs::read_to_string(dir.join("leases")) {
-            write_atomic(&dir.join("leases"), &prune_leases(&old, svc)).map_err(|e| e.to_string())?;
+            write_atomic(&dir.join("leases"), &prune_leases(&old, svc))
+                .map_err(|e| e.to_string())?;
         }
         let argv = args(svc, &dir);
         write_atomic(&dir.join("args"), &argv.join("\n")).map_err(|e| e.to_string())?;
@@ -263,7 +289,12 @@ impl DnsmasqDriver {
         {
             use std::io::Write as _;
             let mut l = &log;
-            let _ = writeln!(l, "neutrino-agent: starting {} {}", self.dnsmasq, argv.join(" "));
+            let _ = writeln!(
+                l,
+                "neutrino-agent: starting {} {}",
+                self.dnsmasq,
+                argv.join(" ")
+            );
         }
         let bin = self.dnsmasq.clone();
         let ns = svc.namespace.clone();
@@ -308,7 +339,11 @@ impl DnsmasqDriver {
         if gone.is_empty() {
             return;
         }
-        let (bin, ns, iface) = (self.dhcp_release.clone(), new.namespace.clone(), new.interface.clone());
+        let (bin, ns, iface) = (
+            self.dhcp_release.clone(),
+            new.namespace.clone(),
+            new.interface.clone(),
+        );
         let _ = tokio::task::spawn_blocking(move || {
             netns::run_in(&ns, || {
                 for h in gone {
@@ -328,21 +363,33 @@ impl DnsmasqDriver {
     }
 
     pub fn render_metrics(&self, out: &mut String) {
-        let _ = writeln!(out, "# TYPE neutrino_dnsmasq_reloads_total counter\nneutrino_dnsmasq_reloads_total {}", self.reloads);
-        let _ = writeln!(out, "# TYPE neutrino_dnsmasq_starts_total counter\nneutrino_dnsmasq_starts_total {}", self.starts);
+        let _ = writeln!(
+            out,
+            "# TYPE neutrino_dnsmasq_reloads_total counter\nneutrino_dnsmasq_reloads_total {}",
+            self.reloads
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE neutrino_dnsmasq_starts_total counter\nneutrino_dnsmasq_starts_total {}",
+            self.starts
+        );
     }
 
     pub fn status(&self) -> Value {
-        json!(self
-            .served
-            .iter()
-            .map(|(id, s)| (id.clone(), json!({
-                "namespace": s.namespace,
-                "interface": s.interface,
-                "reservations": s.hosts.len(),
-                "pid": self.pid(id).map(|p| p.as_raw()),
-            })))
-            .collect::<serde_json::Map<_, _>>())
+        json!(
+            self.served
+                .iter()
+                .map(|(id, s)| (
+                    id.clone(),
+                    json!({
+                        "namespace": s.namespace,
+                        "interface": s.interface,
+                        "reservations": s.hosts.len(),
+                        "pid": self.pid(id).map(|p| p.as_raw()),
+                    })
+                ))
+                .collect::<serde_json::Map<_, _>>()
+        )
     }
 }
 
@@ -365,7 +412,11 @@ mod tests {
                 prefix: 24,
                 gateway: Some("10.0.0.1".parse().unwrap()),
                 dns: vec!["10.0.0.53".parse().unwrap()],
-                routes: vec![("172.16.0.0".parse().unwrap(), 16, "10.0.0.254".parse().unwrap())],
+                routes: vec![(
+                    "172.16.0.0".parse().unwrap(),
+                    16,
+                    "10.0.0.254".parse().unwrap(),
+                )],
                 server_ip: "10.0.0.2".parse().unwrap(),
             }],
             hosts: vec![DhcpHost {
@@ -382,7 +433,10 @@ mod tests {
     #[test]
     fn files_say_what_the_controller_decided() {
         let s = service();
-        assert_eq!(hosts_file(&s), "fa:16:3e:00:00:01,set:port-p1,host-10-0-0-5,10.0.0.5\n");
+        assert_eq!(
+            hosts_file(&s),
+            "fa:16:3e:00:00:01,set:port-p1,host-10-0-0-5,10.0.0.5\n"
+        );
         assert_eq!(
             opts_file(&s),
             "tag:subnet-s1,option:router,10.0.0.1\n\
@@ -392,9 +446,14 @@ mod tests {
              tag:port-p1,option:tftp-server,10.0.0.9\n"
         );
         let a = args(&s, Path::new("/d"));
-        assert!(a.contains(&"--dhcp-range=set:subnet-s1,10.0.0.0,static,255.255.255.0,600s".to_string()));
+        assert!(a.contains(
+            &"--dhcp-range=set:subnet-s1,10.0.0.0,static,255.255.255.0,600s".to_string()
+        ));
         assert!(a.contains(&"--interface=ns-abc".to_string()));
-        assert!(a.contains(&"--port=0".to_string()), "no DNS from this dnsmasq");
+        assert!(
+            a.contains(&"--port=0".to_string()),
+            "no DNS from this dnsmasq"
+        );
     }
 
     #[test]
@@ -403,6 +462,9 @@ mod tests {
                       1700000600 fa:16:3e:00:00:02 10.0.0.5 old *\n\
                       1700000600 fa:16:3e:00:00:01 10.0.0.6 moved *\n\
                       garbage\n";
-        assert_eq!(prune_leases(leases, &service()), "1700000600 fa:16:3e:00:00:01 10.0.0.5 host-10-0-0-5 *\n");
+        assert_eq!(
+            prune_leases(leases, &service()),
+            "1700000600 fa:16:3e:00:00:01 10.0.0.5 host-10-0-0-5 *\n"
+        );
     }
 }

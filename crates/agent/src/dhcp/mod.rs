@@ -35,7 +35,10 @@ impl Driver {
 
     /// Serves exactly `services` from now on. Returns the networks that could
     /// not be served this time, with why (retried on the next pass).
-    pub async fn sync(&mut self, services: &BTreeMap<String, DhcpService>) -> BTreeMap<String, String> {
+    pub async fn sync(
+        &mut self,
+        services: &BTreeMap<String, DhcpService>,
+    ) -> BTreeMap<String, String> {
         match self {
             Driver::Native(d) => d.sync(services).await,
             Driver::Dnsmasq(d) => d.sync(services).await,

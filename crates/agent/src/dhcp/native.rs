@@ -68,10 +68,16 @@ impl Default for NativeDriver {
 
 impl NativeDriver {
     pub fn new() -> NativeDriver {
-        NativeDriver { served: BTreeMap::new(), stats: Arc::new(Stats::new()) }
+        NativeDriver {
+            served: BTreeMap::new(),
+            stats: Arc::new(Stats::new()),
+        }
     }
 
-    pub async fn sync(&mut self, services: &BTreeMap<String, DhcpService>) -> BTreeMap<String, String> {
+    pub async fn sync(
+        &mut self,
+        services: &BTreeMap<String, DhcpService>,
+    ) -> BTreeMap<String, String> {
         let gone: Vec<String> = self
             .served
             .iter()
@@ -128,27 +134,45 @@ impl NativeDriver {
             };
             let table = Arc::new(ArcSwap::from_pointee(table(svc)));
             let (stop, stop_rx) = watch::channel(false);
-            let task = tokio::spawn(neutrino_dhcp::serve(socket, table.clone(), self.stats.clone(), stop_rx));
+            let task = tokio::spawn(neutrino_dhcp::serve(
+                socket,
+                table.clone(),
+                self.stats.clone(),
+                stop_rx,
+            ));
             tracing::info!(network = %id, namespace = %svc.namespace, interface = %svc.interface, hosts = svc.hosts.len(), "native DHCP serving");
-            self.served.insert(id.clone(), Served { service: svc.clone(), table, stop, task });
+            self.served.insert(
+                id.clone(),
+                Served {
+                    service: svc.clone(),
+                    table,
+                    stop,
+                    task,
+                },
+            );
         }
         failed
     }
 
     pub fn render_metrics(&self, out: &mut String) {
-        self.stats.render_prometheus("neutrino_dhcp", &[("driver", "native")], out);
+        self.stats
+            .render_prometheus("neutrino_dhcp", &[("driver", "native")], out);
     }
 
     pub fn status(&self) -> Value {
-        json!(self
-            .served
-            .iter()
-            .map(|(id, s)| (id.clone(), json!({
-                "namespace": s.service.namespace,
-                "interface": s.service.interface,
-                "reservations": s.table.load().len(),
-            })))
-            .collect::<serde_json::Map<_, _>>())
+        json!(
+            self.served
+                .iter()
+                .map(|(id, s)| (
+                    id.clone(),
+                    json!({
+                        "namespace": s.service.namespace,
+                        "interface": s.service.interface,
+                        "reservations": s.table.load().len(),
+                    })
+                ))
+                .collect::<serde_json::Map<_, _>>()
+        )
     }
 
     pub async fn shutdown(&mut self) {

@@ -33,7 +33,12 @@ fn agent_ctx(project_id: &str) -> AuthContext {
 pub async fn bind(engine: &Engine, host: String, port_id: String) -> ApiResult<PortInfo> {
     engine
         .write(move |txn| {
-            let cur = txn.state.ports.get(&port_id).cloned().ok_or_else(|| not_found(&port_id))?;
+            let cur = txn
+                .state
+                .ports
+                .get(&port_id)
+                .cloned()
+                .ok_or_else(|| not_found(&port_id))?;
             if cur.binding_host_id == host && cur.binding_vif_type == "bridge" {
                 return Ok(port_info(&cur));
             }
@@ -77,7 +82,9 @@ pub async fn set_status(
             let mut changed = 0;
             for (ids, status) in [(&active, ACTIVE), (&down, DOWN)] {
                 for id in ids {
-                    let Some(cur) = txn.state.ports.get(id).cloned() else { continue };
+                    let Some(cur) = txn.state.ports.get(id).cloned() else {
+                        continue;
+                    };
                     if cur.binding_host_id != host || cur.status == status {
                         continue;
                     }
@@ -128,7 +135,11 @@ fn dhcp_subnets(state: &State, network_id: &str) -> Vec<String> {
 
 /// Creates this host's DHCP port on the network, or completes it with an
 /// address on every DHCP-enabled subnet. Idempotent.
-pub async fn ensure_dhcp_port(engine: &Engine, host: String, network_id: String) -> ApiResult<PortInfo> {
+pub async fn ensure_dhcp_port(
+    engine: &Engine,
+    host: String,
+    network_id: String,
+) -> ApiResult<PortInfo> {
     let (h, n) = (host.clone(), network_id.clone());
     // Create (or find) in one job, so two calls cannot make two ports.
     let (port, missing) = engine

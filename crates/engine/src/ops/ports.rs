@@ -951,7 +951,11 @@ pub fn not_found(id: &str) -> ApiError {
 }
 
 /// Creates a port inside a writer job that does more (the agents' DHCP ports).
-pub fn create_in(txn: &mut Txn<'_>, ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<Arc<Port>> {
+pub fn create_in(
+    txn: &mut Txn<'_>,
+    ctx: &AuthContext,
+    m: Map<String, Value>,
+) -> ApiResult<Arc<Port>> {
     let r = parse(ctx, m, Op::Create)?;
     create_one(txn, ctx, r)
 }
