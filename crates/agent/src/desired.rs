@@ -98,7 +98,7 @@ pub fn compute(view: &HostView, cfg: &AgentConfig) -> Desired {
     let me = cfg.agent.host.as_str();
     let mode = cfg.dhcp.mode;
     let mut d = Desired::default();
-    for net in view.networks.values() {
+    for net in view.networks() {
         let bridge = names::bridge(&net.id);
         let ports: Vec<&PortInfo> = view.ports_of(&net.id).collect();
         let uplink = match net.network_type.as_str() {

@@ -45,6 +45,13 @@ pub struct Agent {
     reported: BTreeMap<String, bool>,
     /// network id → the last error logged for it (each logged once).
     errors: BTreeMap<String, String>,
+    /// What the last pass computed, reused until the view changes.
+    desired: Option<Arc<Desired>>,
+    view_changed: bool,
+    /// The DHCP driver has not seen the latest services yet.
+    dhcp_dirty: bool,
+    /// network id → why the DHCP driver could not serve it (retried each pass).
+    dhcp_failures: BTreeMap<String, String>,
 }
 
 /// Whether a port's device is plugged into its bridge and up.
@@ -68,6 +75,10 @@ impl Agent {
             shared,
             reported: BTreeMap::new(),
             errors: BTreeMap::new(),
+            desired: None,
+            view_changed: true,
+            dhcp_dirty: true,
+            dhcp_failures: BTreeMap::new(),
         }
     }
 
@@ -97,8 +108,7 @@ impl Agent {
                 Ok(p) => {
                     self.note(&format!("dhcp-port {net}"), None);
                     // The feed brings it too; taking it now saves a round.
-                    changed |= self.view.ports.get(&p.id) != Some(&p);
-                    self.view.ports.insert(p.id.clone(), p);
+                    changed |= self.view.upsert_port(p);
                 }
                 Err(e) => self.note(&format!("dhcp-port {net}"), Some(e.to_string())),
             }
@@ -106,10 +116,15 @@ impl Agent {
         for net in &d.drop_dhcp_port {
             match self.client.delete_dhcp_port(&host, net).await {
                 Ok(()) => {
-                    self.view
-                        .ports
-                        .retain(|_, p| !(p.network_id == *net && p.is_dhcp() && p.host == host));
-                    changed = true;
+                    let mine: Vec<String> = self
+                        .view
+                        .ports_of(net)
+                        .filter(|p| p.is_dhcp() && p.host == host)
+                        .map(|p| p.id.clone())
+                        .collect();
+                    for id in mine {
+                        changed |= self.view.remove_port(&id);
+                    }
                 }
                 Err(e) => self.note(&format!("dhcp-port {net}"), Some(e.to_string())),
             }
@@ -123,10 +138,23 @@ impl Agent {
             return Ok(());
         }
         let started = Instant::now();
-        let mut desired = compute(&self.view, &self.cfg);
-        if self.settle_dhcp_ports(&desired).await {
-            desired = compute(&self.view, &self.cfg);
+        // The desired state changes only with the view; between feed changes a
+        // pass only looks for new taps, so it reuses what it computed.
+        let mut desired = match self.desired.take() {
+            Some(d) if !self.view_changed => d,
+            _ => {
+                self.dhcp_dirty = true;
+                Arc::new(compute(&self.view, &self.cfg))
+            }
+        };
+        self.view_changed = false;
+        if (!desired.need_dhcp_port.is_empty() || !desired.drop_dhcp_port.is_empty())
+            && self.settle_dhcp_ports(&desired).await
+        {
+            desired = Arc::new(compute(&self.view, &self.cfg));
+            self.dhcp_dirty = true;
         }
+        self.desired = Some(desired.clone());
         for (net, why) in &desired.problems {
             self.note(net, Some(why.clone()));
         }
@@ -155,10 +183,15 @@ impl Agent {
             m.netlink_ops.fetch_add(applied as u64, Ordering::Relaxed);
         }
 
-        let failures = self.driver.sync(&desired.dhcp).await;
-        for net in desired.dhcp.keys() {
-            self.note(&format!("dhcp {net}"), failures.get(net).cloned());
+        if self.dhcp_dirty || !self.dhcp_failures.is_empty() {
+            self.dhcp_failures = self.driver.sync(&desired.dhcp).await;
+            self.dhcp_dirty = false;
+            for net in desired.dhcp.keys() {
+                let failure = self.dhcp_failures.get(net).cloned();
+                self.note(&format!("dhcp {net}"), failure);
+            }
         }
+        let failures = &self.dhcp_failures;
 
         // Ports: ACTIVE once their device is on the bridge and up.
         let mut status = PortStatusReport {
@@ -170,8 +203,10 @@ impl Agent {
         let (mut active, mut down) = (0u64, 0u64);
         for (port, (device, bridge)) in &desired.local_ports {
             let up = wired(&observed, device, bridge)
-                && (!self.view.ports.get(port).is_some_and(|p| p.is_dhcp())
-                    || !failures.contains_key(&self.view.ports[port].network_id));
+                && !self
+                    .view
+                    .port(port)
+                    .is_some_and(|p| p.is_dhcp() && failures.contains_key(&p.network_id));
             if up {
                 active += 1
             } else {
@@ -224,8 +259,7 @@ impl Agent {
         self.shared.dhcp_metrics.store(Arc::new(dhcp_text));
         let networks: Vec<_> = self
             .view
-            .networks
-            .values()
+            .networks()
             .map(|n| {
                 json!({
                     "id": n.id, "name": n.name, "type": n.network_type,
@@ -257,6 +291,7 @@ impl Agent {
         }
         m.last_feed_unix_ms.store(now_ms(), Ordering::Relaxed);
         let changed = self.view.apply(reply);
+        self.view_changed |= changed;
         m.revision.store(self.view.revision, Ordering::Relaxed);
         changed
     }

@@ -1,7 +1,7 @@
 //! The agent's replica of its host's slice of the model, kept current by the
 //! feed: a snapshot replaces it, a delta patches it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use neutrino_agent_rpc::{FeedReply, NetworkInfo, PortInfo, SubnetInfo};
 
@@ -12,81 +12,157 @@ pub struct HostView {
     /// False until the first reply: an agent must not reconcile an empty
     /// view it has not been told about (that would tear the host down).
     pub initialized: bool,
-    pub networks: BTreeMap<String, NetworkInfo>,
-    pub subnets: BTreeMap<String, SubnetInfo>,
-    pub ports: BTreeMap<String, PortInfo>,
+    networks: BTreeMap<String, NetworkInfo>,
+    subnets: BTreeMap<String, SubnetInfo>,
+    ports: BTreeMap<String, PortInfo>,
+    /// network id → its subnets and ports, so a pass never scans every port
+    /// once per network.
+    subnets_by_network: BTreeMap<String, BTreeSet<String>>,
+    ports_by_network: BTreeMap<String, BTreeSet<String>>,
     /// host → VXLAN tunnel IP.
     pub vteps: BTreeMap<String, String>,
     pub agents_version: u64,
     pub dns_domain: String,
 }
 
+fn unlink(index: &mut BTreeMap<String, BTreeSet<String>>, network_id: &str, id: &str) {
+    if let Some(set) = index.get_mut(network_id) {
+        set.remove(id);
+        if set.is_empty() {
+            index.remove(network_id);
+        }
+    }
+}
+
 impl HostView {
     /// Applies a feed reply; returns whether anything the host depends on changed.
     pub fn apply(&mut self, r: FeedReply) -> bool {
-        let before = (
-            self.networks.clone(),
-            self.subnets.clone(),
-            self.ports.clone(),
-            self.vteps.clone(),
-        );
+        let mut changed = !self.initialized || r.snapshot;
         if r.snapshot {
             self.networks.clear();
             self.subnets.clear();
             self.ports.clear();
+            self.subnets_by_network.clear();
+            self.ports_by_network.clear();
         }
         for id in &r.deleted_networks {
-            self.networks.remove(id);
-            self.subnets.retain(|_, s| &s.network_id != id);
-            self.ports.retain(|_, p| &p.network_id != id);
+            changed |= self.remove_network(id);
         }
         for id in &r.deleted_subnets {
-            self.subnets.remove(id);
+            changed |= self.remove_subnet(id);
         }
         for id in &r.deleted_ports {
-            self.ports.remove(id);
+            changed |= self.remove_port(id);
         }
         for n in r.networks {
+            changed |= self.networks.get(&n.id) != Some(&n);
             self.networks.insert(n.id.clone(), n);
         }
         for s in r.subnets {
-            self.subnets.insert(s.id.clone(), s);
+            changed |= self.upsert_subnet(s);
         }
         for p in r.ports {
-            self.ports.insert(p.id.clone(), p);
+            changed |= self.upsert_port(p);
         }
+        changed |= self.vteps != r.vteps;
         self.vteps = r.vteps;
         self.revision = r.revision;
         self.agents_version = r.agents_version;
         self.dns_domain = r.dns_domain;
-        let was = self.initialized;
         self.initialized = true;
-        !was || before
-            != (
-                self.networks.clone(),
-                self.subnets.clone(),
-                self.ports.clone(),
-                self.vteps.clone(),
-            )
+        changed
+    }
+
+    fn remove_network(&mut self, id: &str) -> bool {
+        let had = self.networks.remove(id).is_some();
+        for s in self.subnets_by_network.remove(id).unwrap_or_default() {
+            self.subnets.remove(&s);
+        }
+        for p in self.ports_by_network.remove(id).unwrap_or_default() {
+            self.ports.remove(&p);
+        }
+        had
+    }
+
+    fn remove_subnet(&mut self, id: &str) -> bool {
+        let Some(s) = self.subnets.remove(id) else {
+            return false;
+        };
+        unlink(&mut self.subnets_by_network, &s.network_id, id);
+        true
+    }
+
+    pub fn remove_port(&mut self, id: &str) -> bool {
+        let Some(p) = self.ports.remove(id) else {
+            return false;
+        };
+        unlink(&mut self.ports_by_network, &p.network_id, id);
+        true
+    }
+
+    pub fn upsert_network(&mut self, n: NetworkInfo) -> bool {
+        let changed = self.networks.get(&n.id) != Some(&n);
+        self.networks.insert(n.id.clone(), n);
+        changed
+    }
+
+    pub fn upsert_subnet(&mut self, s: SubnetInfo) -> bool {
+        if self.subnets.get(&s.id) == Some(&s) {
+            return false;
+        }
+        self.remove_subnet(&s.id);
+        self.subnets_by_network
+            .entry(s.network_id.clone())
+            .or_default()
+            .insert(s.id.clone());
+        self.subnets.insert(s.id.clone(), s);
+        true
+    }
+
+    /// Adds or replaces a port; returns whether it differed.
+    pub fn upsert_port(&mut self, p: PortInfo) -> bool {
+        if self.ports.get(&p.id) == Some(&p) {
+            return false;
+        }
+        self.remove_port(&p.id);
+        self.ports_by_network
+            .entry(p.network_id.clone())
+            .or_default()
+            .insert(p.id.clone());
+        self.ports.insert(p.id.clone(), p);
+        true
     }
 
     pub fn held_networks(&self) -> Vec<String> {
         self.networks.keys().cloned().collect()
     }
 
-    pub fn subnets_of<'a>(
-        &'a self,
-        network_id: &'a str,
-    ) -> impl Iterator<Item = &'a SubnetInfo> + 'a {
-        self.subnets
-            .values()
-            .filter(move |s| s.network_id == network_id)
+    pub fn networks(&self) -> impl Iterator<Item = &NetworkInfo> {
+        self.networks.values()
     }
 
-    pub fn ports_of<'a>(&'a self, network_id: &'a str) -> impl Iterator<Item = &'a PortInfo> + 'a {
-        self.ports
-            .values()
-            .filter(move |p| p.network_id == network_id)
+    pub fn port(&self, id: &str) -> Option<&PortInfo> {
+        self.ports.get(id)
+    }
+
+    pub fn ports(&self) -> impl Iterator<Item = &PortInfo> {
+        self.ports.values()
+    }
+
+    pub fn subnets_of<'a>(&'a self, network_id: &str) -> impl Iterator<Item = &'a SubnetInfo> + 'a {
+        self.subnets_by_network
+            .get(network_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.subnets.get(id))
+    }
+
+    pub fn ports_of<'a>(&'a self, network_id: &str) -> impl Iterator<Item = &'a PortInfo> + 'a {
+        self.ports_by_network
+            .get(network_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.ports.get(id))
     }
 }
 
@@ -151,7 +227,12 @@ mod tests {
             deleted_networks: vec!["b".into()],
             ..FeedReply::default()
         }));
-        assert_eq!(v.ports.keys().collect::<Vec<_>>(), vec!["p1"]);
+        assert_eq!(
+            v.ports().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+            vec!["p1"]
+        );
+        assert_eq!(v.ports_of("a").count(), 1);
+        assert_eq!(v.ports_of("b").count(), 0);
         // A snapshot forgets what it does not list.
         v.apply(FeedReply {
             revision: 9,
@@ -160,6 +241,18 @@ mod tests {
             ..FeedReply::default()
         });
         assert_eq!(v.held_networks(), vec!["c"]);
-        assert!(v.ports.is_empty());
+        assert_eq!(v.ports().count(), 0);
+        // A port moving networks leaves the old network's index.
+        v.apply(FeedReply {
+            revision: 10,
+            ports: vec![port("p9", "c")],
+            ..FeedReply::default()
+        });
+        v.apply(FeedReply {
+            revision: 11,
+            ports: vec![port("p9", "d")],
+            ..FeedReply::default()
+        });
+        assert_eq!((v.ports_of("c").count(), v.ports_of("d").count()), (0, 1));
     }
 }

@@ -61,16 +61,13 @@ fn port(id: &str, net: &str, host: &str, mac: &str, ip: &str, owner: &str) -> Po
 }
 
 fn view(ports: Vec<PortInfo>) -> HostView {
-    let mut v = HostView {
-        initialized: true,
-        dns_domain: "openstacklocal".into(),
-        ..HostView::default()
-    };
-    v.networks.insert("n1".into(), net("n1", "vxlan"));
-    v.subnets
-        .insert("s1".into(), subnet("s1", "n1", "10.0.0.0/24"));
+    let mut v = HostView::default();
+    v.initialized = true;
+    v.dns_domain = "openstacklocal".into();
+    v.upsert_network(net("n1", "vxlan"));
+    v.upsert_subnet(subnet("s1", "n1", "10.0.0.0/24"));
     for p in ports {
-        v.ports.insert(p.id.clone(), p);
+        v.upsert_port(p);
     }
     v.vteps.insert("h1".into(), "192.0.2.1".into());
     v.vteps.insert("h2".into(), "192.0.2.2".into());
@@ -131,8 +128,8 @@ fn unmappable_networks_are_problems_not_bridges() {
     let mut v = view(vec![]);
     let mut flat = net("n2", "flat");
     flat.physical_network = Some("physnet9".into());
-    v.networks.insert("n2".into(), flat);
-    v.networks.insert("n3".into(), net("n3", "vlan"));
+    v.upsert_network(flat);
+    v.upsert_network(net("n3", "vlan"));
     let mut c = cfg("h1", DhcpMode::Off);
     c.l2.tunnel_ip = None;
     let d = compute(&v, &c);
@@ -140,8 +137,8 @@ fn unmappable_networks_are_problems_not_bridges() {
     assert_eq!(d.problems.len(), 3, "{:?}", d.problems);
 
     let mut v = view(vec![]);
-    v.networks.insert("n2".into(), net("n2", "flat"));
-    v.networks.insert("n4".into(), net("n4", "local"));
+    v.upsert_network(net("n2", "flat"));
+    v.upsert_network(net("n4", "local"));
     let d = compute(&v, &cfg("h1", DhcpMode::Off));
     assert_eq!(
         d.host.bridges[&names::bridge("n2")].uplink,
@@ -296,11 +293,10 @@ fn a_new_dhcp_subnet_asks_to_complete_the_port() {
         DHCP,
     );
     let mut v = view(vec![dp]);
-    v.subnets
-        .insert("s2".into(), subnet("s2", "n1", "10.9.0.0/24"));
+    v.upsert_subnet(subnet("s2", "n1", "10.9.0.0/24"));
     let mut no_dhcp = subnet("s3", "n1", "10.8.0.0/24");
     no_dhcp.enable_dhcp = false;
-    v.subnets.insert("s3".into(), no_dhcp);
+    v.upsert_subnet(no_dhcp);
     let d = compute(&v, &cfg("h1", DhcpMode::All));
     assert_eq!(d.need_dhcp_port, BTreeSet::from(["n1".to_string()]));
     // Meanwhile the subnet it has is served.
