@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 /// (alias, name, description)
 pub const EXTENSIONS: &[(&str, &str, &str)] = &[
+    ("agent", "agent", "The agent management extension."),
     (
         "security-group",
         "security-group",
