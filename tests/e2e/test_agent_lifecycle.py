@@ -168,3 +168,24 @@ def test_malformed_dhcp_packets_are_dropped_and_counted(topology):
     # The server is still answering.
     assert vm.dhcp()["ip"] == p1["fixed_ips"][0]["ip_address"]
     assert t.hosts["h3"].agent.alive()
+
+
+def test_admin_down_port_is_cut_off_until_it_is_up_again(topology):
+    t = three_hosts(topology, "single-host")
+    net, _ = vxlan_net(t)
+    vms = []
+    for host, name in (("h1", "i1"), ("h2", "i2")):
+        p = t.api.port(net["id"])
+        vm = t.instance(host, p, name)
+        t.wait_active(p["id"])
+        vm.dhcp()
+        vms.append(vm)
+    target = vms[1].port["fixed_ips"][0]["ip_address"]
+    assert vms[0].ping(target)
+    pid = vms[0].port["id"]
+    t.api.call("PUT", f"/v2.0/ports/{pid}", {"port": {"admin_state_up": False}}, expect=200)
+    wait_until("port DOWN", lambda: t.api.show_port(pid)["status"] == "DOWN")
+    assert not vms[0].ping(target, count=3)
+    t.api.call("PUT", f"/v2.0/ports/{pid}", {"port": {"admin_state_up": True}}, expect=200)
+    t.wait_active(pid)
+    assert vms[0].ping(target)

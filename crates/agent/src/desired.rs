@@ -165,12 +165,16 @@ pub fn compute(view: &HostView, cfg: &AgentConfig) -> Desired {
             }
         };
         let mut members = BTreeSet::new();
+        let mut has_local_instances = false;
         for p in ports.iter().filter(|p| p.host == me && !p.is_dhcp()) {
             let tap = names::tap(&p.id);
-            members.insert(tap.clone());
+            has_local_instances = true;
+            // An administratively down port stays off the bridge (and so DOWN).
+            if p.admin_state_up {
+                members.insert(tap.clone());
+            }
             d.local_ports.insert(p.id.clone(), (tap, bridge.clone()));
         }
-        let has_local_instances = !members.is_empty();
         d.host.bridges.insert(
             bridge.clone(),
             Bridge {

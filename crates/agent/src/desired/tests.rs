@@ -313,3 +313,13 @@ fn macs_parse_strictly() {
     assert_eq!(parse_mac("fa:16:3e:0a:0b:ff:00"), None);
     assert_eq!(parse_mac("zz:16:3e:0a:0b:ff"), None);
 }
+
+#[test]
+fn an_admin_down_port_is_kept_off_the_bridge() {
+    let mut vm = port("pa-local-vm1", "n1", "h1", "fa:16:3e:00:00:01", "10.0.0.5", VM);
+    vm.admin_state_up = false;
+    let d = compute(&view(vec![vm]), &cfg("h1", DhcpMode::Off));
+    assert!(d.host.bridges[&names::bridge("n1")].members.is_empty());
+    // Still this host's port: reported (DOWN, since it is not wired).
+    assert!(d.local_ports.contains_key("pa-local-vm1"));
+}
