@@ -203,7 +203,7 @@ state_dir = "{self.dir / 'state'}"
 metrics_listen = "127.0.0.1:9697"
 host_netns = "{self.ns}"
 report_interval_secs = 1
-resync_interval_ms = 300
+resync_interval_ms = 30000
 
 [l2]
 tunnel_ip = "{self.tunnel_ip}"

@@ -32,7 +32,8 @@ pub struct AgentSection {
     /// Prometheus `/metrics` and `/status`; "" disables.
     pub metrics_listen: String,
     pub report_interval_secs: u64,
-    /// How often the host is re-read for new taps between feed changes.
+    /// How often the host is re-read even when nothing was signalled (link
+    /// events and feed changes trigger a pass at once; this catches drift).
     pub resync_interval_ms: u64,
     /// Run inside this named network namespace, as if it were the host
     /// (several "hosts" on one machine: tests and `neutrino demo`). Unset: the
@@ -50,7 +51,7 @@ impl Default for AgentSection {
             state_dir: PathBuf::from("neutrino-agent"),
             metrics_listen: "127.0.0.1:9697".into(),
             report_interval_secs: 10,
-            resync_interval_ms: 1000,
+            resync_interval_ms: 10_000,
             host_netns: None,
         }
     }

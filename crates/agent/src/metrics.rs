@@ -42,8 +42,12 @@ pub fn now_ms() -> u64 {
 /// and the DHCP driver's own metrics text (rendered by the reconciler).
 pub struct Shared {
     pub metrics: AgentMetrics,
+    /// The model loop's part of `/status`.
     pub status: ArcSwap<Value>,
-    pub dhcp_metrics: ArcSwap<String>,
+    /// The L2 worker's part: the ports on this host and its last pass.
+    pub ports: ArcSwap<Value>,
+    /// The DHCP driver's counters (set once the driver exists).
+    pub dhcp: std::sync::OnceLock<Arc<dyn crate::dhcp::MetricsSource>>,
 }
 
 impl Shared {
@@ -51,8 +55,20 @@ impl Shared {
         Arc::new(Shared {
             metrics: AgentMetrics::default(),
             status: ArcSwap::from_pointee(Value::Null),
-            dhcp_metrics: ArcSwap::from_pointee(String::new()),
+            ports: ArcSwap::from_pointee(Value::Null),
+            dhcp: std::sync::OnceLock::new(),
         })
+    }
+
+    /// `/status`: the model loop's document with the L2 worker's ports.
+    pub fn status_document(&self) -> Value {
+        let mut doc = (**self.status.load()).clone();
+        if let (Value::Object(d), Value::Object(p)) = (&mut doc, &**self.ports.load()) {
+            for (k, v) in p {
+                d.insert(k.clone(), v.clone());
+            }
+        }
+        doc
     }
 
     pub fn render(&self) -> String {
@@ -163,17 +179,22 @@ impl Shared {
             "DHCP reservations served.",
             g(&m.dhcp_reservations).to_string(),
         );
-        out.push_str(&self.dhcp_metrics.load());
+        if let Some(dhcp) = self.dhcp.get() {
+            dhcp.render(&mut out);
+        }
         out
     }
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/metrics", get(|State(s): State<Arc<Shared>>| async move { s.render() }))
+        .route(
+            "/metrics",
+            get(|State(s): State<Arc<Shared>>| async move { s.render() }),
+        )
         .route(
             "/status",
-            get(|State(s): State<Arc<Shared>>| async move { axum::Json((**s.status.load()).clone()) }),
+            get(|State(s): State<Arc<Shared>>| async move { axum::Json(s.status_document()) }),
         )
         .with_state(shared)
 }

@@ -1,18 +1,20 @@
-//! The agent's loop: the feed brings this host's slice of the model, each
-//! pass computes what the host should have, compares it with what the kernel
-//! has and applies only the difference, then reports which ports are wired.
-//! A pass with nothing to change issues no netlink write at all, so an agent
-//! restart (which starts from a fresh snapshot) leaves a converged host as
-//! it is: no packet is dropped.
+//! The agent's model loop: the feed brings this host's slice of the model;
+//! on each change the loop computes what the host should have, settles the
+//! host's DHCP ports with the server, hands new reservations to the DHCP
+//! driver at once, and passes the desired host to the L2 worker (`l2`), which
+//! changes the kernel beside it. Until the first feed reply nothing is
+//! computed, so a starting agent never tears down what it has not been told
+//! about; and since a pass with nothing to change writes nothing, an agent
+//! restart leaves a converged host as it is: no packet is dropped.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
-use neutrino_agent_rpc::{AgentReport, FeedReply, FeedRequest, PortStatusReport};
-use neutrino_dataplane::{Host, ObservedHost, Ownership, plan};
+use neutrino_agent_rpc::{AgentReport, FeedReply, FeedRequest};
+use neutrino_dataplane::Ownership;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
@@ -20,6 +22,7 @@ use crate::client::ServerClient;
 use crate::config::AgentConfig;
 use crate::desired::{Desired, compute};
 use crate::dhcp::Driver;
+use crate::l2::L2Worker;
 use crate::metrics::{Shared, now_ms};
 use crate::view::HostView;
 
@@ -39,10 +42,7 @@ pub struct Agent {
     client: ServerClient,
     view: HostView,
     driver: Driver,
-    own: Ownership,
     shared: Arc<Shared>,
-    /// port id → ACTIVE as last told to the server.
-    reported: BTreeMap<String, bool>,
     /// network id → the last error logged for it (each logged once).
     errors: BTreeMap<String, String>,
     /// What the last pass computed, reused until the view changes.
@@ -50,35 +50,33 @@ pub struct Agent {
     view_changed: bool,
     /// The DHCP driver has not seen the latest services yet.
     dhcp_dirty: bool,
-    /// network id → why the DHCP driver could not serve it (retried each pass).
+    /// network id → why the DHCP driver could not serve it (retried).
     dhcp_failures: BTreeMap<String, String>,
-}
-
-/// Whether a port's device is plugged into its bridge and up.
-fn wired(observed: &ObservedHost, device: &str, bridge: &str) -> bool {
-    observed
-        .links
-        .get(device)
-        .is_some_and(|l| l.up && l.master.as_deref() == Some(bridge))
+    /// The L2 worker's input.
+    to_l2: watch::Sender<Option<Arc<Desired>>>,
 }
 
 impl Agent {
-    pub fn new(cfg: AgentConfig, client: ServerClient, shared: Arc<Shared>) -> Agent {
+    pub fn new(
+        cfg: AgentConfig,
+        client: ServerClient,
+        shared: Arc<Shared>,
+        to_l2: watch::Sender<Option<Arc<Desired>>>,
+    ) -> Agent {
+        let driver = Driver::from_config(&cfg);
+        let _ = shared.dhcp.set(driver.metrics());
         Agent {
-            own: Ownership {
-                namespace_prefix: cfg.agent.namespace_prefix.clone(),
-            },
-            driver: Driver::from_config(&cfg),
+            driver,
             cfg,
             client,
             view: HostView::default(),
             shared,
-            reported: BTreeMap::new(),
             errors: BTreeMap::new(),
             desired: None,
             view_changed: true,
             dhcp_dirty: true,
             dhcp_failures: BTreeMap::new(),
+            to_l2,
         }
     }
 
@@ -132,14 +130,20 @@ impl Agent {
         changed
     }
 
-    /// One reconcile pass.
-    pub async fn pass(&mut self) -> anyhow::Result<()> {
-        if !self.view.initialized {
-            return Ok(());
+    async fn sync_dhcp(&mut self, desired: &Desired) {
+        self.dhcp_failures = self.driver.sync(&desired.dhcp).await;
+        self.dhcp_dirty = false;
+        for net in desired.dhcp.keys() {
+            let failure = self.dhcp_failures.get(net).cloned();
+            self.note(&format!("dhcp {net}"), failure);
         }
-        let started = Instant::now();
-        // The desired state changes only with the view; between feed changes a
-        // pass only looks for new taps, so it reuses what it computed.
+    }
+
+    /// One pass of the model loop.
+    pub async fn pass(&mut self) {
+        if !self.view.initialized {
+            return;
+        }
         let mut desired = match self.desired.take() {
             Some(d) if !self.view_changed => d,
             _ => {
@@ -154,98 +158,32 @@ impl Agent {
             desired = Arc::new(compute(&self.view, &self.cfg));
             self.dhcp_dirty = true;
         }
+        let fresh = self
+            .desired
+            .as_ref()
+            .is_none_or(|d| !Arc::ptr_eq(d, &desired));
         self.desired = Some(desired.clone());
-        for (net, why) in &desired.problems {
-            self.note(net, Some(why.clone()));
-        }
-
-        let (own, want) = (self.own.clone(), desired.host.clone());
-        let (observed, applied) =
-            tokio::task::spawn_blocking(move || -> anyhow::Result<(ObservedHost, usize)> {
-                let host = Host::new();
-                let observed = host.observe(&own).context("reading the host")?;
-                let ops = plan(&want, &observed, &own);
-                if ops.is_empty() {
-                    return Ok((observed, 0));
-                }
-                for op in &ops {
-                    tracing::debug!(?op, "applying");
-                }
-                host.apply(&ops).context("changing the host")?;
-                Ok((host.observe(&own).context("reading the host")?, ops.len()))
-            })
-            .await
-            .context("reconcile thread")??;
-        let shared = self.shared.clone();
-        let m = &shared.metrics;
-        if applied > 0 {
-            tracing::info!(ops = applied, "host changed");
-            m.netlink_ops.fetch_add(applied as u64, Ordering::Relaxed);
-        }
-
-        if self.dhcp_dirty || !self.dhcp_failures.is_empty() {
-            self.dhcp_failures = self.driver.sync(&desired.dhcp).await;
-            self.dhcp_dirty = false;
-            for net in desired.dhcp.keys() {
-                let failure = self.dhcp_failures.get(net).cloned();
-                self.note(&format!("dhcp {net}"), failure);
+        if fresh {
+            for (net, why) in &desired.problems {
+                self.note(net, Some(why.clone()));
             }
+            // The L2 worker picks it up beside us.
+            self.to_l2.send_replace(Some(desired.clone()));
         }
-        let failures = &self.dhcp_failures;
+        // New reservations take effect now, whatever the L2 worker is doing; a
+        // network whose endpoint is not built yet fails and is retried when
+        // the worker signals that it changed the host.
+        let dhcp_work = self.dhcp_dirty || !self.dhcp_failures.is_empty();
+        if dhcp_work {
+            self.sync_dhcp(&desired).await;
+        }
+        if fresh || dhcp_work {
+            self.publish_status(&desired);
+        }
+    }
 
-        // Ports: ACTIVE once their device is on the bridge and up.
-        let mut status = PortStatusReport {
-            host: self.cfg.agent.host.clone(),
-            active: Vec::new(),
-            down: Vec::new(),
-        };
-        let mut ports_json = serde_json::Map::new();
-        let (mut active, mut down) = (0u64, 0u64);
-        for (port, (device, bridge)) in &desired.local_ports {
-            let up = wired(&observed, device, bridge)
-                && !self
-                    .view
-                    .port(port)
-                    .is_some_and(|p| p.is_dhcp() && failures.contains_key(&p.network_id));
-            if up {
-                active += 1
-            } else {
-                down += 1
-            }
-            if self.reported.get(port) != Some(&up) {
-                if up {
-                    status.active.push(port.clone())
-                } else {
-                    status.down.push(port.clone())
-                }
-            }
-            ports_json.insert(
-                port.clone(),
-                json!({"device": device, "bridge": bridge, "active": up}),
-            );
-        }
-        if !status.active.is_empty() || !status.down.is_empty() {
-            match self.client.port_status(&status).await {
-                Ok(_) => {
-                    for p in &status.active {
-                        self.reported.insert(p.clone(), true);
-                    }
-                    for p in &status.down {
-                        self.reported.insert(p.clone(), false);
-                    }
-                }
-                Err(e) => self.note("port-status", Some(e.to_string())),
-            }
-        }
-        let local: BTreeSet<&String> = desired.local_ports.keys().collect();
-        self.reported.retain(|p, _| local.contains(p));
-
-        let elapsed = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        m.passes.fetch_add(1, Ordering::Relaxed);
-        m.pass_micros_total.fetch_add(elapsed, Ordering::Relaxed);
-        m.last_pass_micros.store(elapsed, Ordering::Relaxed);
-        m.ports_active.store(active, Ordering::Relaxed);
-        m.ports_down.store(down, Ordering::Relaxed);
+    fn publish_status(&self, desired: &Desired) {
+        let m = &self.shared.metrics;
         m.networks
             .store(desired.host.bridges.len() as u64, Ordering::Relaxed);
         m.dhcp_networks
@@ -254,9 +192,6 @@ impl Agent {
             desired.dhcp.values().map(|s| s.hosts.len() as u64).sum(),
             Ordering::Relaxed,
         );
-        let mut dhcp_text = String::new();
-        self.driver.render_metrics(&mut dhcp_text);
-        self.shared.dhcp_metrics.store(Arc::new(dhcp_text));
         let networks: Vec<_> = self
             .view
             .networks()
@@ -273,13 +208,10 @@ impl Agent {
             "host": self.cfg.agent.host,
             "revision": self.view.revision,
             "networks": networks,
-            "ports": ports_json,
             "dhcp": {"mode": self.cfg.dhcp.mode, "driver": self.driver.name(), "networks": self.driver.status()},
             "vteps": self.view.vteps,
             "errors": self.errors,
-            "last_pass_ms": elapsed as f64 / 1000.0,
         })));
-        Ok(())
     }
 
     fn apply_feed(&mut self, reply: FeedReply) -> bool {
@@ -301,6 +233,35 @@ impl Agent {
             since: self.view.revision,
             networks: self.view.held_networks(),
             agents_version: self.view.agents_version,
+        }
+    }
+}
+
+/// Runs on its own thread (in the agent's namespace): notifies on changes to
+/// links the agent cares about.
+fn watch_links(notify: &tokio::sync::Notify, physical: &[String]) {
+    let mut events = match neutrino_dataplane::watch::LinkEvents::open() {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(error = %e, "no link events: relying on periodic resync");
+            return;
+        }
+    };
+    let ours = |n: &str| {
+        n.starts_with("tap")
+            || n.starts_with("brq")
+            || n.starts_with("vxlan-")
+            || physical.iter().any(|p| p == n)
+    };
+    loop {
+        match events.wait() {
+            // Empty: events were lost; assume anything changed.
+            Ok(names) if names.is_empty() || names.iter().any(|n| ours(n)) => notify.notify_one(),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "link events failed: relying on periodic resync");
+                return;
+            }
         }
     }
 }
@@ -348,7 +309,7 @@ pub async fn run(
     let started_at = now_ms() / 1000;
 
     // Heartbeats.
-    let (force_status_tx, mut force_status_rx) = watch::channel(());
+    let (force_status_tx, force_status_rx) = watch::channel(());
     {
         let (client, cfg, shared) = (client.clone(), cfg.clone(), shared.clone());
         tokio::spawn(async move {
@@ -418,10 +379,44 @@ pub async fn run(
         });
     }
 
-    let mut agent = Agent::new(cfg.clone(), client, shared.clone());
-    let mut tick =
-        tokio::time::interval(Duration::from_millis(cfg.agent.resync_interval_ms.max(50)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Link events wake the L2 worker at once (a hypervisor plugged a tap);
+    // its timer is only the safety net.
+    let link_changed = Arc::new(tokio::sync::Notify::new());
+    {
+        let notify = link_changed.clone();
+        let physical: Vec<String> = cfg
+            .l2
+            .physical_interface_mappings
+            .values()
+            .cloned()
+            .collect();
+        std::thread::Builder::new()
+            .name("link-events".into())
+            .spawn(move || watch_links(&notify, &physical))
+            .context("cannot start the link watcher")?;
+    }
+    let (to_l2, from_model) = watch::channel(None);
+    let l2_applied = Arc::new(tokio::sync::Notify::new());
+    let worker = L2Worker::new(
+        cfg.agent.host.clone(),
+        Ownership {
+            namespace_prefix: cfg.agent.namespace_prefix.clone(),
+        },
+        client.clone(),
+        shared.clone(),
+        Duration::from_millis(cfg.agent.resync_interval_ms.max(50)),
+    );
+    tokio::spawn(worker.run(
+        from_model,
+        link_changed.clone(),
+        force_status_rx,
+        l2_applied.clone(),
+    ));
+
+    let mut agent = Agent::new(cfg.clone(), client, shared.clone(), to_l2);
+    // Retries what failed (DHCP ports, DHCP endpoints) even when nothing else happens.
+    let mut retry = tokio::time::interval(Duration::from_secs(2));
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(host = %cfg.agent.host, server = %cfg.agent.server_url, dhcp = ?cfg.dhcp.mode, driver = %cfg.dhcp.driver, "neutrino agent started");
     tokio::pin!(stop);
     loop {
@@ -431,16 +426,13 @@ pub async fn run(
                 let _ = cursor_tx.send(agent.cursor());
                 changed
             }
-            _ = tick.tick() => true,
-            Ok(()) = force_status_rx.changed() => {
-                agent.reported.clear();
-                true
-            }
+            _ = l2_applied.notified() => !agent.dhcp_failures.is_empty(),
+            _ = retry.tick() => !agent.errors.is_empty() || !agent.dhcp_failures.is_empty(),
             _ = &mut stop => break,
         };
-        if run_pass && let Err(e) = agent.pass().await {
-            shared.metrics.errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(error = format!("{e:#}"), "reconcile pass failed; retrying");
+        if run_pass {
+            agent.view_changed |= agent.errors.keys().any(|k| k.starts_with("dhcp-port"));
+            agent.pass().await;
         }
     }
     agent.driver.shutdown().await;

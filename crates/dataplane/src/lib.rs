@@ -9,6 +9,7 @@ pub mod plan;
 pub mod plug;
 mod rtnl;
 mod socket;
+pub mod watch;
 
 pub use model::{
     Bridge, DesiredHost, FdbEntry, LinkKind, Mac, NsEndpoint, NsLink, ObservedHost, ObservedLink,

@@ -316,7 +316,14 @@ fn macs_parse_strictly() {
 
 #[test]
 fn an_admin_down_port_is_kept_off_the_bridge() {
-    let mut vm = port("pa-local-vm1", "n1", "h1", "fa:16:3e:00:00:01", "10.0.0.5", VM);
+    let mut vm = port(
+        "pa-local-vm1",
+        "n1",
+        "h1",
+        "fa:16:3e:00:00:01",
+        "10.0.0.5",
+        VM,
+    );
     vm.admin_state_up = false;
     let d = compute(&view(vec![vm]), &cfg("h1", DhcpMode::Off));
     assert!(d.host.bridges[&names::bridge("n1")].members.is_empty());

@@ -11,6 +11,8 @@ use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use neutrino_dataplane::netns;
 use nix::sys::signal::{Signal, kill};
@@ -19,6 +21,26 @@ use serde_json::{Value, json};
 
 use crate::config::AgentConfig;
 use crate::desired::{DhcpHost, DhcpService};
+use crate::dhcp::MetricsSource;
+
+/// What the dnsmasq driver counts (dnsmasq counts its packets itself).
+#[derive(Default)]
+pub struct DnsmasqCounters {
+    reloads: AtomicU64,
+    starts: AtomicU64,
+}
+
+impl MetricsSource for DnsmasqCounters {
+    fn render(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# TYPE neutrino_dnsmasq_reloads_total counter\nneutrino_dnsmasq_reloads_total {}\n\
+             # TYPE neutrino_dnsmasq_starts_total counter\nneutrino_dnsmasq_starts_total {}",
+            self.reloads.load(Ordering::Relaxed),
+            self.starts.load(Ordering::Relaxed)
+        );
+    }
+}
 
 pub struct DnsmasqDriver {
     dir: PathBuf,
@@ -29,8 +51,7 @@ pub struct DnsmasqDriver {
     /// network id → the dnsmasq this agent started (its pid file may not be
     /// written yet; after a restart the pid files are all there is).
     started: BTreeMap<String, Pid>,
-    reloads: u64,
-    starts: u64,
+    counters: Arc<DnsmasqCounters>,
 }
 
 fn mac_str(m: &[u8; 6]) -> String {
@@ -180,8 +201,7 @@ impl DnsmasqDriver {
             dhcp_release: cfg.dhcp.dhcp_release_path.clone(),
             served: BTreeMap::new(),
             started: BTreeMap::new(),
-            reloads: 0,
-            starts: 0,
+            counters: Arc::default(),
         }
     }
 
@@ -253,7 +273,7 @@ impl DnsmasqDriver {
                 write_atomic(&dir.join("host"), &hosts).map_err(|e| e.to_string())?;
                 write_atomic(&dir.join("opts"), &opts).map_err(|e| e.to_string())?;
                 kill(pid, Signal::SIGHUP).map_err(|e| format!("cannot signal dnsmasq: {e}"))?;
-                self.reloads += 1;
+                self.counters.reloads.fetch_add(1, Ordering::Relaxed);
             }
             if let Some(old) = before {
                 self.release_gone(&old, svc).await;
@@ -322,7 +342,7 @@ impl DnsmasqDriver {
             let mut child = spawned;
             let _ = child.wait();
         });
-        self.starts += 1;
+        self.counters.starts.fetch_add(1, Ordering::Relaxed);
         tracing::info!(network = %id, namespace = %svc.namespace, hosts = svc.hosts.len(), "dnsmasq started");
         self.served.insert(id.to_string(), svc.clone());
         Ok(())
@@ -362,17 +382,8 @@ impl DnsmasqDriver {
         .await;
     }
 
-    pub fn render_metrics(&self, out: &mut String) {
-        let _ = writeln!(
-            out,
-            "# TYPE neutrino_dnsmasq_reloads_total counter\nneutrino_dnsmasq_reloads_total {}",
-            self.reloads
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE neutrino_dnsmasq_starts_total counter\nneutrino_dnsmasq_starts_total {}",
-            self.starts
-        );
+    pub fn metrics(&self) -> Arc<DnsmasqCounters> {
+        self.counters.clone()
     }
 
     pub fn status(&self) -> Value {

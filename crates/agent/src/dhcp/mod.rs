@@ -7,11 +7,17 @@ pub mod dnsmasq;
 pub mod native;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use crate::config::AgentConfig;
 use crate::desired::DhcpService;
+
+/// Counters a driver exposes on `/metrics`.
+pub trait MetricsSource: Send + Sync {
+    fn render(&self, out: &mut String);
+}
 
 pub enum Driver {
     Native(native::NativeDriver),
@@ -45,10 +51,11 @@ impl Driver {
         }
     }
 
-    pub fn render_metrics(&self, out: &mut String) {
+    /// The driver's counters, for `/metrics` to render when scraped.
+    pub fn metrics(&self) -> Arc<dyn MetricsSource> {
         match self {
-            Driver::Native(d) => d.render_metrics(out),
-            Driver::Dnsmasq(d) => d.render_metrics(out),
+            Driver::Native(d) => d.metrics(),
+            Driver::Dnsmasq(d) => d.metrics(),
         }
     }
 

@@ -13,12 +13,23 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::desired::DhcpService;
+use crate::dhcp::MetricsSource;
 
 struct Served {
     service: DhcpService,
     table: Arc<ArcSwap<Table>>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+}
+
+/// The native server's packet counters, rendered at scrape time.
+pub struct NativeStats(Arc<Stats>);
+
+impl MetricsSource for NativeStats {
+    fn render(&self, out: &mut String) {
+        self.0
+            .render_prometheus("neutrino_dhcp", &[("driver", "native")], out);
+    }
 }
 
 pub struct NativeDriver {
@@ -154,9 +165,8 @@ impl NativeDriver {
         failed
     }
 
-    pub fn render_metrics(&self, out: &mut String) {
-        self.stats
-            .render_prometheus("neutrino_dhcp", &[("driver", "native")], out);
+    pub fn metrics(&self) -> Arc<NativeStats> {
+        Arc::new(NativeStats(self.stats.clone()))
     }
 
     pub fn status(&self) -> Value {

@@ -1,0 +1,202 @@
+//! The L2 worker: makes the kernel match the latest desired host and reports
+//! which ports are wired. It runs beside the model loop (`reconcile`), so a
+//! netlink dump of a host with thousands of links never delays a DHCP table
+//! swap. A pass runs when the desired host changes, when a link the agent
+//! cares about changes (a hypervisor plugged a tap), and on a slow timer as a
+//! safety net. A pass with nothing to change writes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use neutrino_agent_rpc::PortStatusReport;
+use neutrino_dataplane::{Host, ObservedHost, Ownership, plan};
+use serde_json::json;
+use tokio::sync::{Notify, watch};
+
+use crate::client::ServerClient;
+use crate::desired::Desired;
+use crate::metrics::Shared;
+
+/// Whether a port's device is plugged into its bridge and up.
+fn wired(observed: &ObservedHost, device: &str, bridge: &str) -> bool {
+    observed
+        .links
+        .get(device)
+        .is_some_and(|l| l.up && l.master.as_deref() == Some(bridge))
+}
+
+pub struct L2Worker {
+    pub host: String,
+    pub own: Ownership,
+    pub client: ServerClient,
+    pub shared: Arc<Shared>,
+    pub resync: Duration,
+    /// port id → ACTIVE as last told to the server.
+    reported: BTreeMap<String, bool>,
+    /// What the last pass that succeeded made the host match.
+    done: Option<Arc<Desired>>,
+}
+
+impl L2Worker {
+    pub fn new(
+        host: String,
+        own: Ownership,
+        client: ServerClient,
+        shared: Arc<Shared>,
+        resync: Duration,
+    ) -> Self {
+        L2Worker {
+            host,
+            own,
+            client,
+            shared,
+            resync,
+            reported: BTreeMap::new(),
+            done: None,
+        }
+    }
+
+    /// Runs until `desired` closes. `applied` is signalled after every change
+    /// to the host (the model loop retries DHCP endpoints that were missing).
+    pub async fn run(
+        mut self,
+        mut desired: watch::Receiver<Option<Arc<Desired>>>,
+        link_changed: Arc<Notify>,
+        mut resend_status: watch::Receiver<()>,
+        applied: Arc<Notify>,
+    ) {
+        let mut tick = tokio::time::interval(self.resync);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            // `kernel`: the host may differ from what the last pass saw.
+            let kernel = tokio::select! {
+                r = desired.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    false
+                }
+                _ = link_changed.notified() => true,
+                _ = tick.tick() => true,
+                Ok(()) = resend_status.changed() => {
+                    self.reported.clear();
+                    true
+                }
+            };
+            let Some(want) = desired.borrow_and_update().clone() else {
+                continue;
+            };
+            // Only the model moved, and not in anything L2 cares about
+            // (e.g. a DHCP option): nothing to read or write.
+            if !kernel
+                && self
+                    .done
+                    .as_ref()
+                    .is_some_and(|d| d.host == want.host && d.local_ports == want.local_ports)
+            {
+                continue;
+            }
+            match self.pass(&want).await {
+                Ok(changed) => {
+                    if changed {
+                        applied.notify_one();
+                    }
+                }
+                Err(e) => {
+                    self.done = None;
+                    self.shared.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = format!("{e:#}"), "L2 pass failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    link_changed.notify_one();
+                }
+            }
+        }
+    }
+
+    /// One pass; returns whether it changed the host.
+    async fn pass(&mut self, want: &Arc<Desired>) -> anyhow::Result<bool> {
+        let started = Instant::now();
+        let (own, host_want) = (self.own.clone(), want.host.clone());
+        let (observed, applied) =
+            tokio::task::spawn_blocking(move || -> anyhow::Result<(ObservedHost, usize)> {
+                let host = Host::new();
+                let observed = host.observe(&own).context("reading the host")?;
+                let ops = plan(&host_want, &observed, &own);
+                if ops.is_empty() {
+                    return Ok((observed, 0));
+                }
+                for op in &ops {
+                    tracing::debug!(?op, "applying");
+                }
+                host.apply(&ops).context("changing the host")?;
+                Ok((host.observe(&own).context("reading the host")?, ops.len()))
+            })
+            .await
+            .context("L2 thread")??;
+        let m = &self.shared.metrics;
+        if applied > 0 {
+            tracing::info!(ops = applied, "host changed");
+            m.netlink_ops.fetch_add(applied as u64, Ordering::Relaxed);
+        }
+
+        // Ports: ACTIVE once their device is on the bridge and up.
+        let mut report = PortStatusReport {
+            host: self.host.clone(),
+            active: Vec::new(),
+            down: Vec::new(),
+        };
+        let mut ports = serde_json::Map::new();
+        let (mut active, mut down) = (0u64, 0u64);
+        for (port, (device, bridge)) in &want.local_ports {
+            let up = wired(&observed, device, bridge);
+            if up {
+                active += 1
+            } else {
+                down += 1
+            }
+            if self.reported.get(port) != Some(&up) {
+                if up {
+                    report.active.push(port.clone())
+                } else {
+                    report.down.push(port.clone())
+                }
+            }
+            ports.insert(
+                port.clone(),
+                json!({"device": device, "bridge": bridge, "active": up}),
+            );
+        }
+        if !report.active.is_empty() || !report.down.is_empty() {
+            match self.client.port_status(&report).await {
+                Ok(_) => {
+                    for p in &report.active {
+                        self.reported.insert(p.clone(), true);
+                    }
+                    for p in &report.down {
+                        self.reported.insert(p.clone(), false);
+                    }
+                }
+                // Not recorded as reported: the next pass sends them again.
+                Err(e) => tracing::warn!(error = %e, "cannot report port status"),
+            }
+        }
+        let local: BTreeSet<&String> = want.local_ports.keys().collect();
+        self.reported.retain(|p, _| local.contains(p));
+
+        let elapsed = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        m.passes.fetch_add(1, Ordering::Relaxed);
+        m.pass_micros_total.fetch_add(elapsed, Ordering::Relaxed);
+        m.last_pass_micros.store(elapsed, Ordering::Relaxed);
+        m.ports_active.store(active, Ordering::Relaxed);
+        m.ports_down.store(down, Ordering::Relaxed);
+        self.shared.ports.store(Arc::new(json!({
+            "ports": ports,
+            "last_pass_ms": elapsed as f64 / 1000.0,
+        })));
+        self.done = Some(want.clone());
+        Ok(applied > 0)
+    }
+}
