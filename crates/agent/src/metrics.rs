@@ -73,111 +73,104 @@ impl Shared {
 
     pub fn render(&self) -> String {
         let m = &self.metrics;
-        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let mut out = String::new();
-        let mut line = |kind: &str, name: &str, help: &str, value: String| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
-        line(
-            "counter",
-            "neutrino_agent_reconcile_passes_total",
-            "Reconcile passes run.",
-            g(&m.passes).to_string(),
-        );
-        line(
-            "counter",
-            "neutrino_agent_reconcile_seconds_total",
-            "Time spent reconciling.",
-            format!("{:.6}", g(&m.pass_micros_total) as f64 / 1e6),
-        );
-        line(
-            "gauge",
-            "neutrino_agent_reconcile_last_seconds",
-            "Duration of the last pass.",
-            format!("{:.6}", g(&m.last_pass_micros) as f64 / 1e6),
-        );
-        line(
-            "counter",
-            "neutrino_agent_netlink_ops_total",
-            "Netlink operations applied.",
-            g(&m.netlink_ops).to_string(),
-        );
-        line(
-            "counter",
-            "neutrino_agent_reconcile_errors_total",
-            "Passes that failed.",
-            g(&m.errors).to_string(),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP neutrino_agent_feed_replies_total Feed replies applied.\n# TYPE neutrino_agent_feed_replies_total counter\n\
-             neutrino_agent_feed_replies_total{{kind=\"snapshot\"}} {}\nneutrino_agent_feed_replies_total{{kind=\"delta\"}} {}",
-            g(&m.feed_snapshots),
-            g(&m.feed_deltas)
-        );
-        let mut line = |kind: &str, name: &str, help: &str, value: String| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
-        line(
-            "counter",
-            "neutrino_agent_feed_errors_total",
-            "Feed requests that failed.",
-            g(&m.feed_errors).to_string(),
-        );
-        line(
-            "gauge",
-            "neutrino_agent_feed_revision",
-            "Server revision applied.",
-            g(&m.revision).to_string(),
-        );
-        let last = g(&m.last_feed_unix_ms);
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed).to_string();
+        let secs = |micros: u64| format!("{:.6}", micros as f64 / 1e6);
+        let last = m.last_feed_unix_ms.load(Ordering::Relaxed);
         let lag = if last == 0 {
             -1.0
         } else {
             now_ms().saturating_sub(last) as f64 / 1000.0
         };
-        line(
+        let mut out = String::new();
+        let mut metric = |kind: &str, name: &str, help: &str, samples: &[(&str, String)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        metric(
+            "counter",
+            "neutrino_agent_reconcile_passes_total",
+            "L2 passes run.",
+            &[("", g(&m.passes))],
+        );
+        metric(
+            "counter",
+            "neutrino_agent_reconcile_seconds_total",
+            "Time spent in L2 passes.",
+            &[("", secs(m.pass_micros_total.load(Ordering::Relaxed)))],
+        );
+        metric(
+            "gauge",
+            "neutrino_agent_reconcile_last_seconds",
+            "Duration of the last L2 pass.",
+            &[("", secs(m.last_pass_micros.load(Ordering::Relaxed)))],
+        );
+        metric(
+            "counter",
+            "neutrino_agent_netlink_ops_total",
+            "Netlink operations applied.",
+            &[("", g(&m.netlink_ops))],
+        );
+        metric(
+            "counter",
+            "neutrino_agent_reconcile_errors_total",
+            "L2 passes that failed.",
+            &[("", g(&m.errors))],
+        );
+        metric(
+            "counter",
+            "neutrino_agent_feed_replies_total",
+            "Feed replies applied.",
+            &[
+                ("{kind=\"snapshot\"}", g(&m.feed_snapshots)),
+                ("{kind=\"delta\"}", g(&m.feed_deltas)),
+            ],
+        );
+        metric(
+            "counter",
+            "neutrino_agent_feed_errors_total",
+            "Feed requests that failed.",
+            &[("", g(&m.feed_errors))],
+        );
+        metric(
+            "gauge",
+            "neutrino_agent_feed_revision",
+            "Server revision applied.",
+            &[("", g(&m.revision))],
+        );
+        metric(
             "gauge",
             "neutrino_agent_feed_lag_seconds",
             "Seconds since the server last answered the feed (long polls answer at least every 25 s; -1 before the first).",
-            format!("{lag:.3}"),
+            &[("", format!("{lag:.3}"))],
         );
-        line(
+        metric(
             "gauge",
             "neutrino_agent_networks",
             "Networks wired on this host.",
-            g(&m.networks).to_string(),
+            &[("", g(&m.networks))],
         );
-        let _ = writeln!(
-            out,
-            "# HELP neutrino_agent_ports Ports bound to this host, by state.\n# TYPE neutrino_agent_ports gauge\n\
-             neutrino_agent_ports{{state=\"active\"}} {}\nneutrino_agent_ports{{state=\"down\"}} {}",
-            g(&m.ports_active),
-            g(&m.ports_down)
+        metric(
+            "gauge",
+            "neutrino_agent_ports",
+            "Ports bound to this host, by state.",
+            &[
+                ("{state=\"active\"}", g(&m.ports_active)),
+                ("{state=\"down\"}", g(&m.ports_down)),
+            ],
         );
-        let mut line = |kind: &str, name: &str, help: &str, value: String| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
-        line(
+        metric(
             "gauge",
             "neutrino_agent_dhcp_networks",
             "Networks this host serves DHCP on.",
-            g(&m.dhcp_networks).to_string(),
+            &[("", g(&m.dhcp_networks))],
         );
-        line(
+        metric(
             "gauge",
             "neutrino_agent_dhcp_reservations",
             "DHCP reservations served.",
-            g(&m.dhcp_reservations).to_string(),
+            &[("", g(&m.dhcp_reservations))],
         );
         if let Some(dhcp) = self.dhcp.get() {
             dhcp.render(&mut out);

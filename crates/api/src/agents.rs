@@ -230,6 +230,34 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
         .map_err(|e| ApiError::bad_request(format!("Malformed request body: {e}")))
 }
 
+/// Every agent request names the host it speaks for.
+trait FromHost {
+    fn host(&self) -> &str;
+}
+
+macro_rules! from_host {
+    ($($t:ty),*) => { $(impl FromHost for $t { fn host(&self) -> &str { &self.host } })* };
+}
+from_host!(
+    AgentReport,
+    FeedRequest,
+    BindRequest,
+    PortStatusReport,
+    DhcpPortRequest
+);
+
+/// What every agent call starts with: the secret, a JSON body, a sane host name.
+fn request<T: DeserializeOwned + FromHost>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<T> {
+    authorize(state, headers)?;
+    let r: T = parse(body)?;
+    check_host(r.host())?;
+    Ok(r)
+}
+
 fn check_host(host: &str) -> ApiResult<()> {
     if host.is_empty()
         || host.len() > 255
@@ -254,9 +282,7 @@ pub async fn report(
 ) -> Response {
     respond(
         async {
-            authorize(&state, &headers)?;
-            let r: AgentReport = parse(&body)?;
-            check_host(&r.host)?;
+            let r: AgentReport = request(&state, &headers, &body)?;
             let host = r.host.clone();
             if state.agents.report(r) {
                 tracing::info!(%host, "agent is back");
@@ -274,9 +300,7 @@ pub async fn feed(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
 }
 
 async fn feed_inner(state: &AppState, headers: &HeaderMap, body: &Bytes) -> ApiResult<FeedReply> {
-    authorize(state, headers)?;
-    let req: FeedRequest = parse(body)?;
-    check_host(&req.host)?;
+    let req: FeedRequest = request(state, headers, body)?;
     let held: BTreeSet<String> = req.networks.iter().cloned().collect();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.wait_ms).min(MAX_WAIT);
     let mut revisions = state.engine.subscribe();
@@ -317,9 +341,7 @@ async fn feed_inner(state: &AppState, headers: &HeaderMap, body: &Bytes) -> ApiR
 pub async fn bind(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
     respond(
         async {
-            authorize(&state, &headers)?;
-            let r: BindRequest = parse(&body)?;
-            check_host(&r.host)?;
+            let r: BindRequest = request(&state, &headers, &body)?;
             ops::bind(&state.engine, r.host, r.port_id).await
         }
         .await,
@@ -333,9 +355,7 @@ pub async fn port_status(
 ) -> Response {
     respond(
         async {
-            authorize(&state, &headers)?;
-            let r: PortStatusReport = parse(&body)?;
-            check_host(&r.host)?;
+            let r: PortStatusReport = request(&state, &headers, &body)?;
             let changed = ops::set_status(&state.engine, r.host, r.active, r.down).await?;
             Ok(json!({ "changed": changed }))
         }
@@ -350,9 +370,7 @@ pub async fn dhcp_port(
 ) -> Response {
     respond(
         async {
-            authorize(&state, &headers)?;
-            let r: DhcpPortRequest = parse(&body)?;
-            check_host(&r.host)?;
+            let r: DhcpPortRequest = request(&state, &headers, &body)?;
             ops::ensure_dhcp_port(&state.engine, r.host, r.network_id).await
         }
         .await,
@@ -364,14 +382,11 @@ pub async fn delete_dhcp_port(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    match async {
-        authorize(&state, &headers)?;
-        let r: DhcpPortRequest = parse(&body)?;
-        check_host(&r.host)?;
+    let done = async {
+        let r: DhcpPortRequest = request(&state, &headers, &body)?;
         ops::delete_dhcp_port(&state.engine, r.host, r.network_id).await
-    }
-    .await
-    {
+    };
+    match done.await {
         Ok(()) => reply::no_content(),
         Err(e) => reply::error(&e),
     }
