@@ -59,8 +59,9 @@ def test_deleted_port_loses_dhcp_at_once_and_its_address_is_reusable(topology, d
     assert vm2.dhcp()["ip"] == ip
 
 
-def test_agent_restart_under_ping_loses_nothing_and_changes_nothing(topology):
-    t = three_hosts(topology, "single-host")
+@pytest.mark.parametrize("driver", ["native", "dnsmasq"])
+def test_agent_restart_under_ping_loses_nothing_and_changes_nothing(topology, driver):
+    t = three_hosts(topology, "single-host", driver)
     net, _ = vxlan_net(t)
     vms = []
     for host, name in (("h1", "i1"), ("h2", "i2")):
@@ -73,6 +74,8 @@ def test_agent_restart_under_ping_loses_nothing_and_changes_nothing(topology):
     for h in t.hosts.values():
         wait_until(f"{h.name} converged", h.converged)
     before = {h: host_state(t.hosts[h].ns) for h in ("h1", "h3")}
+    dnsmasq_pid = t.hosts["h3"].dir / "state" / "dhcp" / net["id"] / "pid"
+    pid_before = dnsmasq_pid.read_text() if driver == "dnsmasq" else None
     before_dhcp = {h: host_state(n) for h in ("h3",) for n in dhcp_namespaces(t, h)}
     ping = subprocess.Popen(["ip", "netns", "exec", vms[0].ns, "ping", "-c", "150", "-i", "0.04", "-W", "1", target],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -92,8 +95,11 @@ def test_agent_restart_under_ping_loses_nothing_and_changes_nothing(topology):
         for k in before[h]:
             assert after[h][k] == before[h][k], f"{h} {k} changed:\nbefore {json.dumps(before[h][k])}\nafter  {json.dumps(after[h][k])}"
     assert after_dhcp == before_dhcp
-    # DHCP still answers after the restart.
+    # DHCP still answers after the restart, from the same dnsmasq (adopted, not restarted).
     assert vms[0].dhcp()["ip"] == vms[0].port["fixed_ips"][0]["ip_address"]
+    if driver == "dnsmasq":
+        assert dnsmasq_pid.read_text() == pid_before
+        assert t.hosts["h3"].metric("neutrino_dnsmasq_starts_total") == 0
 
 
 def test_server_restart_resumes_and_a_feed_gap_resyncs(topology):

@@ -100,8 +100,9 @@ def test_two_networks_are_isolated_at_l2(topology):
     assert red["provider:segmentation_id"] != green["provider:segmentation_id"]
 
 
-def test_flat_network_through_the_mapped_interface(topology):
-    t = three_hosts(topology, "single-host")
+@pytest.mark.parametrize("driver", ["native", "dnsmasq"])
+def test_flat_network_through_the_mapped_interface(topology, driver):
+    t = three_hosts(topology, "single-host", driver)
     net = t.api.network("prov", **{"provider:network_type": "flat", "provider:physical_network": "physnet1"})
     t.api.subnet(net["id"], "203.0.113.0/24")
     assert net["mtu"] == 1500
