@@ -4,8 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
-use neutrino_agent_rpc::{DhcpMode, PortInfo, SubnetInfo, names};
+use neutrino_agent_rpc::{DhcpMode, NetworkInfo, PortInfo, SubnetInfo, names};
 use neutrino_dataplane::{Bridge, DesiredHost, Mac, NsEndpoint, Uplink, Vxlan};
 
 use crate::config::AgentConfig;
@@ -53,8 +54,9 @@ pub struct DhcpService {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Desired {
     pub host: DesiredHost,
-    /// network id → its DHCP service here.
-    pub dhcp: BTreeMap<String, DhcpService>,
+    /// network id → its DHCP service here (shared, so drivers can tell an
+    /// unchanged service by pointer).
+    pub dhcp: BTreeMap<String, Arc<DhcpService>>,
     /// Networks this host must serve DHCP on whose DHCP port is missing or
     /// lacks an address on a DHCP subnet (the server creates or completes it).
     pub need_dhcp_port: BTreeSet<String>,
@@ -94,223 +96,286 @@ fn is_dhcp4(s: &SubnetInfo) -> bool {
     s.enable_dhcp && s.ip_version == 4
 }
 
+/// Everything that follows from the view, computed from scratch.
 pub fn compute(view: &HostView, cfg: &AgentConfig) -> Desired {
+    Planner::default().compute(view, cfg)
+}
+
+/// Computes the desired state network by network and keeps each network's
+/// share until that network (or something all networks depend on) changes,
+/// so a port added to one of fifty networks costs one network's work.
+#[derive(Default)]
+pub struct Planner {
+    cache: BTreeMap<String, (u64, Arc<Desired>)>,
+    global: Option<u64>,
+}
+
+impl Planner {
+    pub fn compute(&mut self, view: &HostView, cfg: &AgentConfig) -> Desired {
+        if self.global != Some(view.global_version()) {
+            self.cache.clear();
+            self.global = Some(view.global_version());
+        }
+        self.cache.retain(|id, _| view.has_network(id));
+        let mut d = Desired::default();
+        for net in view.networks() {
+            let version = view.network_version(&net.id);
+            let part = match self.cache.get(&net.id) {
+                Some((v, part)) if *v == version => part.clone(),
+                _ => {
+                    let part = Arc::new(network(view, cfg, net));
+                    self.cache.insert(net.id.clone(), (version, part.clone()));
+                    part
+                }
+            };
+            d.merge(&part);
+        }
+        d
+    }
+}
+
+impl Desired {
+    fn merge(&mut self, part: &Desired) {
+        self.host.bridges.extend(
+            part.host
+                .bridges
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        self.host.endpoints.extend(
+            part.host
+                .endpoints
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        self.dhcp
+            .extend(part.dhcp.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.need_dhcp_port
+            .extend(part.need_dhcp_port.iter().cloned());
+        self.drop_dhcp_port
+            .extend(part.drop_dhcp_port.iter().cloned());
+        self.local_ports
+            .extend(part.local_ports.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.problems
+            .extend(part.problems.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+}
+
+/// One network's share of the desired state.
+fn network(view: &HostView, cfg: &AgentConfig, net: &NetworkInfo) -> Desired {
     let me = cfg.agent.host.as_str();
     let mode = cfg.dhcp.mode;
     let mut d = Desired::default();
-    for net in view.networks() {
-        let bridge = names::bridge(&net.id);
-        let ports: Vec<&PortInfo> = view.ports_of(&net.id).collect();
-        let uplink = match net.network_type.as_str() {
-            "local" => Uplink::None,
-            "flat" => {
-                let physnet = net.physical_network.clone().unwrap_or_default();
-                match cfg.l2.physical_interface_mappings.get(&physnet) {
-                    Some(ifname) => Uplink::Physical {
-                        ifname: ifname.clone(),
-                    },
-                    None => {
-                        d.problems.insert(
-                            net.id.clone(),
-                            format!("physical network {physnet:?} is not mapped on this host"),
-                        );
-                        continue;
-                    }
-                }
-            }
-            "vxlan" => {
-                let (Some(local), Some(vni)) = (cfg.l2.tunnel_ip, net.segmentation_id) else {
+    let bridge = names::bridge(&net.id);
+    let ports: Vec<&PortInfo> = view.ports_of(&net.id).collect();
+    let uplink = match net.network_type.as_str() {
+        "local" => Uplink::None,
+        "flat" => {
+            let physnet = net.physical_network.clone().unwrap_or_default();
+            match cfg.l2.physical_interface_mappings.get(&physnet) {
+                Some(ifname) => Uplink::Physical {
+                    ifname: ifname.clone(),
+                },
+                None => {
                     d.problems.insert(
                         net.id.clone(),
-                        "vxlan needs l2.tunnel_ip on this host".into(),
+                        format!("physical network {physnet:?} is not mapped on this host"),
                     );
-                    continue;
-                };
-                let mut flood = BTreeSet::new();
-                let mut macs = BTreeMap::new();
-                for p in &ports {
-                    if p.host.is_empty() || p.host == me {
-                        continue;
-                    }
-                    let Some(vtep) = view
-                        .vteps
-                        .get(&p.host)
-                        .and_then(|v| v.parse::<Ipv4Addr>().ok())
-                    else {
-                        continue;
-                    };
-                    if vtep == local {
-                        continue;
-                    }
-                    flood.insert(vtep);
-                    if let Some(mac) = parse_mac(&p.mac_address) {
-                        macs.insert(mac, vtep);
-                    }
+                    return d;
                 }
-                Uplink::Vxlan(Vxlan {
-                    name: names::vxlan(vni),
-                    vni,
-                    local,
-                    dstport: cfg.l2.vxlan_port,
-                    flood,
-                    macs,
-                })
             }
-            other => {
+        }
+        "vxlan" => {
+            let (Some(local), Some(vni)) = (cfg.l2.tunnel_ip, net.segmentation_id) else {
                 d.problems.insert(
                     net.id.clone(),
-                    format!("network type {other} is not supported by this agent"),
+                    "vxlan needs l2.tunnel_ip on this host".into(),
                 );
-                continue;
-            }
-        };
-        let mut members = BTreeSet::new();
-        let mut has_local_instances = false;
-        for p in ports.iter().filter(|p| p.host == me && !p.is_dhcp()) {
-            let tap = names::tap(&p.id);
-            has_local_instances = true;
-            // An administratively down port stays off the bridge (and so DOWN).
-            if p.admin_state_up {
-                members.insert(tap.clone());
-            }
-            d.local_ports.insert(p.id.clone(), (tap, bridge.clone()));
-        }
-        d.host.bridges.insert(
-            bridge.clone(),
-            Bridge {
-                name: bridge.clone(),
-                mtu: net.mtu,
-                uplink,
-                members,
-            },
-        );
-
-        let dhcp_subnets: Vec<&SubnetInfo> =
-            view.subnets_of(&net.id).filter(|s| is_dhcp4(s)).collect();
-        let serve = !dhcp_subnets.is_empty()
-            && match mode {
-                DhcpMode::All => true,
-                DhcpMode::Local => has_local_instances,
-                DhcpMode::Off => false,
+                return d;
             };
-        let my_dhcp_port = ports.iter().find(|p| p.is_dhcp() && p.host == me);
-        match (serve, my_dhcp_port) {
-            (false, Some(_)) => {
-                d.drop_dhcp_port.insert(net.id.clone());
-            }
-            (false, None) => {}
-            (true, None) => {
-                d.need_dhcp_port.insert(net.id.clone());
-            }
-            (true, Some(dp)) => {
-                if dhcp_subnets
-                    .iter()
-                    .any(|s| !dp.fixed_ips.iter().any(|f| f.subnet_id == s.id))
-                {
-                    d.need_dhcp_port.insert(net.id.clone());
+            let mut flood = BTreeSet::new();
+            let mut macs = BTreeMap::new();
+            for p in &ports {
+                if p.host.is_empty() || p.host == me {
+                    continue;
                 }
-                let Some(mac) = parse_mac(&dp.mac_address) else {
+                let Some(vtep) = view
+                    .vteps
+                    .get(&p.host)
+                    .and_then(|v| v.parse::<Ipv4Addr>().ok())
+                else {
                     continue;
                 };
-                let namespace = names::dhcp_namespace(&cfg.agent.namespace_prefix, &net.id);
-                let interface = names::dhcp_ns_side(&dp.id);
-                let mut addrs = BTreeSet::new();
-                let mut subnets = Vec::new();
-                for s in &dhcp_subnets {
-                    let Some((network, prefix)) = parse_cidr(&s.cidr) else {
-                        continue;
-                    };
-                    let Some(server_ip) = dp
-                        .fixed_ips
+                if vtep == local {
+                    continue;
+                }
+                flood.insert(vtep);
+                if let Some(mac) = parse_mac(&p.mac_address) {
+                    macs.insert(mac, vtep);
+                }
+            }
+            Uplink::Vxlan(Vxlan {
+                name: names::vxlan(vni),
+                vni,
+                local,
+                dstport: cfg.l2.vxlan_port,
+                flood,
+                macs,
+            })
+        }
+        other => {
+            d.problems.insert(
+                net.id.clone(),
+                format!("network type {other} is not supported by this agent"),
+            );
+            return d;
+        }
+    };
+    let mut members = BTreeSet::new();
+    let mut has_local_instances = false;
+    for p in ports.iter().filter(|p| p.host == me && !p.is_dhcp()) {
+        let tap = names::tap(&p.id);
+        has_local_instances = true;
+        // An administratively down port stays off the bridge (and so DOWN).
+        if p.admin_state_up {
+            members.insert(tap.clone());
+        }
+        d.local_ports.insert(p.id.clone(), (tap, bridge.clone()));
+    }
+    d.host.bridges.insert(
+        bridge.clone(),
+        Bridge {
+            name: bridge.clone(),
+            mtu: net.mtu,
+            uplink,
+            members,
+        },
+    );
+
+    let dhcp_subnets: Vec<&SubnetInfo> = view.subnets_of(&net.id).filter(|s| is_dhcp4(s)).collect();
+    let serve = !dhcp_subnets.is_empty()
+        && match mode {
+            DhcpMode::All => true,
+            DhcpMode::Local => has_local_instances,
+            DhcpMode::Off => false,
+        };
+    let my_dhcp_port = ports.iter().find(|p| p.is_dhcp() && p.host == me);
+    match (serve, my_dhcp_port) {
+        (false, Some(_)) => {
+            d.drop_dhcp_port.insert(net.id.clone());
+        }
+        (false, None) => {}
+        (true, None) => {
+            d.need_dhcp_port.insert(net.id.clone());
+        }
+        (true, Some(dp)) => {
+            if dhcp_subnets
+                .iter()
+                .any(|s| !dp.fixed_ips.iter().any(|f| f.subnet_id == s.id))
+            {
+                d.need_dhcp_port.insert(net.id.clone());
+            }
+            let Some(mac) = parse_mac(&dp.mac_address) else {
+                return d;
+            };
+            let namespace = names::dhcp_namespace(&cfg.agent.namespace_prefix, &net.id);
+            let interface = names::dhcp_ns_side(&dp.id);
+            let mut addrs = BTreeSet::new();
+            let mut subnets = Vec::new();
+            for s in &dhcp_subnets {
+                let Some((network, prefix)) = parse_cidr(&s.cidr) else {
+                    continue;
+                };
+                let Some(server_ip) = dp
+                    .fixed_ips
+                    .iter()
+                    .find(|f| f.subnet_id == s.id)
+                    .and_then(|f| f.ip_address.parse::<Ipv4Addr>().ok())
+                else {
+                    continue;
+                };
+                addrs.insert((IpAddr::V4(server_ip), prefix));
+                subnets.push(DhcpSubnet {
+                    id: s.id.clone(),
+                    network,
+                    prefix,
+                    gateway: s.gateway_ip.as_deref().and_then(|g| g.parse().ok()),
+                    dns: s
+                        .dns_nameservers
                         .iter()
-                        .find(|f| f.subnet_id == s.id)
-                        .and_then(|f| f.ip_address.parse::<Ipv4Addr>().ok())
-                    else {
+                        .filter_map(|a| a.parse().ok())
+                        .collect(),
+                    routes: s
+                        .host_routes
+                        .iter()
+                        .filter_map(|r| {
+                            let (dst, len) = parse_cidr(&r.destination)?;
+                            Some((dst, len, r.nexthop.parse().ok()?))
+                        })
+                        .collect(),
+                    server_ip,
+                });
+            }
+            let host_side = names::tap(&dp.id);
+            d.local_ports
+                .insert(dp.id.clone(), (host_side.clone(), bridge.clone()));
+            d.host.endpoints.insert(
+                namespace.clone(),
+                NsEndpoint {
+                    namespace: namespace.clone(),
+                    bridge: bridge.clone(),
+                    host_side,
+                    ns_side: interface.clone(),
+                    mac,
+                    mtu: net.mtu,
+                    addrs,
+                },
+            );
+            let served: BTreeSet<&str> = subnets.iter().map(|s| s.id.as_str()).collect();
+            let mut hosts = Vec::new();
+            for p in ports
+                .iter()
+                .filter(|p| !p.is_dhcp() && (mode == DhcpMode::All || p.host == me))
+            {
+                let Some(mac) = parse_mac(&p.mac_address) else {
+                    continue;
+                };
+                for f in p
+                    .fixed_ips
+                    .iter()
+                    .filter(|f| served.contains(f.subnet_id.as_str()))
+                {
+                    let Ok(ip) = f.ip_address.parse::<Ipv4Addr>() else {
                         continue;
                     };
-                    addrs.insert((IpAddr::V4(server_ip), prefix));
-                    subnets.push(DhcpSubnet {
-                        id: s.id.clone(),
-                        network,
-                        prefix,
-                        gateway: s.gateway_ip.as_deref().and_then(|g| g.parse().ok()),
-                        dns: s
-                            .dns_nameservers
+                    hosts.push(DhcpHost {
+                        port_id: p.id.clone(),
+                        mac,
+                        ip,
+                        subnet_id: f.subnet_id.clone(),
+                        hostname: hostname(p, ip),
+                        extra: p
+                            .extra_dhcp_opts
                             .iter()
-                            .filter_map(|a| a.parse().ok())
+                            .filter(|o| o.ip_version == 4)
+                            .map(|o| (o.opt_name.clone(), o.opt_value.clone()))
                             .collect(),
-                        routes: s
-                            .host_routes
-                            .iter()
-                            .filter_map(|r| {
-                                let (dst, len) = parse_cidr(&r.destination)?;
-                                Some((dst, len, r.nexthop.parse().ok()?))
-                            })
-                            .collect(),
-                        server_ip,
                     });
                 }
-                let host_side = names::tap(&dp.id);
-                d.local_ports
-                    .insert(dp.id.clone(), (host_side.clone(), bridge.clone()));
-                d.host.endpoints.insert(
-                    namespace.clone(),
-                    NsEndpoint {
-                        namespace: namespace.clone(),
-                        bridge: bridge.clone(),
-                        host_side,
-                        ns_side: interface.clone(),
-                        mac,
-                        mtu: net.mtu,
-                        addrs,
-                    },
-                );
-                let served: BTreeSet<&str> = subnets.iter().map(|s| s.id.as_str()).collect();
-                let mut hosts = Vec::new();
-                for p in ports
-                    .iter()
-                    .filter(|p| !p.is_dhcp() && (mode == DhcpMode::All || p.host == me))
-                {
-                    let Some(mac) = parse_mac(&p.mac_address) else {
-                        continue;
-                    };
-                    for f in p
-                        .fixed_ips
-                        .iter()
-                        .filter(|f| served.contains(f.subnet_id.as_str()))
-                    {
-                        let Ok(ip) = f.ip_address.parse::<Ipv4Addr>() else {
-                            continue;
-                        };
-                        hosts.push(DhcpHost {
-                            port_id: p.id.clone(),
-                            mac,
-                            ip,
-                            subnet_id: f.subnet_id.clone(),
-                            hostname: hostname(p, ip),
-                            extra: p
-                                .extra_dhcp_opts
-                                .iter()
-                                .filter(|o| o.ip_version == 4)
-                                .map(|o| (o.opt_name.clone(), o.opt_value.clone()))
-                                .collect(),
-                        });
-                    }
-                }
-                d.dhcp.insert(
-                    net.id.clone(),
-                    DhcpService {
-                        network_id: net.id.clone(),
-                        namespace,
-                        interface,
-                        mtu: net.mtu,
-                        domain: view.dns_domain.clone(),
-                        lease_secs: cfg.dhcp.lease_time_secs,
-                        subnets,
-                        hosts,
-                    },
-                );
             }
+            d.dhcp.insert(
+                net.id.clone(),
+                Arc::new(DhcpService {
+                    network_id: net.id.clone(),
+                    namespace,
+                    interface,
+                    mtu: net.mtu,
+                    domain: view.dns_domain.clone(),
+                    lease_secs: cfg.dhcp.lease_time_secs,
+                    subnets,
+                    hosts,
+                }),
+            );
         }
     }
     d

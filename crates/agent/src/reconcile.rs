@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::client::ServerClient;
 use crate::config::AgentConfig;
-use crate::desired::{Desired, compute};
+use crate::desired::{Desired, Planner};
 use crate::dhcp::Driver;
 use crate::l2::L2Worker;
 use crate::metrics::{Shared, now_ms};
@@ -47,6 +47,7 @@ pub struct Agent {
     errors: BTreeMap<String, String>,
     /// What the last pass computed, reused until the view changes.
     desired: Option<Arc<Desired>>,
+    planner: Planner,
     view_changed: bool,
     /// The DHCP driver has not seen the latest services yet.
     dhcp_dirty: bool,
@@ -73,6 +74,7 @@ impl Agent {
             shared,
             errors: BTreeMap::new(),
             desired: None,
+            planner: Planner::default(),
             view_changed: true,
             dhcp_dirty: true,
             dhcp_failures: BTreeMap::new(),
@@ -148,14 +150,14 @@ impl Agent {
             Some(d) if !self.view_changed => d,
             _ => {
                 self.dhcp_dirty = true;
-                Arc::new(compute(&self.view, &self.cfg))
+                Arc::new(self.planner.compute(&self.view, &self.cfg))
             }
         };
         self.view_changed = false;
         if (!desired.need_dhcp_port.is_empty() || !desired.drop_dhcp_port.is_empty())
             && self.settle_dhcp_ports(&desired).await
         {
-            desired = Arc::new(compute(&self.view, &self.cfg));
+            desired = Arc::new(self.planner.compute(&self.view, &self.cfg));
             self.dhcp_dirty = true;
         }
         let fresh = self

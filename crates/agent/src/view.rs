@@ -23,6 +23,12 @@ pub struct HostView {
     pub vteps: BTreeMap<String, String>,
     pub agents_version: u64,
     pub dns_domain: String,
+    /// network id → the change counter when it last changed, and the counter
+    /// for what every network depends on (VTEPs, domain, a snapshot): lets
+    /// the planner redo only the networks that changed.
+    versions: BTreeMap<String, u64>,
+    global: u64,
+    counter: u64,
 }
 
 fn unlink(index: &mut BTreeMap<String, BTreeSet<String>>, network_id: &str, id: &str) {
@@ -38,12 +44,16 @@ impl HostView {
     /// Applies a feed reply; returns whether anything the host depends on changed.
     pub fn apply(&mut self, r: FeedReply) -> bool {
         let mut changed = !self.initialized || r.snapshot;
+        if changed || self.vteps != r.vteps || self.dns_domain != r.dns_domain {
+            self.bump_global();
+        }
         if r.snapshot {
             self.networks.clear();
             self.subnets.clear();
             self.ports.clear();
             self.subnets_by_network.clear();
             self.ports_by_network.clear();
+            self.versions.clear();
         }
         for id in &r.deleted_networks {
             changed |= self.remove_network(id);
@@ -55,8 +65,7 @@ impl HostView {
             changed |= self.remove_port(id);
         }
         for n in r.networks {
-            changed |= self.networks.get(&n.id) != Some(&n);
-            self.networks.insert(n.id.clone(), n);
+            changed |= self.upsert_network(n);
         }
         for s in r.subnets {
             changed |= self.upsert_subnet(s);
@@ -73,7 +82,32 @@ impl HostView {
         changed
     }
 
+    fn bump_global(&mut self) {
+        self.counter += 1;
+        self.global = self.counter;
+    }
+
+    fn bump(&mut self, network_id: &str) {
+        self.counter += 1;
+        self.versions.insert(network_id.to_string(), self.counter);
+    }
+
+    /// Changes whenever anything every network depends on changes.
+    pub fn global_version(&self) -> u64 {
+        self.global
+    }
+
+    /// Changes whenever the network, one of its subnets or ports changes.
+    pub fn network_version(&self, id: &str) -> u64 {
+        self.versions.get(id).copied().unwrap_or(0)
+    }
+
+    pub fn has_network(&self, id: &str) -> bool {
+        self.networks.contains_key(id)
+    }
+
     fn remove_network(&mut self, id: &str) -> bool {
+        self.versions.remove(id);
         let had = self.networks.remove(id).is_some();
         for s in self.subnets_by_network.remove(id).unwrap_or_default() {
             self.subnets.remove(&s);
@@ -89,6 +123,7 @@ impl HostView {
             return false;
         };
         unlink(&mut self.subnets_by_network, &s.network_id, id);
+        self.bump(&s.network_id);
         true
     }
 
@@ -97,13 +132,17 @@ impl HostView {
             return false;
         };
         unlink(&mut self.ports_by_network, &p.network_id, id);
+        self.bump(&p.network_id);
         true
     }
 
     pub fn upsert_network(&mut self, n: NetworkInfo) -> bool {
-        let changed = self.networks.get(&n.id) != Some(&n);
+        if self.networks.get(&n.id) == Some(&n) {
+            return false;
+        }
+        self.bump(&n.id);
         self.networks.insert(n.id.clone(), n);
-        changed
+        true
     }
 
     pub fn upsert_subnet(&mut self, s: SubnetInfo) -> bool {
@@ -111,6 +150,7 @@ impl HostView {
             return false;
         }
         self.remove_subnet(&s.id);
+        self.bump(&s.network_id);
         self.subnets_by_network
             .entry(s.network_id.clone())
             .or_default()
@@ -125,6 +165,7 @@ impl HostView {
             return false;
         }
         self.remove_port(&p.id);
+        self.bump(&p.network_id);
         self.ports_by_network
             .entry(p.network_id.clone())
             .or_default()

@@ -7,6 +7,7 @@ pub mod netlink;
 pub mod netns;
 pub mod plan;
 pub mod plug;
+mod raw;
 mod rtnl;
 mod socket;
 pub mod watch;

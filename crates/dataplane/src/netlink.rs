@@ -141,14 +141,15 @@ impl Host {
             .collect();
         let mut fdb: BTreeMap<String, BTreeSet<FdbEntry>> = BTreeMap::new();
         if !owned_vxlan.is_empty() {
-            for e in rtnl::fdb(&mut nl)? {
+            let devices = owned_vxlan.keys().copied().collect();
+            rtnl::fdb(&mut nl, &devices, |e| {
                 if let Some(dev) = owned_vxlan.get(&e.ifindex) {
                     fdb.entry((*dev).to_owned()).or_default().insert(FdbEntry {
                         mac: e.mac,
                         dst: e.dst,
                     });
                 }
-            }
+            })?;
         }
         Ok(ObservedHost {
             links,

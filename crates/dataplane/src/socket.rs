@@ -6,6 +6,7 @@ use std::io;
 
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    ParseableParametrized,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
@@ -33,6 +34,61 @@ impl SocketError {
 pub struct Nl {
     sock: Socket,
     seq: u32,
+    /// Receive buffer, reused across datagrams and requests.
+    buf: Vec<u8>,
+}
+
+const NLMSG_HDRLEN: usize = 16;
+const NLMSG_NOOP: u16 = 1;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const NLMSG_OVERRUN: u16 = 4;
+
+/// One reply message as it sits in the receive buffer.
+pub struct Reply<'a> {
+    /// nlmsg_type, e.g. RTM_NEWLINK.
+    pub kind: u16,
+    /// Everything after the netlink header.
+    pub payload: &'a [u8],
+}
+
+fn decode_err(what: &str) -> SocketError {
+    SocketError::Decode(what.into())
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// Split one datagram into (nlmsg_type, nlmsg_seq, payload) messages,
+/// bounds-checked: a bad length is an error, never a panic.
+fn messages(mut buf: &[u8]) -> impl Iterator<Item = Result<(u16, u32, &[u8]), SocketError>> {
+    std::iter::from_fn(move || {
+        if buf.is_empty() {
+            return None;
+        }
+        let len = u32_at(buf, 0).map(|l| l as usize);
+        let Some(len) = len.filter(|l| (NLMSG_HDRLEN..=buf.len()).contains(l)) else {
+            buf = &[];
+            return Some(Err(decode_err("bad netlink message length")));
+        };
+        let (kind, seq) = (u16_at(buf, 4)?, u32_at(buf, 8)?);
+        let payload = &buf[NLMSG_HDRLEN..len];
+        // The last message of a datagram may lack its alignment padding.
+        buf = buf.get((len + 3) & !3..).unwrap_or(&[]);
+        Some(Ok((kind, seq, payload)))
+    })
+}
+
+/// The errno of an NLMSG_ERROR payload; 0 is an ack.
+fn error_code(payload: &[u8]) -> Result<i32, SocketError> {
+    u32_at(payload, 0)
+        .map(|c| c as i32)
+        .ok_or_else(|| decode_err("truncated NLMSG_ERROR"))
 }
 
 impl Nl {
@@ -40,7 +96,11 @@ impl Nl {
         let mut sock = Socket::new(NETLINK_ROUTE)?;
         sock.bind_auto()?;
         sock.connect(&SocketAddr::new(0, 0))?;
-        Ok(Nl { sock, seq: 0 })
+        Ok(Nl {
+            sock,
+            seq: 0,
+            buf: Vec::new(),
+        })
     }
 
     fn send(&mut self, msg: RouteNetlinkMessage, flags: u16) -> Result<u32, SocketError> {
@@ -56,47 +116,46 @@ impl Nl {
         Ok(self.seq)
     }
 
-    /// Send and collect replies until the ack (or DONE for dumps).
-    fn exchange(
+    /// Read one whole datagram into the reused buffer (peek for its size
+    /// first: a dump datagram can exceed any fixed size).
+    fn recv(&mut self) -> Result<(), SocketError> {
+        let size = self
+            .sock
+            .recv(&mut Vec::new(), nix::libc::MSG_PEEK | nix::libc::MSG_TRUNC)?;
+        self.buf.clear();
+        self.buf.reserve(size);
+        self.sock.recv(&mut self.buf, 0)?;
+        Ok(())
+    }
+
+    /// Feed the replies to `seq` to `each` as they arrive, until the ack
+    /// (or DONE for dumps). Nothing is held beyond one datagram.
+    fn replies(
         &mut self,
-        msg: RouteNetlinkMessage,
-        flags: u16,
-    ) -> Result<Vec<RouteNetlinkMessage>, SocketError> {
-        let seq = self.send(msg, flags)?;
-        let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
-        let mut out = Vec::new();
+        seq: u32,
+        dump: bool,
+        mut each: impl FnMut(Reply<'_>) -> Result<(), SocketError>,
+    ) -> Result<(), SocketError> {
         loop {
-            let (buf, _) = self.sock.recv_from_full()?;
-            let mut offset = 0;
-            while offset < buf.len() {
-                let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[offset..])
-                    .map_err(|e| SocketError::Decode(e.to_string()))?;
-                let len = msg.header.length as usize;
-                if len == 0 {
-                    return Err(SocketError::Decode("zero-length netlink message".into()));
-                }
-                offset += (len + 3) & !3;
-                if msg.header.sequence_number != seq {
+            self.recv()?;
+            for m in messages(&self.buf) {
+                let (kind, mseq, payload) = m?;
+                if mseq != seq {
                     continue; // stale reply to an earlier request
                 }
-                match msg.payload {
-                    NetlinkPayload::Done(_) => return Ok(out),
-                    NetlinkPayload::Error(e) => match e.code {
-                        None => {
-                            if !dump {
-                                return Ok(out);
-                            }
-                        }
-                        Some(code) => {
+                match kind {
+                    NLMSG_DONE => return Ok(()),
+                    NLMSG_ERROR => match error_code(payload)? {
+                        0 if dump => {}
+                        0 => return Ok(()),
+                        code => {
                             return Err(SocketError::Kernel(io::Error::from_raw_os_error(
-                                -code.get(),
+                                code.wrapping_neg(),
                             )));
                         }
                     },
-                    NetlinkPayload::InnerMessage(m) => {
-                        out.push(m);
-                    }
-                    _ => {}
+                    NLMSG_NOOP | NLMSG_OVERRUN => {}
+                    _ => each(Reply { kind, payload })?,
                 }
             }
         }
@@ -104,21 +163,95 @@ impl Nl {
 
     /// A change request that the kernel acknowledges.
     pub fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> Result<(), SocketError> {
-        self.exchange(msg, flags | NLM_F_ACK).map(drop)
+        let seq = self.send(msg, flags | NLM_F_ACK)?;
+        self.replies(seq, false, |_| Ok(()))
     }
 
-    /// A single get (no dump); returns the replies.
+    /// A single get (no dump); returns the replies, fully decoded.
     pub fn get(
         &mut self,
         msg: RouteNetlinkMessage,
     ) -> Result<Vec<RouteNetlinkMessage>, SocketError> {
-        self.exchange(msg, NLM_F_ACK)
+        let seq = self.send(msg, NLM_F_ACK)?;
+        let mut out = Vec::new();
+        self.replies(seq, false, |r| {
+            out.push(decode(&r)?);
+            Ok(())
+        })?;
+        Ok(out)
     }
 
-    pub fn dump(
+    /// Turn the kernel's strict checking of dump requests on or off
+    /// (NETLINK_GET_STRICT_CHK, Linux >= 4.20): only then does it honour
+    /// filters in the request header. Err on kernels without it.
+    pub fn set_strict(&mut self, on: bool) -> Result<(), SocketError> {
+        Ok(self.sock.set_netlink_get_strict_chk(on)?)
+    }
+
+    /// A dump, each reply handed to `each` undecoded as it arrives.
+    pub fn dump_raw(
         &mut self,
         msg: RouteNetlinkMessage,
-    ) -> Result<Vec<RouteNetlinkMessage>, SocketError> {
-        self.exchange(msg, NLM_F_DUMP)
+        each: impl FnMut(Reply<'_>) -> Result<(), SocketError>,
+    ) -> Result<(), SocketError> {
+        let seq = self.send(msg, NLM_F_DUMP)?;
+        self.replies(seq, true, each)
+    }
+}
+
+/// Full netlink-packet-route decode of one reply (small or rare replies).
+pub fn decode(r: &Reply<'_>) -> Result<RouteNetlinkMessage, SocketError> {
+    RouteNetlinkMessage::parse_with_param(r.payload, r.kind)
+        .map_err(|e| SocketError::Decode(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two messages; the second (DONE) without trailing padding.
+    fn datagram() -> Vec<u8> {
+        let mut b = Vec::new();
+        for (kind, payload) in [
+            (16u16, &[1u8, 2, 3, 4, 5][..]),
+            (NLMSG_DONE, &[0, 0, 0, 0][..]),
+        ] {
+            let len = NLMSG_HDRLEN + payload.len();
+            b.extend(u32::try_from(len).unwrap().to_ne_bytes());
+            b.extend(kind.to_ne_bytes());
+            b.extend(0u16.to_ne_bytes());
+            b.extend(9u32.to_ne_bytes());
+            b.extend(0u32.to_ne_bytes());
+            b.extend(payload);
+            b.resize((b.len() + 3) & !3, 0);
+        }
+        b
+    }
+
+    #[test]
+    fn messages_split_a_datagram() {
+        let d = datagram();
+        let got: Vec<_> = messages(&d).collect::<Result<_, _>>().unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            (got[0].0, got[0].1, got[0].2),
+            (16, 9, &[1u8, 2, 3, 4, 5][..])
+        );
+        assert_eq!(got[1].0, NLMSG_DONE);
+    }
+
+    #[test]
+    fn truncated_datagrams_are_errors_not_panics() {
+        let d = datagram();
+        // Only the first message whole, with or without (some) padding.
+        let first = NLMSG_HDRLEN + 5..=NLMSG_HDRLEN + 8;
+        for n in 1..d.len() {
+            let r: Result<Vec<_>, _> = messages(&d[..n]).collect();
+            assert_eq!(r.is_ok(), first.contains(&n), "cut at {n}");
+        }
+        let mut zero = d.clone();
+        zero[..4].copy_from_slice(&0u32.to_ne_bytes());
+        assert!(messages(&zero).collect::<Result<Vec<_>, _>>().is_err());
+        assert!(error_code(&[0, 0]).is_err());
     }
 }

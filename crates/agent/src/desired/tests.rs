@@ -1,5 +1,6 @@
 use super::*;
 use neutrino_agent_rpc::{ExtraDhcpOpt, FixedIp, HostRoute, NetworkInfo};
+use std::sync::Arc;
 
 fn cfg(host: &str, mode: DhcpMode) -> AgentConfig {
     let mut c = AgentConfig::default();
@@ -329,4 +330,218 @@ fn an_admin_down_port_is_kept_off_the_bridge() {
     assert!(d.host.bridges[&names::bridge("n1")].members.is_empty());
     // Still this host's port: reported (DOWN, since it is not wired).
     assert!(d.local_ports.contains_key("pa-local-vm1"));
+}
+
+/// Not a test of behaviour: prints how long `compute` takes for a big host
+/// (`cargo test --release -p neutrino-agent -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn compute_cost_at_10k_ports() {
+    let mut v = HostView::default();
+    v.initialized = true;
+    for n in 0..50 {
+        let net_id = format!("net{n:03}");
+        let mut net = net(&net_id, "vxlan");
+        net.segmentation_id = Some(100 + n);
+        v.upsert_network(net);
+        let mut s = subnet(&format!("sub{n:03}"), &net_id, "10.0.0.0/20");
+        s.id = format!("sub{n:03}");
+        v.upsert_subnet(s);
+        let mut dp = port(
+            &format!("dhcp{n:03}"),
+            &net_id,
+            "h1",
+            "fa:16:3e:ff:00:01",
+            "10.0.0.2",
+            DHCP,
+        );
+        dp.fixed_ips[0].subnet_id = format!("sub{n:03}");
+        v.upsert_port(dp);
+        for i in 0..200u32 {
+            let mac = format!("fa:16:3e:{:02x}:{:02x}:{:02x}", n, i / 256, i % 256);
+            let mut p = port(
+                &format!("p{n:03}-{i:05}"),
+                &net_id,
+                "h1",
+                &mac,
+                &format!("10.0.{}.{}", i / 250, 3 + i % 250),
+                VM,
+            );
+            p.fixed_ips[0].subnet_id = format!("sub{n:03}");
+            v.upsert_port(p);
+        }
+    }
+    let c = cfg("h1", DhcpMode::All);
+    let start = std::time::Instant::now();
+    let runs = 20;
+    let mut hosts = 0;
+    for _ in 0..runs {
+        hosts += compute(&v, &c)
+            .dhcp
+            .values()
+            .map(|s| s.hosts.len())
+            .sum::<usize>();
+    }
+    println!(
+        "compute at 10,000 ports / 50 networks: {:?} per call ({hosts} hosts)",
+        start.elapsed() / runs
+    );
+    // The agent's case: one port changes between passes.
+    let mut planner = Planner::default();
+    planner.compute(&v, &c);
+    let start = std::time::Instant::now();
+    for i in 0..runs {
+        let mut p = port(
+            &format!("new-{i}"),
+            "net007",
+            "h1",
+            "fa:16:3e:aa:00:01",
+            "10.0.9.9",
+            VM,
+        );
+        p.fixed_ips[0].subnet_id = "sub007".into();
+        v.upsert_port(p);
+        planner.compute(&v, &c);
+    }
+    println!(
+        "incremental, one port added: {:?} per call",
+        start.elapsed() / runs
+    );
+}
+
+#[test]
+fn the_planner_redoes_only_changed_networks_and_agrees_with_a_full_compute() {
+    let mut v = view(vec![port(
+        "pd-dhcp-port",
+        "n1",
+        "h1",
+        "fa:16:3e:00:00:09",
+        "10.0.0.2",
+        DHCP,
+    )]);
+    let mut other = net("n2", "vxlan");
+    other.segmentation_id = Some(43);
+    v.upsert_network(other);
+    v.upsert_subnet(subnet("s2", "n2", "10.2.0.0/24"));
+    let mut dp2 = port(
+        "pe-dhcp-port",
+        "n2",
+        "h1",
+        "fa:16:3e:00:00:0a",
+        "10.2.0.2",
+        DHCP,
+    );
+    dp2.fixed_ips[0].subnet_id = "s2".into();
+    v.upsert_port(dp2);
+    let c = cfg("h1", DhcpMode::All);
+    let mut planner = Planner::default();
+    let first = planner.compute(&v, &c);
+    assert_eq!(first, compute(&v, &c));
+
+    // A port joins n1: n1's service is rebuilt, n2's is the very same Arc.
+    v.upsert_port(port(
+        "pa-local-vm1",
+        "n1",
+        "h2",
+        "fa:16:3e:00:00:01",
+        "10.0.0.5",
+        VM,
+    ));
+    let second = planner.compute(&v, &c);
+    assert_eq!(second, compute(&v, &c));
+    assert!(Arc::ptr_eq(&first.dhcp["n2"], &second.dhcp["n2"]));
+    assert!(!Arc::ptr_eq(&first.dhcp["n1"], &second.dhcp["n1"]));
+    assert_eq!(second.dhcp["n1"].hosts.len(), 1);
+
+    // Something every network depends on (a new VTEP) redoes them all.
+    let mut r = neutrino_agent_rpc::FeedReply {
+        revision: 9,
+        ..Default::default()
+    };
+    r.vteps = v.vteps.clone();
+    r.vteps.insert("h4".into(), "192.0.2.4".into());
+    r.dns_domain = v.dns_domain.clone();
+    v.apply(r);
+    let third = planner.compute(&v, &c);
+    assert_eq!(third, compute(&v, &c));
+    assert!(!Arc::ptr_eq(&second.dhcp["n2"], &third.dhcp["n2"]));
+    // A network that leaves the view leaves the result.
+    v.apply(neutrino_agent_rpc::FeedReply {
+        revision: 10,
+        deleted_networks: vec!["n2".into()],
+        vteps: v.vteps.clone(),
+        dns_domain: v.dns_domain.clone(),
+        ..Default::default()
+    });
+    let fourth = planner.compute(&v, &c);
+    assert_eq!(fourth, compute(&v, &c));
+    assert!(!fourth.dhcp.contains_key("n2"));
+}
+
+#[test]
+fn the_planner_sees_a_deleted_port() {
+    let dp = port(
+        "pd-dhcp-port",
+        "n1",
+        "h1",
+        "fa:16:3e:00:00:09",
+        "10.0.0.2",
+        DHCP,
+    );
+    let vm = port(
+        "pa-local-vm1",
+        "n1",
+        "h2",
+        "fa:16:3e:00:00:01",
+        "10.0.0.5",
+        VM,
+    );
+    let mut v = view(vec![dp, vm]);
+    let c = cfg("h1", DhcpMode::All);
+    let mut planner = Planner::default();
+    assert_eq!(planner.compute(&v, &c).dhcp["n1"].hosts.len(), 1);
+    v.apply(neutrino_agent_rpc::FeedReply {
+        revision: 20,
+        deleted_ports: vec!["pa-local-vm1".into()],
+        vteps: v.vteps.clone(),
+        dns_domain: v.dns_domain.clone(),
+        ..Default::default()
+    });
+    assert_eq!(planner.compute(&v, &c).dhcp["n1"].hosts.len(), 0);
+}
+
+#[test]
+fn the_planner_sees_a_network_change_and_a_subnet_going() {
+    let dp = port(
+        "pd-dhcp-port",
+        "n1",
+        "h1",
+        "fa:16:3e:00:00:09",
+        "10.0.0.2",
+        DHCP,
+    );
+    let mut v = view(vec![dp]);
+    let c = cfg("h1", DhcpMode::All);
+    let mut planner = Planner::default();
+    assert_eq!(
+        planner.compute(&v, &c).host.bridges[&names::bridge("n1")].mtu,
+        1450
+    );
+    let mut n = net("n1", "vxlan");
+    n.mtu = 1400;
+    v.upsert_network(n);
+    assert_eq!(
+        planner.compute(&v, &c).host.bridges[&names::bridge("n1")].mtu,
+        1400
+    );
+    v.apply(neutrino_agent_rpc::FeedReply {
+        revision: 30,
+        deleted_subnets: vec!["s1".into()],
+        vteps: v.vteps.clone(),
+        dns_domain: v.dns_domain.clone(),
+        ..Default::default()
+    });
+    let d = planner.compute(&v, &c);
+    assert_eq!(d, compute(&v, &c));
+    assert!(d.dhcp.is_empty() && d.drop_dhcp_port.contains("n1"));
 }

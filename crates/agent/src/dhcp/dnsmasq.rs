@@ -224,7 +224,7 @@ impl DnsmasqDriver {
 
     pub async fn sync(
         &mut self,
-        services: &BTreeMap<String, DhcpService>,
+        services: &BTreeMap<String, Arc<DhcpService>>,
     ) -> BTreeMap<String, String> {
         let mut failed = BTreeMap::new();
         // Networks no longer served here: stop their dnsmasq.

@@ -43,7 +43,7 @@ impl Driver {
     /// not be served this time, with why (retried on the next pass).
     pub async fn sync(
         &mut self,
-        services: &BTreeMap<String, DhcpService>,
+        services: &BTreeMap<String, Arc<DhcpService>>,
     ) -> BTreeMap<String, String> {
         match self {
             Driver::Native(d) => d.sync(services).await,

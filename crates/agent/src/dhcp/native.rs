@@ -16,7 +16,7 @@ use crate::desired::DhcpService;
 use crate::dhcp::MetricsSource;
 
 struct Served {
-    service: DhcpService,
+    service: Arc<DhcpService>,
     table: Arc<ArcSwap<Table>>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -87,7 +87,7 @@ impl NativeDriver {
 
     pub async fn sync(
         &mut self,
-        services: &BTreeMap<String, DhcpService>,
+        services: &BTreeMap<String, Arc<DhcpService>>,
     ) -> BTreeMap<String, String> {
         let gone: Vec<String> = self
             .served
@@ -109,9 +109,12 @@ impl NativeDriver {
         let mut failed = BTreeMap::new();
         for (id, svc) in services {
             if let Some(s) = self.served.get_mut(id) {
-                if &s.service != svc {
-                    // The next packet already sees the new table.
-                    s.table.store(Arc::new(table(svc)));
+                // Unchanged networks share the planner's Arc: no deep compare.
+                if !Arc::ptr_eq(&s.service, svc) {
+                    if *s.service != **svc {
+                        // The next packet already sees the new table.
+                        s.table.store(Arc::new(table(svc)));
+                    }
                     s.service = svc.clone();
                 }
                 continue;
