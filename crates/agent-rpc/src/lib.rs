@@ -50,6 +50,10 @@ pub struct AgentReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportReply {
     pub agents_version: u64,
+    /// The server does not know this host's port states for sure (it had
+    /// marked the host dead, or it restarted): send them all again.
+    #[serde(default)]
+    pub resend_port_status: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -321,14 +321,16 @@ pub async fn run(
             loop {
                 tick.tick().await;
                 match client.report(&report_body(&cfg, &shared, started_at)).await {
-                    Ok(_) => {
+                    Ok(reply) => {
                         if failing {
                             tracing::info!("server reachable again");
                         }
+                        // The server restarted or marked this host down while it
+                        // was unreachable: tell it every port's state again.
+                        if reply.resend_port_status || failing {
+                            let _ = force_status_tx.send(());
+                        }
                         failing = false;
-                        // Re-send every port's status: the server may have restarted
-                        // or marked this host down while it was unreachable.
-                        let _ = force_status_tx.send(());
                     }
                     Err(e) => {
                         if !failing {

@@ -70,7 +70,8 @@ impl AgentRegistry {
         *self.version.borrow()
     }
 
-    /// Records a heartbeat; returns whether the host was marked down before.
+    /// Records a heartbeat; returns whether the server may have stale port
+    /// states for the host (it had marked it down, or has just met it).
     fn report(&self, r: AgentReport) -> bool {
         let now = now_unix();
         let mut agents = self.lock();
@@ -105,7 +106,7 @@ impl AgentRegistry {
         if bump {
             self.version.send_modify(|v| *v += 1);
         }
-        false
+        true
     }
 
     /// host → tunnel IP of every registered agent that has one. Dead agents
@@ -284,11 +285,13 @@ pub async fn report(
         async {
             let r: AgentReport = request(&state, &headers, &body)?;
             let host = r.host.clone();
-            if state.agents.report(r) {
-                tracing::info!(%host, "agent is back");
+            let resend = state.agents.report(r);
+            if resend {
+                tracing::info!(%host, "agent reporting (new, or back after it went silent)");
             }
             Ok(ReportReply {
                 agents_version: state.agents.version(),
+                resend_port_status: resend,
             })
         }
         .await,

@@ -3,8 +3,8 @@
 //! at once instead of re-reading every link on a short timer.
 
 use netlink_packet_core::{NetlinkMessage, NetlinkPayload};
-use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::LinkAttribute;
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 use crate::socket::SocketError;
@@ -48,6 +48,10 @@ impl LinkEvents {
             if let NetlinkPayload::InnerMessage(
                 RouteNetlinkMessage::NewLink(link) | RouteNetlinkMessage::DelLink(link),
             ) = msg.payload
+                // AF_BRIDGE notifications are the bridge's own port-state
+                // chatter (they also follow our reads); a tap appearing, a
+                // master or MTU change come as AF_UNSPEC ones.
+                && link.header.interface_family != AddressFamily::Bridge
             {
                 names.extend(link.attributes.into_iter().find_map(|a| match a {
                     LinkAttribute::IfName(n) => Some(n),
