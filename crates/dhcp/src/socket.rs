@@ -18,6 +18,9 @@ use crate::table::Table;
 /// frames are out of scope), so nothing is silently truncated.
 const RECV_BUF: usize = 4096;
 
+/// Receive buffer of the DHCP socket: room for tens of thousands of requests.
+const RECV_SOCKET_BUFFER: usize = 4 << 20;
+
 /// Binds 0.0.0.0:67 on `ifname` only. Call it on a thread that is inside the
 /// interface's network namespace: the socket stays in the namespace it was
 /// created in.
@@ -39,6 +42,11 @@ pub fn bind_udp_socket(
     let sock = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     sock.set_reuse_address(true)?;
     sock.set_broadcast(true)?;
+    // Requests come in bursts (a rack booting, a relay flushing its queue);
+    // the default ~200 KiB holds about a hundred of them and the kernel drops
+    // the rest while this task waits for a CPU. The kernel caps the size at
+    // net.core.rmem_max.
+    sock.set_recv_buffer_size(RECV_SOCKET_BUFFER)?;
     if let Some(ifname) = ifname {
         sock.bind_device(Some(ifname.as_bytes()))?;
     }
