@@ -35,6 +35,12 @@
 #   dnsmasq")  DNSMASQ_RATES ("50 100 150 200": dnsmasq collapses under a flood,
 #   so it runs at these rates only)  WRITE_DOCS (1: replace/append the section
 #   in docs/benchmarks.md)  KEEP (0: 1 keeps the work dir)
+#   LOADGEN (perfdhcp | neutrino): the load generator. neutrino = this repository's
+#   neutrino-dhcp-load (crates/bench, built here), a single-threaded relay-agent DORA
+#   generator with the same roles as perfdhcp (giaddr, -M MACs / -R clients, 1 s drop
+#   time, lost = 1 - ACKs/DISCOVERs); its flood run is closed-loop with LG_OUTSTANDING
+#   (64) exchanges in flight. Its results go to their own docs section
+#   ("..., neutrino-dhcp-load") and to target/bench-dhcp-neutrino.
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
@@ -51,6 +57,14 @@ VARIANTS=${VARIANTS:-"native kea kea-mt kea-resv dnsmasq"}
 DNSMASQ_RATES=${DNSMASQ_RATES:-"50 100 150 200"}
 WRITE_DOCS=${WRITE_DOCS:-1}
 KEEP=${KEEP:-0}
+LOADGEN=${LOADGEN:-perfdhcp}
+LG_OUTSTANDING=${LG_OUTSTANDING:-64}
+case "$LOADGEN" in
+  perfdhcp) GEN_NAME=perfdhcp ;;
+  neutrino) GEN_NAME=neutrino-dhcp-load ;;
+  *) echo "LOADGEN must be perfdhcp or neutrino" >&2; exit 2 ;;
+esac
+LG_BIN="$REPO/target/release/neutrino-dhcp-load"
 
 SRV_NS=dhb-srv CLI_NS=dhb-cli SRV_IF=dhb-s0 CLI_IF=dhb-c0
 RELAY=10.99.255.254
@@ -64,6 +78,7 @@ mkdir -p "$RES"
 CLK_TCK=$(getconf CLK_TCK)
 NCPU=$(nproc)
 STARTED=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 ns_exists() { ip netns list | awk '{print $1}' | grep -qx "$1"; }
@@ -160,18 +175,37 @@ proc_ticks() {     # utime+stime of a process (all threads), in clock ticks
   set -- $s
   echo $(( ${12} + ${13} ))
 }
+srv_udp_drops() {  # UDP RcvbufErrors summed over the server-side namespaces (the agent's
+                   # qdhcp namespaces, dhb-srv). Not for Kea: in raw-socket mode it receives
+                   # on a packet socket and keeps a UDP "fallback" socket on port 67 that it
+                   # only drains, so drops there are not lost requests.
+  local ns t=0 n
+  case "$VARIANT" in kea*) echo 0; return ;; esac
+  for ns in $(ip netns list | awk '{print $1}' | grep -E "^(${SRV_NS}|${NS_PREFIX}qdhcp-.*)$"); do
+    n=$(ip netns exec "$ns" awk '/^Udp:/{if (++k == 1) for (i=1;i<=NF;i++) c[$i]=i; else print $c["RcvbufErrors"]}' /proc/net/snmp 2>/dev/null)
+    t=$((t + ${n:-0}))
+  done
+  echo "$t"
+}
 host_cpu() {       # "busy total" jiffies, all cores
   awk '/^cpu /{t=0; for(i=2;i<=9;i++) t+=$i; print t-$5-$6, t; exit}' /proc/stat
 }
 
 TARGET=            # address perfdhcp sends to
 PERF_EXTRA=()      # e.g. (-M macs.txt)
+LG_EXTRA=()        # the same for neutrino-dhcp-load: (--macs macs.txt) or (--clients N)
 LOST=100
 
-perfdhcp_probe() { # one DORA answered within ~60 s?
+perfdhcp_probe() { # one DORA answered within ~60 s? (with the selected generator)
   for _ in $(seq 120); do
     kill -0 "$SERVER_PID" 2>/dev/null || { log "server died during start"; return 1; }
-    if timeout 10 ip netns exec "$CLI_NS" perfdhcp -4 -l "$CLI_IF" -r 5 -p 1 -W 500000 "${PERF_EXTRA[@]}" "$TARGET" 2>&1 \
+    if [ "$LOADGEN" = neutrino ]; then
+      if timeout 10 ip netns exec "$CLI_NS" "$LG_BIN" --server "$TARGET" --relay "$RELAY" --rate 5 \
+          --duration 1 --timeout-ms 500 "${LG_EXTRA[@]}" 2>&1 \
+          | awk '/^RESULT /{for(i=2;i<=NF;i++){split($i,kv,"="); if(kv[1]=="completed") ok=(kv[2]>0)}} END{exit !ok}'; then
+        return 0
+      fi
+    elif timeout 10 ip netns exec "$CLI_NS" perfdhcp -4 -l "$CLI_IF" -r 5 -p 1 -W 500000 "${PERF_EXTRA[@]}" "$TARGET" 2>&1 \
         | awk '/Statistics for: REQUEST-ACK/{ra=1} ra && /^received packets:/{ok=($3>0)} END{exit !ok}'; then
       return 0
     fi
@@ -188,23 +222,35 @@ run_one() {
   server_start
   if ! perfdhcp_probe; then
     server_stop
-    printf '%s\t%s\t0\t0\t0\t100\t\t\t\t\t0\t0\t0\tno\n' "$v" "$rate" >> "$RES/$v.tsv"
+    printf '%s\t%s\t0\t0\t0\t100\t\t\t\t\t0\t0\t0\tno\t\t\t\t\t0\n' "$v" "$rate" >> "$RES/$v.tsv"
     LOST=100; return 0
   fi
   read -r hb0 ht0 < <(host_cpu)
+  local d0 d1; d0=$(srv_udp_drops)
   s0=$(proc_ticks "$SERVER_PID"); t0=$(date +%s.%N)
+  # Generator CPU for both: user+sys of the whole command (bash `time`).
+  if [ "$LOADGEN" = neutrino ]; then
+    if [ "$rate" = max ]; then rarg=(--rate 0 --outstanding "$LG_OUTSTANDING"); else rarg=(--rate "$rate"); fi
+    {
+      TIMEFORMAT='perfdhcp_time real=%R user=%U sys=%S'
+      time timeout $((PERIOD + 60)) ip netns exec "$CLI_NS" "$LG_BIN" --server "$TARGET" --relay "$RELAY" \
+        "${rarg[@]}" --duration "$PERIOD" --timeout-ms 1000 "${LG_EXTRA[@]}" || true
+    } > "$out" 2>&1
+  else
   {
     TIMEFORMAT='perfdhcp_time real=%R user=%U sys=%S'
     time timeout $((PERIOD + 60)) ip netns exec "$CLI_NS" perfdhcp -4 -l "$CLI_IF" "${rarg[@]}" \
       -R "$CLIENTS" -p "$PERIOD" -W 1000000 "${PERF_EXTRA[@]}" "$TARGET" || true
   } > "$out" 2>&1
+  fi
   t1=$(date +%s.%N); s1=$(proc_ticks "$SERVER_PID")
+  d1=$(srv_udp_drops)
   read -r hb1 ht1 < <(host_cpu)
   kill -0 "$SERVER_PID" 2>/dev/null || alive=no
   server_stop
   awk -v v="$v" -v rate="$rate" -v period="$PERIOD" -v alive="$alive" -v sticks=$((s1 - s0)) \
       -v tck="$CLK_TCK" -v wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')" \
-      -v hb=$((hb1 - hb0)) -v ht=$((ht1 - ht0)) '
+      -v hb=$((hb1 - hb0)) -v ht=$((ht1 - ht0)) -v sdrops=$((d1 - d0)) '
     /Statistics for: DISCOVER-OFFER/ {sec="do"}
     /Statistics for: REQUEST-ACK/    {sec="ra"}
     /^sent packets:/     {x[sec "_sent"]=$3}
@@ -212,16 +258,22 @@ run_one() {
     /^avg delay:/        {x[sec "_avg"]=$3}
     /^max delay:/        {x[sec "_max"]=$3}
     /^perfdhcp_time/     {split($3,u,"="); split($4,s,"="); pc=u[2]+s[2]}
+    /^RESULT /           {for (i=2; i<=NF; i++) {split($i,kv,"="); r[kv[1]]=kv[2]}
+                          x["do_sent"]=r["started"]; x["ra_recv"]=r["completed"]
+                          x["do_avg"]=r["do_avg_ms"]; x["do_max"]=r["do_max_ms"]; x["do_p99"]=r["do_p99_ms"]
+                          x["ra_avg"]=r["ra_avg_ms"]; x["ra_max"]=r["ra_max_ms"]; x["ra_p99"]=r["ra_p99_ms"]
+                          x["rcvbuf"]=r["rcvbuf_errors"]}
     END {
       off=x["do_sent"]+0; comp=x["ra_recv"]+0
       lost=(off>0)?100*(1-comp/off):100; if (alive!="yes") lost=100
-      printf "%s\t%s\t%d\t%d\t%.0f\t%.3f\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\n", v, rate, off, comp,
+      printf "%s\t%s\t%d\t%d\t%.0f\t%.3f\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%s\t%s\t%.1f\t%s\t%d\n", v, rate, off, comp,
         comp/period, lost, x["do_avg"], x["do_max"], x["ra_avg"], x["ra_max"],
-        100*sticks/tck/wall, 100*pc/wall, (ht>0)?100*hb/ht:0, alive
+        100*sticks/tck/wall, 100*pc/wall, (ht>0)?100*hb/ht:0, alive, x["do_p99"], x["ra_p99"],
+        (comp>0)?1e6*pc/comp:0, x["rcvbuf"], sdrops
     }' "$out" >> "$RES/$v.tsv"
   local row; row=$(tail -1 "$RES/$v.tsv")
-  awk -F'\t' '{printf "  %-9s rate=%-6s exch/s=%-6s lost=%-7s%% DO avg/max=%s/%s ms RA avg/max=%s/%s ms srv=%s%% perfdhcp=%s%% host=%s%% alive=%s\n",
-               $1,$2,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14}' <<< "$row" >&2
+  awk -F'\t' -v g="$GEN_NAME" '{printf "  %-9s rate=%-6s exch/s=%-6s lost=%-7s%% DO avg/max=%s/%s ms RA avg/max=%s/%s ms srv=%s%% %s=%s%% (%s us/exch) host=%s%% alive=%s%s srv-udp-rcvbuf-drops=%s\n",
+               $1,$2,$5,$6,$7,$8,$9,$10,$11,g,$12,$17,$13,$14,($18!="" ? " gen-rcvbuf-drops=" $18 : ""),$19}' <<< "$row" >&2
   LOST=$(cut -f6 <<< "$row")
 }
 
@@ -231,8 +283,8 @@ round_rate() { awk -v r="$1" 'BEGIN{g=(r>=2000)?50:((r>=200)?10:1); r=int(r/g+0.
 # sweep VARIANT [fixed rates]: prints nothing; results in $RES/VARIANT.{tsv,best}
 sweep() {
   local v=$1 fixed=${2:-} max=0 best=0 fail=0 r rates
-  printf 'variant\trate\toffered\tcompleted\texch_s\tlost_pct\tdo_avg\tdo_max\tra_avg\tra_max\tsrv_cpu\tperf_cpu\thost_busy\talive\n' > "$RES/$v.tsv"
-  log "== $v (PERIOD=${PERIOD}s, drop limit ${DROP_LIMIT}%)"
+  printf 'variant\trate\toffered\tcompleted\texch_s\tlost_pct\tdo_avg\tdo_max\tra_avg\tra_max\tsrv_cpu\tgen_cpu\thost_busy\talive\tdo_p99\tra_p99\tgen_us_per_exch\tgen_rcvbuf_drops\tsrv_udp_rcvbuf_drops\n' > "$RES/$v.tsv"
+  log "== $v (PERIOD=${PERIOD}s, drop limit ${DROP_LIMIT}%, generator $GEN_NAME)"
   if [ -n "$fixed" ]; then
     rates=$fixed
   else
@@ -382,7 +434,7 @@ EOF
   NATIVE_TARGET=$TARGET
   log "DHCP port address (perfdhcp target): $TARGET"
   SERVER_PID=$AGENT_PID
-  PERF_EXTRA=(-M "$WORK/macs-native.txt")
+  PERF_EXTRA=(-M "$WORK/macs-native.txt"); LG_EXTRA=(--macs "$WORK/macs-native.txt")
   # The relay address must reach the DHCP port over the bridge.
   for _ in $(seq 60); do
     ip netns exec "$CLI_NS" ping -c1 -W1 "$TARGET" >/dev/null 2>&1 && break; sleep 0.5
@@ -456,7 +508,7 @@ server_stop() {
 
 # ------------------------------------------------------------------- main --
 rig_check
-for tool in perfdhcp kea-dhcp4 dnsmasq jq curl; do
+for tool in $([ "$LOADGEN" = perfdhcp ] && echo perfdhcp) kea-dhcp4 dnsmasq jq curl; do
   command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || {
     echo "$tool missing: install kea-dhcp4-server kea-admin dnsmasq-base jq curl (../shared/peers/dhcp/setup.sh)" >&2; exit 1; }
 done
@@ -464,10 +516,14 @@ if [ ! -x "$BIN" ]; then
   log "building $BIN (cargo build --release -p neutrino)"
   cargo build --release -p neutrino
 fi
+if [ "$LOADGEN" = neutrino ]; then
+  log "building $LG_BIN (cargo build --release -p neutrino-bench --bin neutrino-dhcp-load)"
+  cargo build --release -p neutrino-bench --bin neutrino-dhcp-load
+fi
 gen_reservations
 
 for VARIANT in $VARIANTS; do
-  PERF_EXTRA=()
+  PERF_EXTRA=(); LG_EXTRA=(--clients "$CLIENTS")
   case "$VARIANT" in
     native)
       native_setup
@@ -485,7 +541,7 @@ for VARIANT in $VARIANTS; do
     kea|kea-mt|kea-resv)
       ns_exists "$SRV_NS" && ip -n "$SRV_NS" addr show dev "$SRV_IF" 2>/dev/null | grep -q 10.99.0.1/16 || rig_up peer
       mkdir -p "$WORK/kea"; TARGET=10.99.0.1
-      [ "$VARIANT" = kea-resv ] && PERF_EXTRA=(-M "$WORK/macs-kea.txt")
+      [ "$VARIANT" = kea-resv ] && { PERF_EXTRA=(-M "$WORK/macs-kea.txt"); LG_EXTRA=(--macs "$WORK/macs-kea.txt"); }
       kea_conf "$VARIANT" > "$WORK/kea/$VARIANT.json"
       ip netns exec "$SRV_NS" /usr/sbin/kea-dhcp4 -t "$WORK/kea/$VARIANT.json" > "$WORK/kea/$VARIANT.check" 2>&1 \
         || { log "kea config check failed: $WORK/kea/$VARIANT.check"; exit 1; }
@@ -514,28 +570,33 @@ limit() {
   local v=$1 best fail max row
   read -r best fail max < "$RES/$v.best"
   row=$(awk -F'\t' -v r="$fail" -v b="$best" 'NR>1 && $2==r {f=$0} NR>1 && $2==b {p=$0} END{print (f!="" ? f : p)}' "$RES/$v.tsv")
-  awk -F'\t' -v ncpu="$NCPU" -v fail="$fail" '{
+  awk -F'\t' -v ncpu="$NCPU" -v fail="$fail" -v g="$GEN_NAME" '{
       srv=$11; perf=$12; host=$13
+      drops=($18 != "" && $18 > 0) ? sprintf("; %s replies dropped at the generator socket (rcvbuf full)", $18) : ""
+      if ($19 > 0) drops=drops sprintf("; %s requests dropped at the server UDP socket (rcvbuf full)", $19)
+      if (drops != "") drops=sprintf("%s (%d exchanges lost)", drops, $3-$4)
       if (fail == 0) what="no failing rate reached: the sweep ran out of steps"
-      else if (perf >= 85 && srv < 85) what=sprintf("perfdhcp (%s%% of a core) while the server used %s%%", perf, srv)
-      else if (host >= 90) what=sprintf("the machine: %s%% of all %d cores busy (server %s%%, perfdhcp %s%%)", host, ncpu, srv, perf)
+      else if (perf >= 85 && srv < 85) what=sprintf("%s (%s%% of a core) while the server used %s%%", g, perf, srv)
+      else if (host >= 90) what=sprintf("the machine: %s%% of all %d cores busy (server %s%%, %s %s%%)", host, ncpu, srv, g, perf)
       else if (srv >= 85) what=sprintf("the server (%s%% of a core)", srv)
-      else what=sprintf("neither saturated (server %s%%, perfdhcp %s%%, host %s%%): losses from bursts/latency", srv, perf, host)
-      printf "at %s/s: %s", $2, what }' <<< "$row"
+      else what=sprintf("neither saturated (server %s%%, %s %s%%, host %s%%): losses from bursts/latency", srv, g, perf, host)
+      printf "at %s/s: %s%s", $2, what, drops }' <<< "$row"
 }
 
 TABLE=$WORK/table.md
 {
-  echo "| variant | best rate, < ${DROP_LIMIT} % lost (exch/s) | lost % | DISCOVER→OFFER avg / max ms | REQUEST→ACK avg / max ms | server CPU % (1 core) | server µs CPU / exch | perfdhcp CPU % | other busy % (1 core) | flood: exch/s |"
-  echo "|---|---|---|---|---|---|---|---|---|---|"
+  if [ "$LOADGEN" = neutrino ]; then LAT="avg / p99 / max"; else LAT="avg / max"; fi
+  echo "| variant | best rate, < ${DROP_LIMIT} % lost (exch/s) | lost % | DISCOVER→OFFER $LAT ms | REQUEST→ACK $LAT ms | server CPU % (1 core) | server µs CPU / exch | $GEN_NAME CPU % | $GEN_NAME µs CPU / exch | other busy % (1 core) | flood: exch/s |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
   for v in $VARIANTS; do
     [ -s "$RES/$v.best" ] || continue
     read -r best fail max < "$RES/$v.best"
-    awk -F'\t' -v b="$best" -v l="$(label "$v")" -v m="$max" -v ncpu="$NCPU" '
+    awk -F'\t' -v b="$best" -v l="$(label "$v")" -v m="$max" -v ncpu="$NCPU" -v p99="$([ "$LOADGEN" = neutrino ] && echo 1)" '
       NR>1 && $2==b {row=$0; split($0,B,"\t")}
-      END { if (row=="") printf "| %s | none | | | | | | | | %s |\n", l, m
-            else printf "| %s | **%s** (%s) | %s | %s / %s | %s / %s | %s | %.0f | %s | %.0f | %s |\n", l, b, B[5], B[6], B[7], B[8], B[9], B[10], B[11],
-                        (B[5]>0 ? 1e4*B[11]/B[5] : 0), B[12], B[13]*ncpu-B[11]-B[12], (m>0?m:"n/a") }' "$RES/$v.tsv"
+      END { if (row=="") printf "| %s | none | | | | | | | | | %s |\n", l, m
+            else { d=B[7] " / " (p99 ? B[15] " / " : "") B[8]; r=B[9] " / " (p99 ? B[16] " / " : "") B[10]
+                   printf "| %s | **%s** (%s) | %s | %s | %s | %s | %.0f | %s | %.0f | %.0f | %s |\n", l, b, B[5], B[6], d, r, B[11],
+                        (B[5]>0 ? 1e4*B[11]/B[5] : 0), B[12], B[17], B[13]*ncpu-B[11]-B[12], (m>0?m:"n/a") } }' "$RES/$v.tsv"
   done
 } > "$TABLE"
 {
@@ -554,7 +615,8 @@ else
   FLOOR="not evaluated (a variant is missing)"
 fi
 
-VERSIONS="neutrino $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet 2>/dev/null || echo '+local changes') (release build); kea-dhcp4 $(/usr/sbin/kea-dhcp4 -V 2>/dev/null | head -1); perfdhcp from kea-admin $(dpkg-query -W -f='${Version}' kea-admin 2>/dev/null); $(/usr/sbin/dnsmasq --version | head -1 | awk '{print $1, $2, $3}'); kernel $(uname -r); $NCPU CPUs"
+if [ "$LOADGEN" = neutrino ]; then GENV="neutrino-dhcp-load (crates/bench, release build)"; else GENV="perfdhcp from kea-admin $(dpkg-query -W -f='${Version}' kea-admin 2>/dev/null)"; fi
+VERSIONS="neutrino $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet 2>/dev/null || echo '+local changes') (release build); kea-dhcp4 $(/usr/sbin/kea-dhcp4 -V 2>/dev/null | head -1); $GENV; $(/usr/sbin/dnsmasq --version | head -1 | awk '{print $1, $2, $3}'); kernel $(uname -r); $NCPU CPUs"
 
 echo
 cat "$TABLE"
@@ -566,11 +628,29 @@ echo "$FLOOR"
 [ -n "$NATIVE_NOTES" ] && echo "note: $NATIVE_NOTES"
 
 SECTION=$WORK/section.md
+if [ "$LOADGEN" = neutrino ]; then
+  HEAD_TITLE="DHCP (native vs Kea vs dnsmasq, neutrino-dhcp-load)"; HEAD_RE="## $HEAD_TITLE"
+  AFTER_RE='## DHCP (native vs Kea vs dnsmasq)'; CMD_ENV="LOADGEN=neutrino "; RESDIR=$REPO/target/bench-dhcp-neutrino
+else
+  HEAD_TITLE="DHCP (native vs Kea vs dnsmasq)"; HEAD_RE="## $HEAD_TITLE"
+  AFTER_RE=; CMD_ENV=; RESDIR=$REPO/target/bench-dhcp
+fi
 {
-  echo "## DHCP (native vs Kea vs dnsmasq) — $(date -u +%Y-%m-%d), this repository's $NCPU-core machine"
+  echo "## $HEAD_TITLE — $(date -u +%Y-%m-%d), this repository's $NCPU-core machine"
   echo
-  echo "\`sudo PERIOD=$PERIOD REFINE=$REFINE scripts/bench-dhcp.sh\` (started $STARTED). Versions: $VERSIONS."
+  echo "\`sudo ${CMD_ENV}PERIOD=$PERIOD REFINE=$REFINE scripts/bench-dhcp.sh\` (started $STARTED; load average at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg)). Versions: $VERSIONS."
   echo
+  if [ "$LOADGEN" = neutrino ]; then
+  echo "Generator: \`neutrino-dhcp-load\` (crates/bench/src/dhcp_load.rs) instead of perfdhcp:"
+  echo "one thread, one UDP socket bound to giaddr:67 (1 ms receive timeout, no busy"
+  echo "polling), packets patched in place from templates, no allocation in the loop;"
+  echo "same roles and counting as perfdhcp (relay giaddr/hops 1, full DORA with options"
+  echo "50/54, 1 s drop time per step, lost = 1 - ACKs/DISCOVERs, MACs of the \`-M\` file"
+  echo "in file order or \`--clients $CLIENTS\` generated MACs). Open-loop pacing at the"
+  echo "given rate; its flood run is closed-loop with $LG_OUTSTANDING exchanges in flight."
+  echo "p99 latencies from a 1 µs histogram. Everything else below is the perfdhcp method."
+  echo
+  fi
   echo "Method: two namespaces joined by a veth pair; perfdhcp (DHCPv4 DORA) acts as a"
   echo "relay (giaddr $RELAY, replies unicast to giaddr:67). Per variant: a flood run,"
   echo "then fractions 0.4-2x of its rate until the first with >= ${DROP_LIMIT} % lost 4-way"
@@ -588,7 +668,8 @@ SECTION=$WORK/section.md
   echo "% of one core; \"other\" = everything else busy on the machine (kernel softirq"
   echo "for the veth traffic, other users of this shared box), in % of one core; server"
   echo "µs CPU / exch = server CPU time per completed exchange at the best rate."
-  echo "perfdhcp shares the $NCPU cores with the server."
+  echo "The generator shares the $NCPU cores with the server; generator CPU = user+sys"
+  echo "of its command (bash \`time\`), µs / exch = that per completed exchange."
   echo
   cat "$TABLE"
   echo
@@ -601,15 +682,21 @@ SECTION=$WORK/section.md
   [ -n "$NATIVE_NOTES" ] && { echo; echo "Note: $NATIVE_NOTES"; }
   echo
 } > "$SECTION"
-cp -r "$RES" "$REPO/target/bench-dhcp" 2>/dev/null || true
-cp "$SECTION" "$REPO/target/bench-dhcp/section.md" 2>/dev/null || true
+rm -rf "$RESDIR"; cp -r "$RES" "$RESDIR" 2>/dev/null || true
+cp "$SECTION" "$RESDIR/section.md" 2>/dev/null || true
 
 if [ "$WRITE_DOCS" = 1 ]; then
-  # Replace an earlier section of this name (up to the next "## "), else append.
-  awk -v f="$SECTION" '
-    /^## DHCP \(native vs Kea vs dnsmasq\)/ {skip=1; next}
+  # Replace an earlier section of this name (up to the next "## ") in place; else put
+  # it after the section whose heading starts with AFTER_RE (the perfdhcp one), else append.
+  awk -v f="$SECTION" -v head="$HEAD_RE" -v after="$AFTER_RE" '
+    function emit() { while ((getline l < f) > 0) print l; close(f); done=1; pend=0 }
+    index($0, head) == 1 {skip=1; if (!done) emit(); next}
     skip && /^## / {skip=0}
-    !skip {print}' docs/benchmarks.md | sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' > "$WORK/benchmarks.md"
-  { cat "$WORK/benchmarks.md"; echo; cat "$SECTION"; } > docs/benchmarks.md
-  log "wrote the section to docs/benchmarks.md (raw results: target/bench-dhcp)"
+    skip {next}
+    pend && /^## / {emit(); pend=0}
+    after != "" && index($0, after) == 1 && !done {pend=1}
+    {print}
+    END {if (pend || !done) {print ""; emit()}}' docs/benchmarks.md > "$WORK/benchmarks.md"
+  cat "$WORK/benchmarks.md" > docs/benchmarks.md
+  log "wrote the section to docs/benchmarks.md (raw results: $RESDIR)"
 fi
