@@ -490,7 +490,7 @@ async fn bulk_port_create_is_all_or_nothing() {
     let app = App::new().await;
     let t = &app.alice;
     let (net, sub) = app.net_with_subnet(t, "n", "10.0.0.0/24").await;
-    let taken = app
+    let _taken = app
         .port(
             t,
             &net,
