@@ -35,6 +35,18 @@ def host_state(ns: str) -> dict:
     return {"links": links, "addrs": addrs, "fdb": sorted(fdb, key=json.dumps)}
 
 
+def booted_pair(t, net) -> list:
+    """Two instances on the network, on h1 and h2, ACTIVE and with their leases."""
+    vms = []
+    for host, name in (("h1", "i1"), ("h2", "i2")):
+        p = t.api.port(net["id"])
+        vm = t.instance(host, p, name)
+        t.wait_active(p["id"])
+        vm.dhcp()
+        vms.append(vm)
+    return vms
+
+
 def dhcp_namespaces(t, host) -> list[str]:
     return sorted(n for n in t.all_namespaces() if n.startswith(t.hosts[host].ns + "-qdhcp-"))
 
@@ -63,13 +75,7 @@ def test_deleted_port_loses_dhcp_at_once_and_its_address_is_reusable(topology, d
 def test_agent_restart_under_ping_loses_nothing_and_changes_nothing(topology, driver):
     t = three_hosts(topology, "single-host", driver)
     net, _ = vxlan_net(t)
-    vms = []
-    for host, name in (("h1", "i1"), ("h2", "i2")):
-        p = t.api.port(net["id"])
-        vm = t.instance(host, p, name)
-        t.wait_active(p["id"])
-        vm.dhcp()
-        vms.append(vm)
+    vms = booted_pair(t, net)
     target = vms[1].port["fixed_ips"][0]["ip_address"]
     for h in t.hosts.values():
         wait_until(f"{h.name} converged", h.converged)
@@ -179,13 +185,7 @@ def test_malformed_dhcp_packets_are_dropped_and_counted(topology):
 def test_admin_down_port_is_cut_off_until_it_is_up_again(topology):
     t = three_hosts(topology, "single-host")
     net, _ = vxlan_net(t)
-    vms = []
-    for host, name in (("h1", "i1"), ("h2", "i2")):
-        p = t.api.port(net["id"])
-        vm = t.instance(host, p, name)
-        t.wait_active(p["id"])
-        vm.dhcp()
-        vms.append(vm)
+    vms = booted_pair(t, net)
     target = vms[1].port["fixed_ips"][0]["ip_address"]
     assert vms[0].ping(target)
     pid = vms[0].port["id"]
