@@ -195,3 +195,17 @@ def test_admin_down_port_is_cut_off_until_it_is_up_again(topology):
     t.api.call("PUT", f"/v2.0/ports/{pid}", {"port": {"admin_state_up": True}}, expect=200)
     t.wait_active(pid)
     assert vms[0].ping(target)
+
+
+def test_a_quick_rebind_back_to_the_same_host_ends_active(topology):
+    # A migration rolled back: the server sets the port DOWN on each move,
+    # and the host that has it wired must say so again.
+    t = three_hosts(topology, "single-host")
+    net, _ = vxlan_net(t)
+    p = t.api.port(net["id"])
+    t.instance("h1", p, "i1")
+    t.wait_active(p["id"])
+    for host in ("h2", "h1"):
+        t.api.call("PUT", f"/v2.0/ports/{p['id']}", {"port": {"binding:host_id": host}}, expect=200)
+    assert t.api.show_port(p["id"])["binding:host_id"] == "h1"
+    t.wait_active(p["id"])

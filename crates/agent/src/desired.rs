@@ -64,6 +64,9 @@ pub struct Desired {
     pub drop_dhcp_port: BTreeSet<String>,
     /// Ports bound here (instances and DHCP): port id → (device on the host, bridge).
     pub local_ports: BTreeMap<String, (String, String)>,
+    /// Those of them the server shows ACTIVE (the L2 worker corrects it where
+    /// the host says otherwise).
+    pub server_active: BTreeSet<String>,
     /// network id → why it cannot be wired here.
     pub problems: BTreeMap<String, String>,
 }
@@ -156,6 +159,8 @@ impl Desired {
             .extend(part.drop_dhcp_port.iter().cloned());
         self.local_ports
             .extend(part.local_ports.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.server_active
+            .extend(part.server_active.iter().cloned());
         self.problems
             .extend(part.problems.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
@@ -241,6 +246,9 @@ fn network(view: &HostView, cfg: &AgentConfig, net: &NetworkInfo) -> Desired {
             members.insert(tap.clone());
         }
         d.local_ports.insert(p.id.clone(), (tap, bridge.clone()));
+        if p.status == "ACTIVE" {
+            d.server_active.insert(p.id.clone());
+        }
     }
     d.host.bridges.insert(
         bridge.clone(),
@@ -319,6 +327,9 @@ fn network(view: &HostView, cfg: &AgentConfig, net: &NetworkInfo) -> Desired {
             let host_side = names::tap(&dp.id);
             d.local_ports
                 .insert(dp.id.clone(), (host_side.clone(), bridge.clone()));
+            if dp.status == "ACTIVE" {
+                d.server_active.insert(dp.id.clone());
+            }
             d.host.endpoints.insert(
                 namespace.clone(),
                 NsEndpoint {

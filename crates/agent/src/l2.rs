@@ -5,7 +5,7 @@
 //! cares about changes (a hypervisor plugged a tap), and on a slow timer as a
 //! safety net. A pass with nothing to change writes nothing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -36,6 +36,8 @@ pub struct L2Worker {
     pub resync: Duration,
     /// port id → ACTIVE as last told to the server.
     reported: BTreeMap<String, bool>,
+    /// port id → whether the last pass found its device wired.
+    wired: BTreeMap<String, bool>,
     /// What the last pass that succeeded made the host match.
     done: Option<Arc<Desired>>,
 }
@@ -55,6 +57,7 @@ impl L2Worker {
             shared,
             resync,
             reported: BTreeMap::new(),
+            wired: BTreeMap::new(),
             done: None,
         }
     }
@@ -89,6 +92,11 @@ impl L2Worker {
             let Some(want) = desired.borrow_and_update().clone() else {
                 continue;
             };
+            // A newer view of the model: what was told before is judged
+            // against it again (the server may have changed a port's status).
+            if self.done.as_ref().is_some_and(|d| !Arc::ptr_eq(d, &want)) {
+                self.reported.clear();
+            }
             // Only the model moved, and not in anything L2 cares about
             // (e.g. a DHCP option): nothing to read or write.
             if !kernel
@@ -97,6 +105,10 @@ impl L2Worker {
                     .as_ref()
                     .is_some_and(|d| d.host == want.host && d.local_ports == want.local_ports)
             {
+                // The server's view of port states may have moved, though:
+                // correct it from what the last pass saw.
+                self.report(&want).await;
+                self.done = Some(want);
                 continue;
             }
             match self.pass(&want).await {
@@ -114,6 +126,43 @@ impl L2Worker {
                 }
             }
         }
+    }
+
+    /// Tells the server the state of every local port whose state in the
+    /// server's view (from the feed) differs from what the host has; not again
+    /// until a newer view arrives, so a pending echo is not re-sent.
+    async fn report(&mut self, want: &Desired) {
+        let mut report = PortStatusReport {
+            host: self.host.clone(),
+            active: Vec::new(),
+            down: Vec::new(),
+        };
+        for port in want.local_ports.keys() {
+            let up = self.wired.get(port).copied().unwrap_or(false);
+            if want.server_active.contains(port) != up && self.reported.get(port) != Some(&up) {
+                if up {
+                    report.active.push(port.clone())
+                } else {
+                    report.down.push(port.clone())
+                }
+            }
+        }
+        if !report.active.is_empty() || !report.down.is_empty() {
+            match self.client.port_status(&report).await {
+                Ok(_) => {
+                    for p in &report.active {
+                        self.reported.insert(p.clone(), true);
+                    }
+                    for p in &report.down {
+                        self.reported.insert(p.clone(), false);
+                    }
+                }
+                // Not recorded as reported: the next pass sends them again.
+                Err(e) => tracing::warn!(error = %e, "cannot report port status"),
+            }
+        }
+        self.reported
+            .retain(|p, _| want.local_ports.contains_key(p));
     }
 
     /// One pass; returns whether it changed the host.
@@ -136,20 +185,17 @@ impl L2Worker {
             })
             .await
             .context("L2 thread")??;
-        let m = &self.shared.metrics;
+        let shared = self.shared.clone();
+        let m = &shared.metrics;
         if applied > 0 {
             tracing::info!(ops = applied, "host changed");
             m.netlink_ops.fetch_add(applied as u64, Ordering::Relaxed);
         }
 
         // Ports: ACTIVE once their device is on the bridge and up.
-        let mut report = PortStatusReport {
-            host: self.host.clone(),
-            active: Vec::new(),
-            down: Vec::new(),
-        };
         let mut ports = serde_json::Map::new();
         let (mut active, mut down) = (0u64, 0u64);
+        self.wired.clear();
         for (port, (device, bridge)) in &want.local_ports {
             let up = wired(&observed, device, bridge);
             if up {
@@ -157,34 +203,13 @@ impl L2Worker {
             } else {
                 down += 1
             }
-            if self.reported.get(port) != Some(&up) {
-                if up {
-                    report.active.push(port.clone())
-                } else {
-                    report.down.push(port.clone())
-                }
-            }
+            self.wired.insert(port.clone(), up);
             ports.insert(
                 port.clone(),
                 json!({"device": device, "bridge": bridge, "active": up}),
             );
         }
-        if !report.active.is_empty() || !report.down.is_empty() {
-            match self.client.port_status(&report).await {
-                Ok(_) => {
-                    for p in &report.active {
-                        self.reported.insert(p.clone(), true);
-                    }
-                    for p in &report.down {
-                        self.reported.insert(p.clone(), false);
-                    }
-                }
-                // Not recorded as reported: the next pass sends them again.
-                Err(e) => tracing::warn!(error = %e, "cannot report port status"),
-            }
-        }
-        let local: BTreeSet<&String> = want.local_ports.keys().collect();
-        self.reported.retain(|p, _| local.contains(p));
+        self.report(want).await;
 
         let elapsed = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         m.passes.fetch_add(1, Ordering::Relaxed);

@@ -132,6 +132,21 @@ impl Agent {
         changed
     }
 
+    /// Drops errors about what is no longer wanted (a network that left, a
+    /// DHCP port no longer missing), so they neither show nor cause retries.
+    fn forget_stale_errors(&mut self, d: &Desired) {
+        let failures = &self.dhcp_failures;
+        self.errors.retain(|key, _| {
+            if let Some(net) = key.strip_prefix("dhcp-port ") {
+                d.need_dhcp_port.contains(net) || d.drop_dhcp_port.contains(net)
+            } else if let Some(net) = key.strip_prefix("dhcp ") {
+                failures.contains_key(net)
+            } else {
+                d.problems.contains_key(key)
+            }
+        });
+    }
+
     async fn sync_dhcp(&mut self, desired: &Desired) {
         self.dhcp_failures = self.driver.sync(&desired.dhcp).await;
         self.dhcp_dirty = false;
@@ -179,6 +194,7 @@ impl Agent {
         if dhcp_work {
             self.sync_dhcp(&desired).await;
         }
+        self.forget_stale_errors(&desired);
         if fresh || dhcp_work {
             self.publish_status(&desired);
         }
@@ -257,9 +273,10 @@ fn watch_links(notify: &tokio::sync::Notify, physical: &[String]) {
     };
     loop {
         match events.wait() {
-            // Empty: events were lost; assume anything changed.
-            Ok(names) if names.is_empty() || names.iter().any(|n| ours(n)) => notify.notify_one(),
-            Ok(_) => {}
+            // None: events were lost; assume anything changed.
+            Ok(None) => notify.notify_one(),
+            Ok(Some(names)) if names.iter().any(|n| ours(n)) => notify.notify_one(),
+            Ok(Some(_)) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "link events failed: relying on periodic resync");
                 return;
@@ -431,7 +448,12 @@ pub async fn run(
                 changed
             }
             _ = l2_applied.notified() => !agent.dhcp_failures.is_empty(),
-            _ = retry.tick() => !agent.errors.is_empty() || !agent.dhcp_failures.is_empty(),
+            _ = retry.tick() => {
+                if agent.driver.needs_sync() {
+                    agent.dhcp_dirty = true;
+                }
+                agent.dhcp_dirty || !agent.errors.is_empty() || !agent.dhcp_failures.is_empty()
+            }
             _ = &mut stop => break,
         };
         if run_pass {

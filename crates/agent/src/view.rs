@@ -73,7 +73,7 @@ impl HostView {
         for p in r.ports {
             changed |= self.upsert_port(p);
         }
-        changed |= self.vteps != r.vteps;
+        changed |= self.vteps != r.vteps || self.dns_domain != r.dns_domain;
         self.vteps = r.vteps;
         self.revision = r.revision;
         self.agents_version = r.agents_version;

@@ -353,3 +353,16 @@ async fn feed_long_poll_wakes_on_a_change_for_the_host() {
     let b = waiter.await.unwrap();
     assert_eq!(ids(&b, "networks"), vec![net]);
 }
+
+#[tokio::test]
+async fn extra_dhcp_option_names_cannot_carry_line_breaks() {
+    // A line break would let a port owner write lines into dnsmasq's options file.
+    let app = App::new().await;
+    let (net, _) = app.net_with_subnet(&app.alice, "a", "10.1.0.0/24").await;
+    let r = app
+        .post(&app.alice, "/v2.0/ports", json!({"port": {"network_id": net,
+            "extra_dhcp_opts": [{"opt_name": "3\noption:router,10.1.0.66", "opt_value": "10.1.0.66"}]}}))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body["NeutronError"]["type"], "InvalidInput");
+}

@@ -25,13 +25,13 @@ impl LinkEvents {
     }
 
     /// Blocks until the kernel reports link changes; returns the names of the
-    /// links concerned (empty when the socket overflowed and events were
-    /// lost: the caller must then assume anything changed).
-    pub fn wait(&mut self) -> Result<Vec<String>, SocketError> {
+    /// links concerned, or `None` when the socket overflowed and events were
+    /// lost (the caller must then assume anything changed).
+    pub fn wait(&mut self) -> Result<Option<Vec<String>>, SocketError> {
         let buf = match self.sock.recv_from_full() {
             Ok((buf, _)) => buf,
             // ENOBUFS: more events than the socket could hold.
-            Err(e) if e.raw_os_error() == Some(105) => return Ok(Vec::new()),
+            Err(e) if e.raw_os_error() == Some(105) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         let mut names = Vec::new();
@@ -59,6 +59,6 @@ impl LinkEvents {
                 }));
             }
         }
-        Ok(names)
+        Ok(Some(names))
     }
 }

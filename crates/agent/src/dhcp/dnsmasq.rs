@@ -49,8 +49,9 @@ pub struct DnsmasqDriver {
     /// network id → what its dnsmasq serves now.
     served: BTreeMap<String, DhcpService>,
     /// network id → the dnsmasq this agent started (its pid file may not be
-    /// written yet; after a restart the pid files are all there is).
-    started: BTreeMap<String, Pid>,
+    /// written yet; after a restart the pid files are all there is). Kept as
+    /// a child so its exit is noticed and it is reaped.
+    started: BTreeMap<String, std::process::Child>,
     counters: Arc<DnsmasqCounters>,
 }
 
@@ -118,6 +119,12 @@ pub fn opts_file(s: &DhcpService) -> String {
     }
     for h in &s.hosts {
         for (name, value) in &h.extra {
+            // One option a line: a line break in either field would let a
+            // port owner write options for everyone (the API refuses them too).
+            if name.chars().chain(value.chars()).any(char::is_control) {
+                tracing::warn!(port = %h.port_id, "skipping an extra DHCP option with a control character");
+                continue;
+            }
             let opt = if name.chars().all(|c| c.is_ascii_digit()) {
                 format!("option:{name}")
             } else if name == "server-ip-address" {
@@ -130,6 +137,16 @@ pub fn opts_file(s: &DhcpService) -> String {
         }
     }
     out
+}
+
+/// Addresses the served subnets hold, capped.
+fn lease_max(s: &DhcpService) -> u64 {
+    let total: u64 = s
+        .subnets
+        .iter()
+        .map(|sub| 1u64 << (32 - u32::from(sub.prefix.min(32))))
+        .sum();
+    total.clamp(16, 1 << 24)
 }
 
 fn args(s: &DhcpService, dir: &Path) -> Vec<String> {
@@ -146,7 +163,9 @@ fn args(s: &DhcpService, dir: &Path) -> Vec<String> {
         format!("--dhcp-hostsfile={}", dir.join("host").display()),
         format!("--dhcp-optsfile={}", dir.join("opts").display()),
         format!("--dhcp-leasefile={}", dir.join("leases").display()),
-        format!("--dhcp-lease-max={}", s.hosts.len().max(16) * 2),
+        // From the subnets, not the reservations: the command line must not
+        // change (a restart) when a port comes or goes (a reload).
+        format!("--dhcp-lease-max={}", lease_max(s)),
         "--dhcp-authoritative".into(),
         "--log-facility=-".into(),
     ];
@@ -209,17 +228,34 @@ impl DnsmasqDriver {
         self.dir.join(id)
     }
 
-    /// The running dnsmasq of a network, from its pid file.
-    fn pid(&self, id: &str) -> Option<Pid> {
-        if let Some(pid) = self.started.get(id)
-            && kill(*pid, None).is_ok()
-        {
-            return Some(*pid);
+    /// The running dnsmasq of a network: our child, or (after an agent
+    /// restart) the one its pid file names, if that process is a dnsmasq.
+    fn pid(&mut self, id: &str) -> Option<Pid> {
+        if let Some(child) = self.started.get_mut(id) {
+            match child.try_wait() {
+                Ok(None) => return i32::try_from(child.id()).ok().map(Pid::from_raw),
+                Ok(Some(status)) => {
+                    tracing::warn!(network = %id, %status, "dnsmasq exited");
+                }
+                Err(e) => tracing::warn!(network = %id, error = %e, "cannot check dnsmasq"),
+            }
+            // Reaped: its pid file now names nothing of ours.
+            self.started.remove(id);
+            let _ = std::fs::remove_file(self.net_dir(id).join("pid"));
+            return None;
         }
         let text = std::fs::read_to_string(self.net_dir(id).join("pid")).ok()?;
-        let pid = Pid::from_raw(text.trim().parse().ok()?);
-        // Signal 0: is it still there?
-        kill(pid, None).ok().map(|_| pid)
+        let raw: i32 = text.trim().parse().ok()?;
+        // A recycled pid must not get our signals.
+        let comm = std::fs::read_to_string(format!("/proc/{raw}/comm")).ok()?;
+        (comm.trim() == "dnsmasq").then(|| Pid::from_raw(raw))
+    }
+
+    /// Whether a dnsmasq this agent started has exited (the model loop then
+    /// syncs again, which restarts it).
+    pub fn needs_sync(&mut self) -> bool {
+        let ids: Vec<String> = self.started.keys().cloned().collect();
+        ids.iter().any(|id| self.pid(id).is_none())
     }
 
     pub async fn sync(
@@ -284,8 +320,8 @@ impl DnsmasqDriver {
         // Not running, or its command line must change (a new subnet): (re)start.
         if let Some(pid) = running {
             let _ = kill(pid, Signal::SIGTERM);
-            for _ in 0..50 {
-                if kill(pid, None).is_err() {
+            for _ in 0..100 {
+                if self.pid(id).is_none() {
                     break;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -334,14 +370,7 @@ impl DnsmasqDriver {
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("cannot enter {}: {e}", svc.namespace))?
         .map_err(|e| format!("cannot start {}: {e}", self.dnsmasq))?;
-        if let Ok(raw) = i32::try_from(spawned.id()) {
-            self.started.insert(id.to_string(), Pid::from_raw(raw));
-        }
-        // Reap it when it exits, so it does not linger as a zombie.
-        tokio::task::spawn_blocking(move || {
-            let mut child = spawned;
-            let _ = child.wait();
-        });
+        self.started.insert(id.to_string(), spawned);
         self.counters.starts.fetch_add(1, Ordering::Relaxed);
         tracing::info!(network = %id, namespace = %svc.namespace, hosts = svc.hosts.len(), "dnsmasq started");
         self.served.insert(id.to_string(), svc.clone());
@@ -396,7 +425,7 @@ impl DnsmasqDriver {
                         "namespace": s.namespace,
                         "interface": s.interface,
                         "reservations": s.hosts.len(),
-                        "pid": self.pid(id).map(|p| p.as_raw()),
+                        "pid": self.started.get(id).map(|c| c.id()),
                     })
                 ))
                 .collect::<serde_json::Map<_, _>>()
@@ -465,6 +494,13 @@ mod tests {
             a.contains(&"--port=0".to_string()),
             "no DNS from this dnsmasq"
         );
+    }
+
+    #[test]
+    fn an_option_with_a_line_break_never_reaches_the_file() {
+        let mut s = service();
+        s.hosts[0].extra = vec![("3\noption:router".into(), "10.0.0.66".into())];
+        assert!(!opts_file(&s).contains("10.0.0.66"));
     }
 
     #[test]

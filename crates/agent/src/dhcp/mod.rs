@@ -59,6 +59,14 @@ impl Driver {
         }
     }
 
+    /// Whether the driver lost something it was serving (a dnsmasq died).
+    pub fn needs_sync(&mut self) -> bool {
+        match self {
+            Driver::Native(_) => false,
+            Driver::Dnsmasq(d) => d.needs_sync(),
+        }
+    }
+
     pub fn status(&self) -> Value {
         match self {
             Driver::Native(d) => d.status(),

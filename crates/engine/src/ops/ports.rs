@@ -245,7 +245,7 @@ fn parse(ctx: &AuthContext, m: Map<String, Value>, op: Op) -> ApiResult<PortRequ
                     "opt_name is required",
                 ));
             };
-            if name.is_empty() || name.len() > 64 {
+            if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
                 return Err(ApiError::invalid_attr(
                     "extra_dhcp_opts",
                     format!("'{name}' is not a valid option name"),
