@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use neutrino_agent_rpc::{DhcpMode, NetworkInfo, PortInfo, SubnetInfo, names};
+use neutrino_dataplane::model::parse_mac;
 use neutrino_dataplane::{Bridge, DesiredHost, Mac, NsEndpoint, Uplink, Vxlan};
 
 use crate::config::AgentConfig;
@@ -69,15 +70,6 @@ pub struct Desired {
     pub server_active: BTreeSet<String>,
     /// network id → why it cannot be wired here.
     pub problems: BTreeMap<String, String>,
-}
-
-pub fn parse_mac(s: &str) -> Option<Mac> {
-    let mut out = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut out {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(out)
 }
 
 fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {

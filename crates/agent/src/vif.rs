@@ -10,7 +10,7 @@ use neutrino_dataplane::{netns, plug_veth, unplug};
 
 use crate::client::ServerClient;
 use crate::config::AgentConfig;
-use crate::desired::parse_mac;
+use neutrino_dataplane::model::parse_mac;
 
 pub async fn plug(
     cfg: &AgentConfig,

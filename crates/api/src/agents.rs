@@ -341,14 +341,36 @@ async fn feed_inner(state: &AppState, headers: &HeaderMap, body: &Bytes) -> ApiR
     }
 }
 
+/// The shape of the simple agent calls: check the request, run `f`, answer
+/// its result as JSON (or 204 when it has none).
+async fn answer<T, R, F, Fut>(
+    state: Arc<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+    f: F,
+) -> Response
+where
+    T: DeserializeOwned + FromHost,
+    R: serde::Serialize,
+    F: FnOnce(Arc<AppState>, T) -> Fut,
+    Fut: std::future::Future<Output = ApiResult<Option<R>>>,
+{
+    let result = async {
+        let r: T = request(&state, &headers, &body)?;
+        f(state.clone(), r).await
+    };
+    match result.await {
+        Ok(Some(v)) => reply::json_bytes(200, serde_json::to_vec(&v).unwrap_or_default()),
+        Ok(None) => reply::no_content(),
+        Err(e) => reply::error(&e),
+    }
+}
+
 pub async fn bind(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    respond(
-        async {
-            let r: BindRequest = request(&state, &headers, &body)?;
-            ops::bind(&state.engine, r.host, r.port_id).await
-        }
-        .await,
-    )
+    answer(state, headers, body, |s, r: BindRequest| async move {
+        ops::bind(&s.engine, r.host, r.port_id).await.map(Some)
+    })
+    .await
 }
 
 pub async fn port_status(
@@ -356,14 +378,11 @@ pub async fn port_status(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    respond(
-        async {
-            let r: PortStatusReport = request(&state, &headers, &body)?;
-            let changed = ops::set_status(&state.engine, r.host, r.active, r.down).await?;
-            Ok(json!({ "changed": changed }))
-        }
-        .await,
-    )
+    answer(state, headers, body, |s, r: PortStatusReport| async move {
+        let changed = ops::set_status(&s.engine, r.host, r.active, r.down).await?;
+        Ok(Some(json!({ "changed": changed })))
+    })
+    .await
 }
 
 pub async fn dhcp_port(
@@ -371,13 +390,12 @@ pub async fn dhcp_port(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    respond(
-        async {
-            let r: DhcpPortRequest = request(&state, &headers, &body)?;
-            ops::ensure_dhcp_port(&state.engine, r.host, r.network_id).await
-        }
-        .await,
-    )
+    answer(state, headers, body, |s, r: DhcpPortRequest| async move {
+        ops::ensure_dhcp_port(&s.engine, r.host, r.network_id)
+            .await
+            .map(Some)
+    })
+    .await
 }
 
 pub async fn delete_dhcp_port(
@@ -385,14 +403,11 @@ pub async fn delete_dhcp_port(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let done = async {
-        let r: DhcpPortRequest = request(&state, &headers, &body)?;
-        ops::delete_dhcp_port(&state.engine, r.host, r.network_id).await
-    };
-    match done.await {
-        Ok(()) => reply::no_content(),
-        Err(e) => reply::error(&e),
-    }
+    answer(state, headers, body, |s, r: DhcpPortRequest| async move {
+        ops::delete_dhcp_port(&s.engine, r.host, r.network_id).await?;
+        Ok(None::<()>)
+    })
+    .await
 }
 
 /// `GET /v2.0/agents[/ID]` with Neutron's simple equality filters.

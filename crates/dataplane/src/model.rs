@@ -148,10 +148,38 @@ pub struct ObservedHost {
     pub namespaces: BTreeMap<String, ObservedNamespace>,
 }
 
-/// `aa:bb:cc:dd:ee:ff`, for messages and tests.
+/// Parses `aa:bb:cc:dd:ee:ff` (either case); anything else is `None`.
+pub fn parse_mac(s: &str) -> Option<Mac> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut out {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+/// `aa:bb:cc:dd:ee:ff`, for messages, files and tests.
 pub fn fmt_mac(mac: &Mac) -> String {
     mac.iter()
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_parse_strictly_and_print_back() {
+        let mac = parse_mac("fa:16:3e:0a:0B:ff");
+        assert_eq!(mac, Some([0xfa, 0x16, 0x3e, 0x0a, 0x0b, 0xff]));
+        assert_eq!(
+            mac.map(|m| fmt_mac(&m)).as_deref(),
+            Some("fa:16:3e:0a:0b:ff")
+        );
+        assert_eq!(parse_mac("fa:16:3e:0a:0b"), None);
+        assert_eq!(parse_mac("fa:16:3e:0a:0b:ff:00"), None);
+        assert_eq!(parse_mac("zz:16:3e:0a:0b:ff"), None);
+    }
 }

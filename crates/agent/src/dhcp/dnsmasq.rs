@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use neutrino_dataplane::model::fmt_mac;
 use neutrino_dataplane::netns;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -55,13 +56,6 @@ pub struct DnsmasqDriver {
     counters: Arc<DnsmasqCounters>,
 }
 
-fn mac_str(m: &[u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 /// `--dhcp-hostsfile`: `mac,set:port-<id>,name,ip` per reservation (the tag
 /// carries the port's extra options).
 pub fn hosts_file(s: &DhcpService) -> String {
@@ -70,7 +64,7 @@ pub fn hosts_file(s: &DhcpService) -> String {
         let _ = writeln!(
             out,
             "{},set:port-{},{},{}",
-            mac_str(&h.mac),
+            fmt_mac(&h.mac),
             h.port_id,
             h.hostname,
             h.ip
@@ -196,7 +190,7 @@ pub fn prune_leases(leases: &str, s: &DhcpService) -> String {
         let keep = f.len() >= 3
             && s.hosts
                 .iter()
-                .any(|h| mac_str(&h.mac) == f[1].to_ascii_lowercase() && h.ip.to_string() == f[2]);
+                .any(|h| fmt_mac(&h.mac) == f[1].to_ascii_lowercase() && h.ip.to_string() == f[2]);
         if keep {
             out.push_str(line);
             out.push('\n');
@@ -397,7 +391,7 @@ impl DnsmasqDriver {
             netns::run_in(&ns, || {
                 for h in gone {
                     let st = Command::new(&bin)
-                        .args([iface.as_str(), &h.ip.to_string(), &mac_str(&h.mac)])
+                        .args([iface.as_str(), &h.ip.to_string(), &fmt_mac(&h.mac)])
                         .stdin(Stdio::null())
                         .stdout(Stdio::null())
                         .stderr(Stdio::null())
