@@ -73,6 +73,9 @@ pub struct FeedRequest {
     /// Longest the server may hold the request when nothing changed.
     #[serde(default)]
     pub wait_ms: u64,
+    /// Security groups whose rules and members the agent holds now.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -91,6 +94,18 @@ pub struct FeedReply {
     pub agents_version: u64,
     /// The server's `dns_domain` (for DHCP option 15).
     pub dns_domain: String,
+    /// Security groups the host needs (used by its ports, or named by their
+    /// rules as a remote group), each whole whenever it or a rule changed.
+    #[serde(default)]
+    pub security_groups: Vec<SecurityGroupInfo>,
+    /// Groups the host no longer needs (or that were deleted).
+    #[serde(default)]
+    pub deleted_groups: Vec<String>,
+    /// Ports anywhere whose membership in the host's groups changed: each
+    /// replaces what the agent held for that port. Deleted ports come in
+    /// `deleted_ports`.
+    #[serde(default)]
+    pub members: Vec<MemberInfo>,
 }
 
 impl FeedReply {
@@ -102,6 +117,9 @@ impl FeedReply {
             && self.deleted_networks.is_empty()
             && self.deleted_subnets.is_empty()
             && self.deleted_ports.is_empty()
+            && self.security_groups.is_empty()
+            && self.deleted_groups.is_empty()
+            && self.members.is_empty()
     }
 }
 
@@ -163,6 +181,54 @@ pub struct PortInfo {
     pub status: String,
     pub dns_name: String,
     pub extra_dhcp_opts: Vec<ExtraDhcpOpt>,
+    /// False: no security groups and no anti-spoofing for this port.
+    #[serde(default)]
+    pub port_security_enabled: bool,
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    #[serde(default)]
+    pub allowed_address_pairs: Vec<AddressPair>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressPair {
+    /// An address or a CIDR.
+    pub ip_address: String,
+    pub mac_address: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityGroupInfo {
+    pub id: String,
+    pub stateful: bool,
+    pub rules: Vec<RuleInfo>,
+}
+
+/// A security group rule as the firewall needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleInfo {
+    pub id: String,
+    /// `ingress` or `egress`.
+    pub direction: String,
+    /// `IPv4` or `IPv6`.
+    pub ethertype: String,
+    /// IP protocol number; None for any.
+    pub protocol: Option<u8>,
+    /// Ports for TCP/UDP/SCTP/DCCP/UDP-Lite; ICMP type and code for ICMP.
+    pub port_range_min: Option<u32>,
+    pub port_range_max: Option<u32>,
+    /// Normalised CIDR (host bits clear); None for any.
+    pub remote_ip_prefix: Option<String>,
+    pub remote_group_id: Option<String>,
+}
+
+/// Which of the host's groups a port is in, with the addresses it speaks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    pub port_id: String,
+    pub groups: Vec<String>,
+    /// Fixed IPs and allowed address pairs (addresses or CIDRs).
+    pub addresses: Vec<String>,
 }
 
 impl PortInfo {

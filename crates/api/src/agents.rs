@@ -305,6 +305,7 @@ pub async fn feed(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
 async fn feed_inner(state: &AppState, headers: &HeaderMap, body: &Bytes) -> ApiResult<FeedReply> {
     let req: FeedRequest = request(state, headers, body)?;
     let held: BTreeSet<String> = req.networks.iter().cloned().collect();
+    let held_groups: BTreeSet<String> = req.groups.iter().cloned().collect();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.wait_ms).min(MAX_WAIT);
     let mut revisions = state.engine.subscribe();
     let mut versions = state.agents.version.subscribe();
@@ -314,12 +315,20 @@ async fn feed_inner(state: &AppState, headers: &HeaderMap, body: &Bytes) -> ApiR
         revisions.borrow_and_update();
         versions.borrow_and_update();
         let (snap, changes) = state.engine.changes_since(since);
+        let held_now = neutrino_engine::host_feed::Held {
+            networks: &held,
+            groups: &held_groups,
+        };
         let mut reply =
-            neutrino_engine::host_feed::feed(&snap, changes, &req.host, req.dhcp_mode, &held);
+            neutrino_engine::host_feed::feed(&snap, changes, &req.host, req.dhcp_mode, held_now);
         reply.agents_version = state.agents.version();
         // An empty snapshot to an agent that holds nothing tells it nothing.
-        let nothing_new =
-            reply.is_empty() || (reply.snapshot && reply.networks.is_empty() && held.is_empty());
+        let nothing_new = reply.is_empty()
+            || (reply.snapshot
+                && reply.networks.is_empty()
+                && reply.security_groups.is_empty()
+                && held.is_empty()
+                && held_groups.is_empty());
         if !nothing_new
             || reply.agents_version != req.agents_version
             || tokio::time::Instant::now() >= deadline

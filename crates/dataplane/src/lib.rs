@@ -7,6 +7,7 @@ pub mod netlink;
 pub mod netns;
 pub mod plan;
 pub mod plug;
+pub mod firewall;
 mod raw;
 mod rtnl;
 mod socket;

@@ -22,6 +22,10 @@ pub struct Changed {
     pub id: String,
 }
 
+/// Kind of the feed-only change that says a port's membership in a security
+/// group changed; its id is `<group id>/<port id>`.
+pub const MEMBER_MARKER: &str = "member";
+
 struct Ring {
     /// Every change after this revision is in `entries`.
     floor: u64,

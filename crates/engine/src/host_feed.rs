@@ -4,14 +4,15 @@
 //! VXLAN forwarding entries). Pure: the API layer adds long polling and the
 //! VTEP map.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use neutrino_agent_rpc::{
-    DhcpMode, ExtraDhcpOpt, FeedReply, FixedIp, HostRoute, NetworkInfo, PortInfo, SubnetInfo,
+    AddressPair, DhcpMode, ExtraDhcpOpt, FeedReply, FixedIp, HostRoute, MemberInfo, NetworkInfo,
+    PortInfo, RuleInfo, SecurityGroupInfo, SubnetInfo,
 };
-use neutrino_model::{Network, Port, Subnet};
+use neutrino_model::{IP_PROTOCOLS, Network, Port, SecurityGroupRule, Subnet};
 
-use crate::changes::{Changed, Since};
+use crate::changes::{Changed, MEMBER_MARKER, Since};
 use crate::state::State;
 
 /// The networks a host carries now.
@@ -37,35 +38,74 @@ pub fn host_networks(state: &State, host: &str, dhcp: DhcpMode) -> BTreeSet<Stri
     nets
 }
 
+/// The security groups a host's firewall needs: those of its own ports with
+/// port security, plus every group their rules name as a remote group.
+pub fn host_groups(state: &State, host: &str) -> BTreeSet<String> {
+    let mut groups = BTreeSet::new();
+    for p in state
+        .ports_by_host
+        .get(host)
+        .into_iter()
+        .flat_map(|ids| ids.iter())
+        .filter_map(|id| state.ports.get(id))
+        .filter(|p| p.port_security_enabled && !p.is_network_owned())
+    {
+        groups.extend(p.security_groups.iter().cloned());
+    }
+    let mut remote = BTreeSet::new();
+    for g in &groups {
+        for r in state.rules_of(g) {
+            if let Some(rg) = &r.remote_group_id {
+                remote.insert(rg.clone());
+            }
+        }
+    }
+    groups.extend(remote);
+    groups
+}
+
+/// What the host holds: the networks and the security groups it has.
+pub struct Held<'a> {
+    pub networks: &'a BTreeSet<String>,
+    pub groups: &'a BTreeSet<String>,
+}
+
 /// The feed reply for a host that holds `held` at revision `since`.
-pub fn feed(
-    state: &State,
-    since: Since,
-    host: &str,
-    dhcp: DhcpMode,
-    held: &BTreeSet<String>,
-) -> FeedReply {
+pub fn feed(state: &State, since: Since, host: &str, dhcp: DhcpMode, held: Held<'_>) -> FeedReply {
     let view = host_networks(state, host, dhcp);
+    let groups = host_groups(state, host);
     let mut reply = FeedReply {
         revision: state.revision,
         ..FeedReply::default()
     };
+    let mut members = BTreeMap::new();
     let changed = match since {
         Since::Gone => {
             reply.snapshot = true;
             for id in &view {
                 add_whole_network(state, id, &mut reply);
             }
+            for g in &groups {
+                add_whole_group(state, g, &groups, &mut reply, &mut members);
+            }
+            reply.members = members.into_values().collect();
             return reply;
         }
         Since::Changes(c) => c,
     };
-    for id in view.difference(held) {
+    let held_networks = held.networks;
+    for g in groups.difference(held.groups) {
+        add_whole_group(state, g, &groups, &mut reply, &mut members);
+    }
+    reply.deleted_groups = held.groups.difference(&groups).cloned().collect();
+    let kept_group = |g: &str| groups.contains(g) && held.groups.contains(g);
+    let mut resent_groups = BTreeSet::new();
+    for id in view.difference(held_networks) {
         add_whole_network(state, id, &mut reply);
     }
-    reply.deleted_networks = held.difference(&view).cloned().collect();
+    reply.deleted_networks = held_networks.difference(&view).cloned().collect();
     // Networks both sides have: only what changed in them.
-    let kept = |network_id: &str| view.contains(network_id) && held.contains(network_id);
+    let kept = |network_id: &str| view.contains(network_id) && held_networks.contains(network_id);
     for Changed { kind, id } in changed {
         match kind.as_str() {
             "network" => match state.networks.get(&id) {
@@ -82,10 +122,107 @@ pub fn feed(
                 Some(_) => {}
                 None => reply.deleted_ports.push(id),
             },
+            "security_group" if kept_group(&id) => {
+                resent_groups.insert(id);
+            }
+            "security_group_rule" => {
+                if let Some(r) = state.rules.get(&id)
+                    && kept_group(&r.security_group_id)
+                {
+                    resent_groups.insert(r.security_group_id.clone());
+                }
+            }
+            MEMBER_MARKER => {
+                if let Some((g, port)) = id.split_once('/')
+                    && kept_group(g)
+                    && let Some(p) = state.ports.get(port)
+                {
+                    members.insert(p.id.clone(), member_info(p, &groups));
+                }
+            }
             _ => {}
         }
     }
+    for g in resent_groups {
+        if let Some(info) = group_info(state, &g) {
+            reply.security_groups.push(info);
+        }
+    }
+    reply.members = members.into_values().collect();
     reply
+}
+
+/// A group's rules and every member port.
+fn add_whole_group(
+    state: &State,
+    id: &str,
+    wanted: &BTreeSet<String>,
+    reply: &mut FeedReply,
+    members: &mut BTreeMap<String, MemberInfo>,
+) {
+    let Some(info) = group_info(state, id) else {
+        return;
+    };
+    reply.security_groups.push(info);
+    for port in state.ports_by_group.get(id).into_iter().flatten() {
+        if !members.contains_key(port)
+            && let Some(p) = state.ports.get(port)
+        {
+            members.insert(port.clone(), member_info(p, wanted));
+        }
+    }
+}
+
+fn group_info(state: &State, id: &str) -> Option<SecurityGroupInfo> {
+    let g = state.security_groups.get(id)?;
+    Some(SecurityGroupInfo {
+        id: g.id.clone(),
+        stateful: g.stateful,
+        rules: state.rules_of(id).map(|r| rule_info(r)).collect(),
+    })
+}
+
+pub fn rule_info(r: &SecurityGroupRule) -> RuleInfo {
+    let protocol = r.protocol.as_deref().and_then(|p| {
+        IP_PROTOCOLS
+            .iter()
+            .find(|(n, _)| *n == p)
+            .map(|(_, n)| *n)
+            .or_else(|| p.parse().ok())
+    });
+    RuleInfo {
+        id: r.id.clone(),
+        direction: r.direction.clone(),
+        ethertype: r.ethertype.clone(),
+        // `ip` and `hopopt` (0) mean any protocol, as in Neutron's firewall.
+        protocol: protocol.filter(|n| *n != 0),
+        port_range_min: r.port_range_min,
+        port_range_max: r.port_range_max,
+        remote_ip_prefix: r
+            .normalized_cidr
+            .clone()
+            .or_else(|| r.remote_ip_prefix.clone())
+            .filter(|p| p != "0.0.0.0/0" && p != "::/0"),
+        remote_group_id: r.remote_group_id.clone(),
+    }
+}
+
+fn member_info(p: &Port, wanted: &BTreeSet<String>) -> MemberInfo {
+    MemberInfo {
+        port_id: p.id.clone(),
+        groups: p
+            .security_groups
+            .iter()
+            .filter(|g| wanted.contains(*g))
+            .cloned()
+            .collect(),
+        addresses: p
+            .fixed_ips
+            .iter()
+            .map(|f| f.ip_address.clone())
+            .chain(p.allowed_address_pairs.iter().map(|a| a.ip_address.clone()))
+            .collect(),
+    }
 }
 
 fn add_whole_network(state: &State, id: &str, reply: &mut FeedReply) {
@@ -158,6 +295,16 @@ pub fn port_info(p: &Port) -> PortInfo {
                 opt_name: o.opt_name.clone(),
                 opt_value: o.opt_value.clone(),
                 ip_version: o.ip_version,
+            })
+            .collect(),
+        port_security_enabled: p.port_security_enabled && !p.is_network_owned(),
+        security_groups: p.security_groups.clone(),
+        allowed_address_pairs: p
+            .allowed_address_pairs
+            .iter()
+            .map(|a| AddressPair {
+                ip_address: a.ip_address.clone(),
+                mac_address: a.mac_address.clone(),
             })
             .collect(),
     }

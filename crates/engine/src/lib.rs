@@ -46,6 +46,7 @@ impl Engine {
         tracing::info!(documents = count, revision, "model loaded");
         let log = Arc::new(seed_change_log(
             store.as_mut(),
+            &state,
             revision,
             config.feed_history,
         )?);
@@ -118,6 +119,7 @@ impl Engine {
 /// a server restart without a full resync.
 fn seed_change_log(
     store: &mut dyn Store,
+    state: &state::State,
     revision: u64,
     keep: usize,
 ) -> Result<changes::ChangeLog, EngineError> {
@@ -138,17 +140,32 @@ fn seed_change_log(
         Some(r) => r.revision.saturating_sub(1).max(from),
         None => revision,
     };
-    let seed = seed
-        .into_iter()
-        .map(|r| {
-            (
-                r.revision,
-                changes::Changed {
-                    kind: r.kind,
-                    id: r.id,
-                },
-            )
-        })
-        .collect();
+    // Membership markers were not stored: a port's current groups stand in
+    // for them, so a resumed host learns of joins and address changes (leaves
+    // of a port that still exists are the gap a restart leaves).
+    let mut entries = Vec::with_capacity(seed.len());
+    for r in seed {
+        if r.kind == "port"
+            && let Some(p) = state.ports.get(&r.id)
+        {
+            for g in &p.security_groups {
+                entries.push((
+                    r.revision,
+                    changes::Changed {
+                        kind: changes::MEMBER_MARKER.to_string(),
+                        id: format!("{g}/{}", p.id),
+                    },
+                ));
+            }
+        }
+        entries.push((
+            r.revision,
+            changes::Changed {
+                kind: r.kind,
+                id: r.id,
+            },
+        ));
+    }
+    let seed = entries;
     Ok(changes::ChangeLog::new(floor, revision, seed, keep))
 }

@@ -39,6 +39,8 @@ pub struct State {
     pub rule_keys: HashMap<String, String>,
     /// security group id → number of ports using it.
     pub group_users: HashMap<String, usize>,
+    /// security group id → the ports in it (remote-group membership).
+    pub ports_by_group: HashMap<String, OrdSet<String>>,
     /// project id → its `default` security group.
     pub default_groups: HashMap<String, String>,
     /// (project id, quota resource) → count.
@@ -198,6 +200,10 @@ impl State {
             .insert((p.network_id.clone(), p.mac_address.clone()), p.id.clone());
         for g in &p.security_groups {
             *self.group_users.entry(g.clone()).or_default() += 1;
+            self.ports_by_group
+                .entry(g.clone())
+                .or_default()
+                .insert(p.id.clone());
         }
         self.ports.insert(p.id.clone(), p);
     }
@@ -217,6 +223,12 @@ impl State {
         for g in &old.security_groups {
             if let Some(n) = self.group_users.get_mut(g) {
                 *n = n.saturating_sub(1);
+            }
+            if let Some(set) = self.ports_by_group.get_mut(g) {
+                set.remove(&old.id);
+                if set.is_empty() {
+                    self.ports_by_group.remove(g);
+                }
             }
         }
     }

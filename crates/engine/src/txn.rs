@@ -9,6 +9,7 @@ use neutrino_model::{
 use neutrino_store::Change;
 use serde::Serialize;
 
+use crate::changes::{Changed, MEMBER_MARKER};
 use crate::config::EngineConfig;
 use crate::error::EngineError;
 use crate::state::State;
@@ -19,6 +20,8 @@ pub struct Txn<'a> {
     /// The request's timestamp (Unix seconds) for created_at/updated_at.
     pub now: i64,
     changes: Vec<Change>,
+    /// Feed-only changes the store does not keep (see `member_markers`).
+    markers: Vec<Changed>,
 }
 
 fn doc<T: Serialize>(v: &T) -> String {
@@ -33,11 +36,39 @@ impl<'a> Txn<'a> {
             config,
             now,
             changes: Vec::new(),
+            markers: Vec::new(),
         }
     }
 
-    pub fn into_changes(self) -> Vec<Change> {
-        self.changes
+    pub fn into_changes(self) -> (Vec<Change>, Vec<Changed>) {
+        (self.changes, self.markers)
+    }
+
+    /// Remote-group membership is what other hosts' firewalls hold: when a
+    /// port joins or leaves a group, or its addresses change, the feed must
+    /// tell the hosts holding any group it was or is in. The old groups are
+    /// only known here, so they are recorded as `member` markers
+    /// (`<group>/<port>`) next to the port's own change.
+    fn member_markers(&mut self, old: Option<&Port>, new: Option<&Port>) {
+        if let (Some(o), Some(n)) = (old, new)
+            && o.security_groups == n.security_groups
+            && o.fixed_ips == n.fixed_ips
+            && o.allowed_address_pairs == n.allowed_address_pairs
+        {
+            return;
+        }
+        let groups: std::collections::BTreeSet<&String> = old
+            .into_iter()
+            .chain(new)
+            .flat_map(|p| p.security_groups.iter())
+            .collect();
+        let port = new.or(old).map(|p| p.id.as_str()).unwrap_or("");
+        for g in groups {
+            self.markers.push(Changed {
+                kind: MEMBER_MARKER.to_string(),
+                id: format!("{g}/{port}"),
+            });
+        }
     }
 
     fn record<T: Serialize>(&mut self, kind: Kind, id: &str, v: Option<&T>) {
@@ -70,12 +101,16 @@ impl<'a> Txn<'a> {
 
     pub fn put_port(&mut self, p: Port) {
         self.record(Kind::Port, &p.id, Some(&p));
+        let old = self.state.ports.get(&p.id).cloned();
+        self.member_markers(old.as_deref(), Some(&p));
         self.state.index_port(Arc::new(p));
     }
 
     pub fn delete_port(&mut self, id: &str) -> Option<Arc<Port>> {
         self.record::<Port>(Kind::Port, id, None);
-        self.state.unindex_port(id)
+        let old = self.state.unindex_port(id);
+        self.member_markers(old.as_deref(), None);
+        old
     }
 
     pub fn put_group(&mut self, g: SecurityGroup) {

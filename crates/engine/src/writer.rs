@@ -45,6 +45,7 @@ pub fn run(
         }
         let before_batch = working.clone();
         let mut changes: Vec<Change> = Vec::new();
+        let mut markers: Vec<Changed> = Vec::new();
         let mut completions = Vec::with_capacity(batch.len());
         let now = neutrino_model::time::now_unix();
         for job in batch {
@@ -55,7 +56,9 @@ pub fn run(
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut txn)));
             match outcome {
                 Ok((true, done)) => {
-                    changes.extend(txn.into_changes());
+                    let (c, m) = txn.into_changes();
+                    changes.extend(c);
+                    markers.extend(m);
                     completions.push(done);
                 }
                 Ok((false, done)) => {
@@ -90,6 +93,7 @@ pub fn run(
                             },
                         )
                     })
+                    .chain(markers.into_iter().map(|m| (revision, m)))
                     .collect();
                 log.publish(&published, working.clone(), changed);
                 for done in completions {

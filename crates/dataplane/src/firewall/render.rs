@@ -1,0 +1,360 @@
+//! FirewallSpec → Ruleset. Pure: the same spec always renders the same
+//! rules in the same order, so digests are stable across restarts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv6Addr};
+
+use super::model::{Cidr, Direction, FirewallSpec, Remote, Rule};
+use super::ruleset::{Chain, Elem, Family, Part, Ruleset, Set, Value};
+use crate::model::Mac;
+
+const BRIDGE_PRE_HOOK: &str = "type filter hook prerouting priority -300; policy accept;";
+const BRIDGE_FW_HOOK: &str = "type filter hook forward priority -1; policy accept;";
+const INET_PRE_HOOK: &str = "type filter hook prerouting priority 0; policy accept;";
+const INET_FW_HOOK: &str = "type filter hook forward priority 0; policy accept;";
+
+pub fn render(spec: &FirewallSpec) -> Ruleset {
+    let mut rs = Ruleset::default();
+    render_bridge(spec, &mut rs);
+    render_inet(spec, &mut rs);
+    rs
+}
+
+fn chain(rs: &mut Ruleset, family: Family, name: &str, hook: Option<&str>, rules: Vec<String>) {
+    rs.chains.insert(
+        (family, name.to_string()),
+        Chain {
+            hook: hook.map(str::to_string),
+            rules,
+        },
+    );
+}
+
+fn set(rs: &mut Ruleset, family: Family, name: &str, decl: &str, key_types: Vec<&'static str>, elements: BTreeSet<Elem>) {
+    rs.sets.insert(
+        (family, name.to_string()),
+        Set {
+            decl: decl.to_string(),
+            key_types,
+            elements,
+        },
+    );
+}
+
+fn strs(rules: &[&str]) -> Vec<String> {
+    rules.iter().map(|r| r.to_string()).collect()
+}
+
+/// Anti-spoofing and port marks, where the real bridge ports are visible.
+fn render_bridge(spec: &FirewallSpec, rs: &mut Ruleset) {
+    let b = Family::Bridge;
+    chain(
+        rs,
+        b,
+        "pre",
+        Some(BRIDGE_PRE_HOOK),
+        strs(&[
+            // Frames from elsewhere may carry a mark; only ours count.
+            "meta mark set 0",
+            "meta mark set iifname map @ports",
+            "meta mark != 0 jump spoof",
+        ]),
+    );
+    chain(
+        rs,
+        b,
+        "spoof",
+        None,
+        strs(&[
+            // 802.1Q and other ethertypes would pass the IP checks unseen.
+            "ether type != { arp, ip, ip6 } counter drop",
+            "iifname . ether saddr != @port_macs counter drop",
+            // ARP probes (RFC 5227) come from 0.0.0.0.
+            "arp saddr ip 0.0.0.0 return",
+            "iifname . arp saddr ether . arp saddr ip != @port_src4 counter drop",
+            "ip saddr 0.0.0.0 udp sport 68 udp dport 67 return",
+            "iifname . ether saddr . ip saddr != @port_src4 counter drop",
+            // A DHCP server inside an instance is not heard.
+            "ether type ip udp sport 67 counter drop",
+            // Duplicate address detection and MLD come from ::.
+            "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld-listener-report, mld2-listener-report } return",
+            "iifname . ether saddr . ip6 saddr != @port_src6 counter drop",
+            "icmpv6 type { nd-router-advert, nd-redirect } counter drop",
+            "ether type ip6 udp sport 547 counter drop",
+        ]),
+    );
+    chain(
+        rs,
+        b,
+        "fw",
+        Some(BRIDGE_FW_HOOK),
+        strs(&["meta mark set 0", "meta mark set oifname map @ports"]),
+    );
+
+    let mut ports = BTreeSet::new();
+    let mut macs = BTreeSet::new();
+    let mut src4 = BTreeSet::new();
+    let mut src6 = BTreeSet::new();
+    for (tap, p) in &spec.ports {
+        let name = || Part::Ifname(tap.clone());
+        ports.insert(Elem::map(vec![name()], Value::Mark(p.mark)));
+        for mac in &p.macs {
+            macs.insert(Elem::key(vec![name(), Part::Mac(*mac)]));
+            // IPv6 link-local, derived from each MAC the port may use.
+            src6.insert(Elem::key(vec![
+                name(),
+                Part::Mac(*mac),
+                Part::addr(IpAddr::V6(link_local(mac))),
+            ]));
+        }
+        for (mac, cidr) in outermost(&p.sources) {
+            let e = Elem::key(vec![name(), Part::Mac(mac), Part::Net(cidr)]);
+            if cidr.is_v4() {
+                src4.insert(e);
+            } else {
+                src6.insert(e);
+            }
+        }
+    }
+    set(rs, b, "ports", "type ifname : mark;", vec!["ifname"], ports);
+    set(rs, b, "port_macs", "type ifname . ether_addr;", vec!["ifname", "ether_addr"], macs);
+    set(
+        rs,
+        b,
+        "port_src4",
+        "type ifname . ether_addr . ipv4_addr; flags interval;",
+        vec!["ifname", "ether_addr", "ipv4_addr"],
+        src4,
+    );
+    set(
+        rs,
+        b,
+        "port_src6",
+        "type ifname . ether_addr . ipv6_addr; flags interval;",
+        vec!["ifname", "ether_addr", "ipv6_addr"],
+        src6,
+    );
+}
+
+/// Sources with the same MAC that another source covers are dropped:
+/// interval sets refuse overlapping elements.
+fn outermost(sources: &BTreeSet<(Mac, Cidr)>) -> Vec<(Mac, Cidr)> {
+    sources
+        .iter()
+        .filter(|(mac, c)| {
+            !sources
+                .iter()
+                .any(|(m2, c2)| m2 == mac && c2 != c && c2.contains(c))
+        })
+        .copied()
+        .collect()
+}
+
+/// Addresses with those another one covers dropped (interval sets refuse
+/// overlaps), split by family.
+fn split_outermost(addrs: &BTreeSet<Cidr>) -> (BTreeSet<Elem>, BTreeSet<Elem>) {
+    let mut v4 = BTreeSet::new();
+    let mut v6 = BTreeSet::new();
+    for c in addrs {
+        if addrs.iter().any(|o| o != c && o.contains(c)) {
+            continue;
+        }
+        let e = Elem::key(vec![Part::Net(*c)]);
+        if c.is_v4() {
+            v4.insert(e);
+        } else {
+            v6.insert(e);
+        }
+    }
+    (v4, v6)
+}
+
+/// fe80::/64 with the modified EUI-64 of `mac`.
+pub fn link_local(mac: &Mac) -> Ipv6Addr {
+    Ipv6Addr::new(
+        0xfe80,
+        0,
+        0,
+        0,
+        u16::from_be_bytes([mac[0] ^ 0x02, mac[1]]),
+        u16::from_be_bytes([mac[2], 0xff]),
+        u16::from_be_bytes([0xfe, mac[3]]),
+        u16::from_be_bytes([mac[4], mac[5]]),
+    )
+}
+
+fn digest_of(s: &str) -> String {
+    let c = Chain::regular(vec![s.to_string()]);
+    c.digest()[2..].to_string()
+}
+
+/// The chains of one set of groups (shared by every port with that set).
+fn combo_names(groups: &[String], isolate_net: Option<&str>) -> (String, String) {
+    let key = format!("{}|{}", groups.join(","), isolate_net.unwrap_or(""));
+    let d = digest_of(&key);
+    (format!("pi-{d}"), format!("pe-{d}"))
+}
+
+/// Security groups (stateful, through br_netfilter's conntrack).
+fn render_inet(spec: &FirewallSpec, rs: &mut Ruleset) {
+    let i = Family::Inet;
+    chain(
+        rs,
+        i,
+        "pre",
+        Some(INET_PRE_HOOK),
+        strs(&[
+            "meta mark 0 accept",
+            "ct state established,related accept",
+            "ct state invalid drop",
+            "udp sport 68 udp dport 67 accept",
+            "udp sport 546 udp dport 547 accept",
+            "icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld2-listener-report } accept",
+            "meta mark vmap @egress",
+        ]),
+    );
+    chain(
+        rs,
+        i,
+        "fw",
+        Some(INET_FW_HOOK),
+        strs(&[
+            "meta mark 0 accept",
+            "ct state established,related accept",
+            "ct state invalid drop",
+            "udp sport 67 udp dport 68 accept",
+            "udp sport 547 udp dport 546 accept",
+            "icmpv6 type { nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-query } accept",
+            "meta mark vmap @ingress",
+        ]),
+    );
+
+    let isolate = !spec.allow_same_net_traffic;
+    let mut remote_groups = BTreeSet::new();
+    let mut egress = BTreeSet::new();
+    let mut ingress = BTreeSet::new();
+    let mut combos: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut networks = BTreeSet::new();
+    for p in spec.ports.values() {
+        let net = isolate.then_some(p.network_id.as_str());
+        let (pi, pe) = combo_names(&p.groups, net);
+        ingress.insert(Elem::map(vec![Part::Mark(p.mark)], Value::Goto(pi.clone())));
+        egress.insert(Elem::map(vec![Part::Mark(p.mark)], Value::Goto(pe.clone())));
+        if combos.contains_key(&pi) {
+            continue;
+        }
+        let mut in_rules: Vec<String> = p.groups.iter().map(|g| format!("jump sg-{g}-i")).collect();
+        if let Some(net) = net {
+            networks.insert(net.to_string());
+            in_rules.push(format!("ip saddr @n4-{net} drop"));
+            in_rules.push(format!("ip6 saddr @n6-{net} drop"));
+            in_rules.extend(p.groups.iter().map(|g| format!("jump sg-{g}-is")));
+        }
+        in_rules.push("drop".to_string());
+        let mut out_rules: Vec<String> = p.groups.iter().map(|g| format!("jump sg-{g}-e")).collect();
+        out_rules.push("drop".to_string());
+        combos.insert(pi, in_rules);
+        combos.insert(pe, out_rules);
+    }
+    for (name, rules) in combos {
+        chain(rs, i, &name, None, rules);
+    }
+    let used: BTreeSet<&String> = spec.ports.values().flat_map(|p| p.groups.iter()).collect();
+    for g in used {
+        let rules = spec.groups.get(g).map(|f| f.rules.as_slice()).unwrap_or(&[]);
+        let mut e = Vec::new();
+        let mut ing = Vec::new();
+        let mut own = Vec::new();
+        for r in rules {
+            if let Remote::Group(rg) = &r.remote {
+                remote_groups.insert(rg.clone());
+            }
+            let Some(text) = rule_text(r) else { continue };
+            match r.direction {
+                Direction::Egress => e.push(text),
+                Direction::Ingress if isolate && r.remote == Remote::Group(g.clone()) => {
+                    own.push(text)
+                }
+                Direction::Ingress => ing.push(text),
+            }
+        }
+        chain(rs, i, &format!("sg-{g}-e"), None, e);
+        chain(rs, i, &format!("sg-{g}-i"), None, ing);
+        if isolate {
+            chain(rs, i, &format!("sg-{g}-is"), None, own);
+        }
+    }
+    let empty = BTreeSet::new();
+    for g in remote_groups {
+        let (v4, v6) = split_outermost(spec.members.get(&g).unwrap_or(&empty));
+        addr_sets(rs, &format!("g4-{g}"), &format!("g6-{g}"), v4, v6);
+    }
+    for net in networks {
+        let (v4, v6) = split_outermost(spec.network_addresses.get(&net).unwrap_or(&empty));
+        addr_sets(rs, &format!("n4-{net}"), &format!("n6-{net}"), v4, v6);
+    }
+    set(rs, i, "egress", "type mark : verdict;", vec!["mark"], egress);
+    set(rs, i, "ingress", "type mark : verdict;", vec!["mark"], ingress);
+}
+
+fn addr_sets(rs: &mut Ruleset, v4_name: &str, v6_name: &str, v4: BTreeSet<Elem>, v6: BTreeSet<Elem>) {
+    let i = Family::Inet;
+    set(rs, i, v4_name, "type ipv4_addr; flags interval;", vec!["ipv4_addr"], v4);
+    set(rs, i, v6_name, "type ipv6_addr; flags interval;", vec!["ipv6_addr"], v6);
+}
+
+/// Protocols whose rules may name ports.
+const PORT_PROTOCOLS: [u8; 5] = [6, 17, 33, 132, 136];
+
+/// One rule as nft text, or None for a rule that can match nothing here
+/// (a prefix of the other family, values out of range).
+pub fn rule_text(r: &Rule) -> Option<String> {
+    let (fam, nfproto) = if r.ipv4 { ("ip", "ipv4") } else { ("ip6", "ipv6") };
+    let field = match r.direction {
+        Direction::Ingress => "saddr",
+        Direction::Egress => "daddr",
+    };
+    let mut parts = Vec::new();
+    match &r.remote {
+        Remote::Any => parts.push(format!("meta nfproto {nfproto}")),
+        Remote::Prefix(c) => {
+            if c.is_v4() != r.ipv4 {
+                return None;
+            }
+            parts.push(format!("{fam} {field} {c}"));
+        }
+        Remote::Group(g) => {
+            let v = if r.ipv4 { 4 } else { 6 };
+            parts.push(format!("{fam} {field} @g{v}-{g}"));
+        }
+    }
+    if let Some(p) = r.protocol {
+        // Neutron lets `icmp` stand for ICMPv6 in IPv6 rules.
+        let p = if !r.ipv4 && p == 1 { 58 } else { p };
+        parts.push(format!("meta l4proto {p}"));
+        let min = r.port_range_min;
+        let max = r.port_range_max;
+        if PORT_PROTOCOLS.contains(&p) {
+            let lo = min.map(u16::try_from).transpose().ok()?;
+            let hi = max.map(u16::try_from).transpose().ok()?;
+            match (lo, hi) {
+                (Some(a), Some(b)) if a == b => parts.push(format!("th dport {a}")),
+                (Some(a), Some(b)) if a > b => return None,
+                (Some(1), Some(65535)) => {}
+                (Some(a), Some(b)) => parts.push(format!("th dport {a}-{b}")),
+                (Some(a), None) => parts.push(format!("th dport {a}")),
+                _ => {}
+            }
+        } else if (p == 1 && r.ipv4) || p == 58 {
+            let icmp = if p == 1 { "icmp" } else { "icmpv6" };
+            if let Some(t) = min {
+                parts.push(format!("{icmp} type {}", u8::try_from(t).ok()?));
+                if let Some(c) = max {
+                    parts.push(format!("{icmp} code {}", u8::try_from(c).ok()?));
+                }
+            }
+        }
+    }
+    parts.push("accept".to_string());
+    Some(parts.join(" "))
+}
