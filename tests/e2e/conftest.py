@@ -149,6 +149,24 @@ class Api:
     def show_port(self, port_id: str) -> dict:
         return self.get(f"/v2.0/ports/{port_id}")["port"]
 
+    def put(self, path, body):
+        return self.call("PUT", path, body, expect=200)[1]
+
+    def update_port(self, port_id: str, **attrs) -> dict:
+        return self.put(f"/v2.0/ports/{port_id}", {"port": attrs})["port"]
+
+    def security_group(self, name: str) -> dict:
+        return self.post("/v2.0/security-groups", {"security_group": {"name": name}})["security_group"]
+
+    def rule(self, group_id: str, direction: str = "ingress", **attrs) -> dict:
+        body = {"security_group_id": group_id, "direction": direction, "ethertype": "IPv4", **attrs}
+        return self.post("/v2.0/security-group-rules", {"security_group_rule": body})["security_group_rule"]
+
+    def default_group(self) -> dict:
+        groups = self.get("/v2.0/security-groups?name=default")["security_groups"]
+        assert len(groups) == 1, groups
+        return groups[0]
+
 
 class Proc:
     """A process we started; stopped by its PID."""
@@ -186,7 +204,8 @@ class Proc:
 class Host:
     """A compute or network node: a namespace with an agent."""
 
-    def __init__(self, topo: "Topology", name: str, index: int, dhcp_mode: str, driver: str):
+    def __init__(self, topo: "Topology", name: str, index: int, dhcp_mode: str, driver: str,
+                 firewall: str = ""):
         self.topo, self.name, self.index = topo, name, index
         self.ns = f"{PREFIX}-{name}"
         self.tunnel_ip = f"192.0.2.{index}"
@@ -213,6 +232,9 @@ physical_interface_mappings = {{ physnet1 = "eth1" }}
 mode = "{dhcp_mode}"
 driver = "{driver}"
 lease_time_secs = 600
+
+[firewall]
+{firewall}
 """)
         topo.add_ns(self.ns)
         fab = topo.fabric
@@ -314,8 +336,44 @@ class Instance:
     def ip(self, *args: str) -> str:
         return nsx(self.ns, "ip", *args).stdout
 
-    def ping(self, addr: str, count: int = 2) -> bool:
-        return nsx(self.ns, "ping", "-c", str(count), "-W", "1", "-i", "0.2", addr, check=False).returncode == 0
+    def ping(self, addr: str, count: int = 2, source: str | None = None) -> bool:
+        extra = ["-I", source] if source else []
+        return nsx(self.ns, "ping", "-c", str(count), "-W", "1", "-i", "0.2", *extra, addr,
+                   check=False).returncode == 0
+
+    def static(self, prefix: int = 24):
+        """Configures the port's fixed IPs on eth0 as nova's Flat manager
+        injected them (no DHCP); IPv6 without duplicate address detection."""
+        for f in self.port["fixed_ips"]:
+            ip = f["ip_address"]
+            if ":" in ip:
+                nsx(self.ns, "ip", "-6", "addr", "add", f"{ip}/64", "dev", "eth0", "nodad")
+            else:
+                nsx(self.ns, "ip", "addr", "add", f"{ip}/{prefix}", "dev", "eth0")
+
+    def listen(self, port: int) -> "Proc":
+        """A TCP listener on every address (v4 and v6) that answers "ok"."""
+        code = ("import socket\n"
+                "s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)\n"
+                "s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n"
+                "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                f"s.bind(('::', {port})); s.listen(16)\n"
+                "while True:\n"
+                "    c, _ = s.accept(); c.sendall(b'ok'); c.close()\n")
+        p = Proc(["ip", "netns", "exec", self.ns, "python3", "-c", code],
+                 self.topo.dir / f"{self.name}.listen{port}.log")
+        self.topo.procs.append(p)
+        return p
+
+    def connect(self, addr: str, port: int, timeout: float = 2.0) -> bool:
+        """Whether a TCP connection to addr:port is answered "ok"."""
+        code = ("import socket,sys\n"
+                "try:\n"
+                f"    c = socket.create_connection(('{addr}', {port}), timeout={timeout})\n"
+                "    sys.exit(0 if c.recv(2) == b'ok' else 1)\n"
+                "except OSError:\n"
+                "    sys.exit(1)\n")
+        return nsx(self.ns, "python3", "-c", code, check=False, timeout=timeout + 20).returncode == 0
 
 
 class Topology:
@@ -357,8 +415,9 @@ feed_history = {feed_history}
         self.procs.append(self.server)
         wait_until("the server", lambda: self.api.call("GET", "/v2.0/networks")[0] == 200)
 
-    def add_host(self, name: str, dhcp_mode: str = "off", driver: str = "native", start: bool = True) -> Host:
-        h = Host(self, name, len(self.hosts) + 1, dhcp_mode, driver)
+    def add_host(self, name: str, dhcp_mode: str = "off", driver: str = "native", start: bool = True,
+                 firewall: str = "") -> Host:
+        h = Host(self, name, len(self.hosts) + 1, dhcp_mode, driver, firewall)
         self.hosts[name] = h
         if start:
             h.start_agent()

@@ -15,6 +15,27 @@ pub struct AgentConfig {
     pub agent: AgentSection,
     pub l2: L2Section,
     pub dhcp: DhcpSection,
+    pub firewall: FirewallSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FirewallSection {
+    /// Security groups and anti-spoofing on nftables (tables `bridge
+    /// neutrino` and `inet neutrino`). false: the agent leaves them alone.
+    pub enabled: bool,
+    /// nova-network's option: false drops traffic between instances of one
+    /// network unless a rule other than "from my own group" admits it.
+    pub allow_same_net_traffic: bool,
+}
+
+impl Default for FirewallSection {
+    fn default() -> Self {
+        FirewallSection {
+            enabled: true,
+            allow_same_net_traffic: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -7,11 +7,15 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use neutrino_agent_rpc::{DhcpMode, NetworkInfo, PortInfo, SubnetInfo, names};
+use neutrino_dataplane::firewall::{Cidr, PortFilter};
 use neutrino_dataplane::model::parse_mac;
 use neutrino_dataplane::{Bridge, DesiredHost, Mac, NsEndpoint, Uplink, Vxlan};
 
 use crate::config::AgentConfig;
 use crate::view::HostView;
+
+pub mod firewall;
+pub use firewall::GroupState;
 
 /// One DHCPv4 subnet served on a network, with our address on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +74,13 @@ pub struct Desired {
     pub server_active: BTreeSet<String>,
     /// network id → why it cannot be wired here.
     pub problems: BTreeMap<String, String>,
+    /// tap → its filter, for local ports with port security.
+    pub port_filters: BTreeMap<String, PortFilter>,
+    /// network id → its instances' addresses (only when
+    /// `allow_same_net_traffic` is false).
+    pub network_addresses: BTreeMap<String, BTreeSet<Cidr>>,
+    /// Rules and members of the host's security groups.
+    pub groups: Arc<GroupState>,
 }
 
 fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
@@ -103,6 +114,7 @@ pub fn compute(view: &HostView, cfg: &AgentConfig) -> Desired {
 pub struct Planner {
     cache: BTreeMap<String, (u64, Arc<Desired>)>,
     global: Option<u64>,
+    groups: Option<(u64, Arc<GroupState>)>,
 }
 
 impl Planner {
@@ -124,6 +136,17 @@ impl Planner {
                 }
             };
             d.merge(&part);
+        }
+        if cfg.firewall.enabled {
+            let v = view.groups_version();
+            d.groups = match &self.groups {
+                Some((have, g)) if *have == v => g.clone(),
+                _ => {
+                    let g = Arc::new(firewall::group_state(view));
+                    self.groups = Some((v, g.clone()));
+                    g
+                }
+            };
         }
         d
     }
@@ -155,6 +178,10 @@ impl Desired {
             .extend(part.server_active.iter().cloned());
         self.problems
             .extend(part.problems.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.port_filters
+            .extend(part.port_filters.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.network_addresses
+            .extend(part.network_addresses.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
 }
 
@@ -238,9 +265,20 @@ fn network(view: &HostView, cfg: &AgentConfig, net: &NetworkInfo) -> Desired {
             members.insert(tap.clone());
         }
         d.local_ports.insert(p.id.clone(), (tap, bridge.clone()));
+        if cfg.firewall.enabled
+            && let Some((tap, f)) = firewall::port_filter(p)
+        {
+            d.port_filters.insert(tap, f);
+        }
         if p.status == "ACTIVE" {
             d.server_active.insert(p.id.clone());
         }
+    }
+    if cfg.firewall.enabled && !cfg.firewall.allow_same_net_traffic && has_local_instances {
+        d.network_addresses.insert(
+            net.id.clone(),
+            firewall::instance_addresses(ports.iter().copied()),
+        );
     }
     d.host.bridges.insert(
         bridge.clone(),

@@ -6,7 +6,7 @@
 //! safety net. A pass with nothing to change writes nothing.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,17 @@ use tokio::sync::{Notify, watch};
 
 use crate::client::ServerClient;
 use crate::desired::Desired;
+use crate::firewall::Firewall;
 use crate::metrics::Shared;
+
+/// Whether two desired states ask the same of the kernel.
+fn same_host_state(a: &Desired, b: &Desired) -> bool {
+    a.host == b.host
+        && a.local_ports == b.local_ports
+        && a.port_filters == b.port_filters
+        && a.network_addresses == b.network_addresses
+        && (Arc::ptr_eq(&a.groups, &b.groups) || a.groups == b.groups)
+}
 
 /// Whether a port's device is plugged into its bridge and up.
 fn wired(observed: &ObservedHost, device: &str, bridge: &str) -> bool {
@@ -40,6 +50,8 @@ pub struct L2Worker {
     wired: BTreeMap<String, bool>,
     /// What the last pass that succeeded made the host match.
     done: Option<Arc<Desired>>,
+    /// Security groups and anti-spoofing (None: `firewall.enabled = false`).
+    firewall: Option<Arc<Mutex<Firewall>>>,
 }
 
 impl L2Worker {
@@ -49,8 +61,10 @@ impl L2Worker {
         client: ServerClient,
         shared: Arc<Shared>,
         resync: Duration,
+        firewall: Option<Firewall>,
     ) -> Self {
         L2Worker {
+            firewall: firewall.map(|f| Arc::new(Mutex::new(f))),
             host,
             own,
             client,
@@ -103,7 +117,7 @@ impl L2Worker {
                 && self
                     .done
                     .as_ref()
-                    .is_some_and(|d| d.host == want.host && d.local_ports == want.local_ports)
+                    .is_some_and(|d| same_host_state(d, &want))
             {
                 // The server's view of port states may have moved, though:
                 // correct it from what the last pass saw.
@@ -169,8 +183,34 @@ impl L2Worker {
     async fn pass(&mut self, want: &Arc<Desired>) -> anyhow::Result<bool> {
         let started = Instant::now();
         let (own, host_want) = (self.own.clone(), want.host.clone());
+        let (firewall, fw_want) = (self.firewall.clone(), want.clone());
+        let shared = self.shared.clone();
         let (observed, applied) =
             tokio::task::spawn_blocking(move || -> anyhow::Result<(ObservedHost, usize)> {
+                // Filters first: a port's rules exist before its tap joins
+                // the bridge, so it is never on the network unfiltered.
+                if let Some(fw) = firewall {
+                    let mut fw = fw.lock().unwrap_or_else(|e| e.into_inner());
+                    let p = fw.sync(&fw_want).context("programming the firewall")?;
+                    let m = &shared.metrics;
+                    m.firewall_ports
+                        .store(fw_want.port_filters.len() as u64, Ordering::Relaxed);
+                    if !p.is_empty() {
+                        tracing::info!(
+                            commands = p.commands,
+                            elements = p.elements,
+                            chains = p.chains_written,
+                            "firewall changed"
+                        );
+                        m.firewall_syncs.fetch_add(1, Ordering::Relaxed);
+                        m.firewall_commands
+                            .fetch_add(p.commands as u64, Ordering::Relaxed);
+                        m.firewall_elements
+                            .fetch_add(p.elements as u64, Ordering::Relaxed);
+                        m.firewall_chains_written
+                            .fetch_add(p.chains_written as u64, Ordering::Relaxed);
+                    }
+                }
                 let host = Host::new();
                 let observed = host.observe(&own).context("reading the host")?;
                 let ops = plan(&host_want, &observed, &own);

@@ -11,6 +11,7 @@ pub mod client;
 pub mod config;
 pub mod desired;
 pub mod dhcp;
+pub mod firewall;
 pub mod l2;
 pub mod metrics;
 pub mod reconcile;

@@ -29,6 +29,11 @@ pub struct AgentMetrics {
     pub networks: AtomicU64,
     pub dhcp_networks: AtomicU64,
     pub dhcp_reservations: AtomicU64,
+    pub firewall_syncs: AtomicU64,
+    pub firewall_commands: AtomicU64,
+    pub firewall_elements: AtomicU64,
+    pub firewall_chains_written: AtomicU64,
+    pub firewall_ports: AtomicU64,
 }
 
 pub fn now_ms() -> u64 {
@@ -126,6 +131,36 @@ impl Shared {
                 ("{kind=\"snapshot\"}", g(&m.feed_snapshots)),
                 ("{kind=\"delta\"}", g(&m.feed_deltas)),
             ],
+        );
+        metric(
+            "counter",
+            "neutrino_agent_firewall_transactions_total",
+            "nftables transactions applied.",
+            &[("", g(&m.firewall_syncs))],
+        );
+        metric(
+            "counter",
+            "neutrino_agent_firewall_commands_total",
+            "nft commands applied.",
+            &[("", g(&m.firewall_commands))],
+        );
+        metric(
+            "counter",
+            "neutrino_agent_firewall_elements_total",
+            "Set and map elements added or deleted.",
+            &[("", g(&m.firewall_elements))],
+        );
+        metric(
+            "counter",
+            "neutrino_agent_firewall_chains_written_total",
+            "Chains whose rules were written.",
+            &[("", g(&m.firewall_chains_written))],
+        );
+        metric(
+            "gauge",
+            "neutrino_agent_firewall_ports",
+            "Local ports filtered (port security on).",
+            &[("", g(&m.firewall_ports))],
         );
         metric(
             "counter",

@@ -34,6 +34,7 @@ const FEED_WAIT_MS: u64 = 25_000;
 struct Cursor {
     since: u64,
     networks: Vec<String>,
+    groups: Vec<String>,
     agents_version: u64,
 }
 
@@ -250,6 +251,7 @@ impl Agent {
         Cursor {
             since: self.view.revision,
             networks: self.view.held_networks(),
+            groups: self.view.held_groups(),
             agents_version: self.view.agents_version,
         }
     }
@@ -376,6 +378,7 @@ pub async fn run(
                     dhcp_mode: cfg.dhcp.mode,
                     agents_version: c.agents_version,
                     wait_ms: FEED_WAIT_MS,
+                    groups: c.groups,
                 };
                 match client.feed(&req).await {
                     Ok(reply) => {
@@ -426,6 +429,9 @@ pub async fn run(
         client.clone(),
         shared.clone(),
         Duration::from_millis(cfg.agent.resync_interval_ms.max(50)),
+        cfg.firewall
+            .enabled
+            .then(|| crate::firewall::Firewall::new(cfg.firewall.allow_same_net_traffic)),
     );
     tokio::spawn(worker.run(
         from_model,

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use neutrino_agent_rpc::{FeedReply, NetworkInfo, PortInfo, SubnetInfo};
+use neutrino_agent_rpc::{FeedReply, MemberInfo, NetworkInfo, PortInfo, SecurityGroupInfo, SubnetInfo};
 
 #[derive(Debug, Default, Clone)]
 pub struct HostView {
@@ -29,6 +29,13 @@ pub struct HostView {
     versions: BTreeMap<String, u64>,
     global: u64,
     counter: u64,
+    /// Security groups the host's firewall needs, and the membership of
+    /// ports anywhere in them (port id → record; group → ports).
+    groups: BTreeMap<String, SecurityGroupInfo>,
+    members: BTreeMap<String, MemberInfo>,
+    members_by_group: BTreeMap<String, BTreeSet<String>>,
+    /// Changes whenever a group or a membership changes.
+    groups_version: u64,
 }
 
 fn unlink(index: &mut BTreeMap<String, BTreeSet<String>>, network_id: &str, id: &str) {
@@ -54,6 +61,39 @@ impl HostView {
             self.subnets_by_network.clear();
             self.ports_by_network.clear();
             self.versions.clear();
+            self.groups.clear();
+            self.members.clear();
+            self.members_by_group.clear();
+        }
+        let groups_changed = r.snapshot
+            || !r.security_groups.is_empty()
+            || !r.deleted_groups.is_empty()
+            || !r.members.is_empty()
+            || r.deleted_ports.iter().any(|p| self.members.contains_key(p));
+        for id in &r.deleted_groups {
+            self.groups.remove(id);
+            self.members_by_group.remove(id);
+        }
+        for id in &r.deleted_ports {
+            self.remove_member(id);
+        }
+        for g in r.security_groups {
+            self.groups.insert(g.id.clone(), g);
+        }
+        for m in r.members {
+            self.remove_member(&m.port_id);
+            for g in &m.groups {
+                self.members_by_group
+                    .entry(g.clone())
+                    .or_default()
+                    .insert(m.port_id.clone());
+            }
+            self.members.insert(m.port_id.clone(), m);
+        }
+        if groups_changed {
+            self.counter += 1;
+            self.groups_version = self.counter;
+            changed = true;
         }
         for id in &r.deleted_networks {
             changed |= self.remove_network(id);
@@ -80,6 +120,42 @@ impl HostView {
         self.dns_domain = r.dns_domain;
         self.initialized = true;
         changed
+    }
+
+    fn remove_member(&mut self, port_id: &str) {
+        if let Some(old) = self.members.remove(port_id) {
+            for g in &old.groups {
+                unlink(&mut self.members_by_group, g, port_id);
+            }
+        }
+    }
+
+    /// Groups whose rules and members the host holds (the feed's cursor).
+    pub fn held_groups(&self) -> Vec<String> {
+        self.groups.keys().cloned().collect()
+    }
+
+    pub fn group(&self, id: &str) -> Option<&SecurityGroupInfo> {
+        self.groups.get(id)
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = &SecurityGroupInfo> {
+        self.groups.values()
+    }
+
+    /// Addresses of every member of a group.
+    pub fn member_addresses<'a>(&'a self, group: &str) -> impl Iterator<Item = &'a str> + 'a {
+        self.members_by_group
+            .get(group)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| self.members.get(p))
+            .flat_map(|m| m.addresses.iter().map(String::as_str))
+    }
+
+    /// Changes whenever a group or a membership changes.
+    pub fn groups_version(&self) -> u64 {
+        self.groups_version
     }
 
     fn bump_global(&mut self) {

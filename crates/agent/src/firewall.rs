@@ -1,0 +1,116 @@
+//! The firewall step of a pass: the desired port filters and groups become
+//! one nftables transaction holding only what differs. Each port gets a
+//! number (its packet mark) that stays with it across restarts: the numbers
+//! are read back from the kernel's `ports` map at start, so a restarted
+//! agent renders the very ruleset the kernel holds and changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use neutrino_dataplane::firewall::{
+    Family, FirewallSpec, Observed, Part, Plan, Value, nft, plan, render,
+};
+
+use crate::desired::Desired;
+
+/// How often the kernel's tables are read again to catch drift.
+const REREAD: Duration = Duration::from_secs(60);
+
+pub struct Firewall {
+    allow_same_net_traffic: bool,
+    /// What the kernel holds, as of the last read or successful apply.
+    observed: Option<Observed>,
+    read_at: Option<Instant>,
+    /// tap → mark.
+    marks: BTreeMap<String, u32>,
+    /// The spec last applied (a pass whose spec is unchanged does nothing).
+    last: Option<FirewallSpec>,
+}
+
+impl Firewall {
+    pub fn new(allow_same_net_traffic: bool) -> Firewall {
+        Firewall {
+            allow_same_net_traffic,
+            observed: None,
+            read_at: None,
+            marks: BTreeMap::new(),
+            last: None,
+        }
+    }
+
+    /// Brings the kernel in line with `want`; returns the plan applied
+    /// (empty when nothing differed). Blocking: runs `nft`.
+    pub fn sync(&mut self, want: &Desired) -> Result<Plan, nft::NftError> {
+        if self.read_at.is_none_or(|t| t.elapsed() > REREAD) {
+            self.observed = None;
+        }
+        if self.observed.is_none() {
+            nft::enable_bridge_netfilter().map_err(nft::NftError::Spawn)?;
+            let o = nft::observe()?;
+            if self.marks.is_empty() {
+                self.marks = marks_in(&o);
+            }
+            self.observed = Some(o);
+            self.read_at = Some(Instant::now());
+            self.last = None;
+        }
+        let spec = self.spec(want);
+        if self.last.as_ref() == Some(&spec) {
+            return Ok(Plan::default());
+        }
+        let rs = render(&spec);
+        let observed = self.observed.as_ref().expect("read above");
+        let p = plan(&rs, observed);
+        if let Err(e) = nft::apply(&p.script) {
+            // What the kernel holds is unknown now: read it next time.
+            self.observed = None;
+            self.last = None;
+            return Err(e);
+        }
+        self.observed = Some(Observed::from_ruleset(&rs));
+        self.last = Some(spec);
+        Ok(p)
+    }
+
+    fn spec(&mut self, want: &Desired) -> FirewallSpec {
+        self.marks.retain(|tap, _| want.port_filters.contains_key(tap));
+        let mut used: BTreeSet<u32> = self.marks.values().copied().collect();
+        let mut next = 1u32;
+        let mut ports = BTreeMap::new();
+        for (tap, f) in &want.port_filters {
+            let mark = *self.marks.entry(tap.clone()).or_insert_with(|| {
+                while used.contains(&next) {
+                    next += 1;
+                }
+                used.insert(next);
+                next
+            });
+            let mut f = f.clone();
+            f.mark = mark;
+            ports.insert(tap.clone(), f);
+        }
+        FirewallSpec {
+            ports,
+            groups: want.groups.groups.clone(),
+            members: want.groups.members.clone(),
+            allow_same_net_traffic: self.allow_same_net_traffic,
+            network_addresses: want.network_addresses.clone(),
+        }
+    }
+}
+
+/// tap → mark as the kernel's `ports` map has them.
+fn marks_in(o: &Observed) -> BTreeMap<String, u32> {
+    let mut marks = BTreeMap::new();
+    for e in o
+        .sets
+        .get(&(Family::Bridge, "ports".to_string()))
+        .into_iter()
+        .flatten()
+    {
+        if let ([Part::Ifname(tap)], Some(Value::Mark(m))) = (e.key.as_slice(), &e.value) {
+            marks.insert(tap.clone(), *m);
+        }
+    }
+    marks
+}
