@@ -26,6 +26,25 @@ pub enum DhcpMode {
     Off,
 }
 
+/// How much routing an agent does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum L3Mode {
+    /// Every router (single-host: the network node).
+    All,
+    /// A copy of each router that serves an instance of this host, doing the
+    /// NAT of this host's instances only (multi-host, nova-network's
+    /// multi_host).
+    Local,
+    /// No routers.
+    #[default]
+    Off,
+}
+
+/// `device_owner` of the per-host external port a router copy uses in
+/// multi-host mode (Neutron's DVR calls its per-host port the same).
+pub const HOST_GATEWAY_OWNER: &str = "network:floatingip_agent_gateway";
+
 /// Heartbeat and registration in one: sent at start and every report interval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentReport {
@@ -34,6 +53,8 @@ pub struct AgentReport {
     #[serde(default)]
     pub tunnel_ip: Option<String>,
     pub dhcp_mode: DhcpMode,
+    #[serde(default)]
+    pub l3_mode: L3Mode,
     /// `native` or `dnsmasq`.
     #[serde(default)]
     pub dhcp_driver: String,
@@ -76,6 +97,9 @@ pub struct FeedRequest {
     /// Security groups whose rules and members the agent holds now.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// Decides which routers the host runs.
+    #[serde(default)]
+    pub l3_mode: L3Mode,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -106,6 +130,13 @@ pub struct FeedReply {
     /// `deleted_ports`.
     #[serde(default)]
     pub members: Vec<MemberInfo>,
+    /// Routers the host runs (whole, whenever one changed or its floating
+    /// IPs did); in a snapshot, all of them.
+    #[serde(default)]
+    pub routers: Vec<RouterInfo>,
+    /// Routers the host no longer runs.
+    #[serde(default)]
+    pub deleted_routers: Vec<String>,
 }
 
 impl FeedReply {
@@ -120,6 +151,8 @@ impl FeedReply {
             && self.security_groups.is_empty()
             && self.deleted_groups.is_empty()
             && self.members.is_empty()
+            && self.routers.is_empty()
+            && self.deleted_routers.is_empty()
     }
 }
 
@@ -222,6 +255,60 @@ pub struct RuleInfo {
     pub remote_group_id: Option<String>,
 }
 
+/// A router as a host needs it to run it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterInfo {
+    pub id: String,
+    pub admin_state_up: bool,
+    /// Legs on tenant networks (`network:router_interface` ports).
+    pub interfaces: Vec<RouterLeg>,
+    /// The router's own gateway leg (None: no external gateway).
+    pub gateway: Option<RouterLeg>,
+    /// This host's gateway leg for the router (multi-host mode), once the
+    /// server has given it one.
+    pub host_gateway: Option<RouterLeg>,
+    pub enable_snat: bool,
+    /// Extra routes.
+    pub routes: Vec<HostRoute>,
+    pub floating_ips: Vec<FloatingIpInfo>,
+}
+
+/// One leg of a router: a port on a network, with its addresses and the
+/// prefix and gateway of each address's subnet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouterLeg {
+    pub port_id: String,
+    pub network_id: String,
+    pub mac_address: String,
+    pub addresses: Vec<LegAddress>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegAddress {
+    pub ip_address: String,
+    pub subnet_id: String,
+    /// The subnet's CIDR.
+    pub cidr: String,
+    /// The subnet's gateway (on a gateway leg: the router's next hop).
+    pub gateway_ip: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FloatingIpInfo {
+    pub id: String,
+    pub floating_ip_address: String,
+    pub fixed_ip_address: String,
+    pub port_id: String,
+    /// Where the instance is (`binding:host_id` of its port).
+    pub host: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostGatewayRequest {
+    pub host: String,
+    pub router_id: String,
+}
+
 /// Which of the host's groups a port is in, with the addresses it speaks for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberInfo {
@@ -277,5 +364,16 @@ pub mod names {
     }
     pub fn dhcp_namespace(prefix: &str, network_id: &str) -> String {
         format!("{prefix}qdhcp-{network_id}")
+    }
+    pub fn router_namespace(prefix: &str, router_id: &str) -> String {
+        format!("{prefix}qrouter-{router_id}")
+    }
+    /// A router's leg on a tenant network, inside its namespace.
+    pub fn router_interface(port_id: &str) -> String {
+        format!("qr-{}", short(port_id))
+    }
+    /// A router's gateway leg, inside its namespace.
+    pub fn router_gateway(port_id: &str) -> String {
+        format!("qg-{}", short(port_id))
     }
 }

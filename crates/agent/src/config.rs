@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use neutrino_agent_rpc::DhcpMode;
+use neutrino_agent_rpc::{DhcpMode, L3Mode};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -16,6 +16,32 @@ pub struct AgentConfig {
     pub l2: L2Section,
     pub dhcp: DhcpSection,
     pub firewall: FirewallSection,
+    pub l3: L3Section,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct L3Section {
+    /// `all` (single-host: this network node runs every router), `local`
+    /// (multi-host: a copy of each router its instances use, NATting their
+    /// floating IPs and their outbound traffic here) or `off`.
+    pub mode: L3Mode,
+    /// Announce a floating IP with a gratuitous ARP when it is added here
+    /// (`arping` from iputils), so upstream caches follow a move at once.
+    pub arping_path: String,
+    /// conntrack-tools' `conntrack`, to end a removed floating IP's
+    /// connections at once.
+    pub conntrack_path: String,
+}
+
+impl Default for L3Section {
+    fn default() -> Self {
+        L3Section {
+            mode: L3Mode::Off,
+            arping_path: "arping".into(),
+            conntrack_path: "conntrack".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

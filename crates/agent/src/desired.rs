@@ -166,6 +166,12 @@ impl Desired {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone())),
         );
+        self.host.ns_routing.extend(
+            part.host
+                .ns_routing
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         self.dhcp
             .extend(part.dhcp.iter().map(|(k, v)| (k.clone(), v.clone())));
         self.need_dhcp_port
@@ -361,7 +367,7 @@ fn network(view: &HostView, cfg: &AgentConfig, net: &NetworkInfo) -> Desired {
                 d.server_active.insert(dp.id.clone());
             }
             d.host.endpoints.insert(
-                namespace.clone(),
+                host_side.clone(),
                 NsEndpoint {
                     namespace: namespace.clone(),
                     bridge: bridge.clone(),

@@ -294,6 +294,7 @@ fn report_body(cfg: &AgentConfig, shared: &Shared, started_at: u64) -> AgentRepo
         host: cfg.agent.host.clone(),
         tunnel_ip: cfg.l2.tunnel_ip.map(|ip| ip.to_string()),
         dhcp_mode: cfg.dhcp.mode,
+        l3_mode: cfg.l3.mode,
         dhcp_driver: cfg.dhcp.driver.clone(),
         physical_interface_mappings: cfg.l2.physical_interface_mappings.clone(),
         counters: BTreeMap::from([
@@ -379,6 +380,7 @@ pub async fn run(
                     agents_version: c.agents_version,
                     wait_ms: FEED_WAIT_MS,
                     groups: c.groups,
+                    l3_mode: cfg.l3.mode,
                 };
                 match client.feed(&req).await {
                     Ok(reply) => {

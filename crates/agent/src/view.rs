@@ -317,6 +317,9 @@ mod tests {
             status: "DOWN".into(),
             dns_name: String::new(),
             extra_dhcp_opts: Vec::new(),
+            port_security_enabled: true,
+            security_groups: vec!["sg".into()],
+            allowed_address_pairs: Vec::new(),
         }
     }
 

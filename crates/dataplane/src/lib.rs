@@ -14,8 +14,8 @@ mod socket;
 pub mod watch;
 
 pub use model::{
-    Bridge, DesiredHost, FdbEntry, LinkKind, Mac, NsEndpoint, NsLink, ObservedHost, ObservedLink,
-    ObservedNamespace, Ownership, Uplink, Vxlan, VxlanParams, ZERO_MAC,
+    Bridge, DesiredHost, FdbEntry, LinkKind, Mac, NsEndpoint, NsLink, NsRoute, NsRouting,
+    ObservedHost, ObservedLink, ObservedNamespace, Ownership, Uplink, Vxlan, VxlanParams, ZERO_MAC,
 };
 pub use netlink::{ApplyError, Host, HostError};
 pub use plan::{Op, plan};

@@ -15,8 +15,27 @@ pub const ZERO_MAC: Mac = [0; 6];
 pub struct DesiredHost {
     /// Keyed by bridge name.
     pub bridges: BTreeMap<String, Bridge>,
-    /// Keyed by namespace name.
+    /// Keyed by host-side link name (a namespace may hold several: a
+    /// router has a leg on each of its networks).
     pub endpoints: BTreeMap<String, NsEndpoint>,
+    /// Routing inside owned namespaces (routers), keyed by namespace.
+    pub ns_routing: BTreeMap<String, NsRouting>,
+}
+
+/// A route inside a namespace: destination prefix via a next hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NsRoute {
+    pub dst: IpAddr,
+    pub prefix: u8,
+    pub via: IpAddr,
+}
+
+/// A namespace that forwards (a router): IPv4 forwarding and the routes
+/// it holds besides the connected ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NsRouting {
+    pub forwarding: bool,
+    pub routes: BTreeSet<NsRoute>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,14 +82,15 @@ pub struct NsEndpoint {
 /// Which namespaces and links this agent owns (may delete).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ownership {
-    /// Owned namespaces are named `<namespace_prefix>qdhcp-*`.
+    /// Owned namespaces are named `<namespace_prefix>qdhcp-*` (DHCP) and
+    /// `<namespace_prefix>qrouter-*` (routers).
     pub namespace_prefix: String,
 }
 
 impl Ownership {
     pub fn owns_namespace(&self, name: &str) -> bool {
         name.strip_prefix(self.namespace_prefix.as_str())
-            .is_some_and(|rest| rest.starts_with("qdhcp-"))
+            .is_some_and(|rest| rest.starts_with("qdhcp-") || rest.starts_with("qrouter-"))
     }
 
     /// Owned by name alone; veth host sides are owned through their peer.
@@ -129,6 +149,9 @@ pub struct NsLink {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ObservedNamespace {
     pub links: BTreeMap<String, NsLink>,
+    /// Routes with a next hop in the main table (connected ones are left out).
+    pub routes: BTreeSet<NsRoute>,
+    pub forwarding: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -69,6 +69,9 @@ fn observe_namespace(name: &str) -> Result<ObservedNamespace, HostError> {
             };
             ns.links.insert(l.name, link);
         }
+        ns.routes = rtnl::routes(&mut nl)?.into_iter().collect();
+        ns.forwarding = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+            .is_ok_and(|v| v.trim() == "1");
         Ok(ns)
     })?
 }
@@ -181,7 +184,7 @@ impl Host {
 }
 
 fn apply_one(nl: &mut Nl, op: &Op) -> Result<(), HostError> {
-    use nix::libc::{EADDRNOTAVAIL, ENODEV, ENOENT};
+    use nix::libc::{EADDRNOTAVAIL, ENODEV, ENOENT, ESRCH};
     match op {
         Op::CreateNamespace { name } => netns::create(name)?,
         Op::DeleteNamespace { name } => netns::delete(name)?,
@@ -263,6 +266,26 @@ fn apply_one(nl: &mut Nl, op: &Op) -> Result<(), HostError> {
                 r => r,
             }
         })?,
+        Op::NsSetForwarding { namespace, on } => in_ns(namespace, |_| set_forwarding(*on))?,
+        Op::NsAddRoute { namespace, route } => in_ns(namespace, |nl| rtnl::route_add(nl, route))?,
+        Op::NsDelRoute { namespace, route } => in_ns(namespace, |nl| {
+            match rtnl::route_del(nl, route) {
+                Err(e) if is_errno(&e, ESRCH) => Ok(()),
+                r => r,
+            }
+        })?,
+    }
+    Ok(())
+}
+
+/// IPv4 (and IPv6) forwarding of the namespace the thread is in.
+fn set_forwarding(on: bool) -> Result<(), SocketError> {
+    let v = if on { "1" } else { "0" };
+    for f in [
+        "/proc/sys/net/ipv4/ip_forward",
+        "/proc/sys/net/ipv6/conf/all/forwarding",
+    ] {
+        std::fs::write(f, v).map_err(SocketError::Io)?;
     }
     Ok(())
 }

@@ -9,8 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::model::{
-    DesiredHost, FdbEntry, LinkKind, Mac, NsEndpoint, ObservedHost, ObservedLink, Ownership,
-    Uplink, VxlanParams, ZERO_MAC,
+    DesiredHost, FdbEntry, LinkKind, Mac, NsEndpoint, NsRoute, NsRouting, ObservedHost,
+    ObservedLink, Ownership, Uplink, VxlanParams, ZERO_MAC,
 };
 
 /// One minimal netlink change. Link names refer to the agent's namespace
@@ -102,6 +102,18 @@ pub enum Op {
         addr: IpAddr,
         prefix: u8,
     },
+    NsSetForwarding {
+        namespace: String,
+        on: bool,
+    },
+    NsAddRoute {
+        namespace: String,
+        route: NsRoute,
+    },
+    NsDelRoute {
+        namespace: String,
+        route: NsRoute,
+    },
 }
 
 /// Ops collected per phase, concatenated in an order that applies cleanly.
@@ -118,6 +130,8 @@ struct Phases {
     port_up: Vec<Op>,
     bridge_up: Vec<Op>,
     ns: Vec<Op>,
+    /// After addresses: a route's next hop must be on a connected subnet.
+    ns_routes: Vec<Op>,
     fdb_del_unicast: Vec<Op>,
     fdb_add: Vec<Op>,
     /// Flood entries are removed after adds so BUM delivery never gaps.
@@ -138,6 +152,7 @@ impl Phases {
             self.port_up,
             self.bridge_up,
             self.ns,
+            self.ns_routes,
             self.fdb_del_unicast,
             self.fdb_add,
             self.fdb_del_flood,
@@ -154,6 +169,8 @@ struct Planner<'a> {
     observed: &'a ObservedHost,
     /// Links deleted early in this plan: treat as absent.
     gone: BTreeSet<String>,
+    /// Namespaces this plan already creates or brings `lo` up in.
+    namespaces_seen: BTreeSet<String>,
     p: Phases,
 }
 
@@ -325,20 +342,54 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn endpoint(&mut self, e: &NsEndpoint) {
-        let ns = self.observed.namespaces.get(&e.namespace);
+    /// Creates a namespace (with `lo` up) unless it is there or planned.
+    fn namespace(&mut self, name: &str) {
+        if !self.namespaces_seen.insert(name.to_owned()) {
+            return;
+        }
+        let ns = self.observed.namespaces.get(name);
         if ns.is_none() {
             self.p.ns_create.push(Op::CreateNamespace {
-                name: e.namespace.clone(),
+                name: name.to_owned(),
             });
         }
         let lo_up = ns.and_then(|n| n.links.get("lo")).is_some_and(|l| l.up);
         if !lo_up {
             self.p.ns.push(Op::NsSetUp {
-                namespace: e.namespace.clone(),
+                namespace: name.to_owned(),
                 link: "lo".into(),
             });
         }
+    }
+
+    fn routing(&mut self, namespace: &str, r: &NsRouting) {
+        self.namespace(namespace);
+        let ns = self.observed.namespaces.get(namespace);
+        let (forwarding, empty) = (ns.is_some_and(|n| n.forwarding), BTreeSet::new());
+        let have = ns.map(|n| &n.routes).unwrap_or(&empty);
+        if forwarding != r.forwarding {
+            self.p.ns.push(Op::NsSetForwarding {
+                namespace: namespace.to_owned(),
+                on: r.forwarding,
+            });
+        }
+        for route in have.difference(&r.routes) {
+            self.p.ns_routes.push(Op::NsDelRoute {
+                namespace: namespace.to_owned(),
+                route: *route,
+            });
+        }
+        for route in r.routes.difference(have) {
+            self.p.ns_routes.push(Op::NsAddRoute {
+                namespace: namespace.to_owned(),
+                route: *route,
+            });
+        }
+    }
+
+    fn endpoint(&mut self, e: &NsEndpoint) {
+        self.namespace(&e.namespace);
+        let ns = self.observed.namespaces.get(&e.namespace);
         let ns_link = ns.and_then(|n| n.links.get(&e.ns_side));
         let host = self.live(&e.host_side);
         let paired = host.is_some_and(|h| {
@@ -426,6 +477,7 @@ pub fn plan(desired: &DesiredHost, observed: &ObservedHost, own: &Ownership) -> 
     let mut pl = Planner {
         observed,
         gone: BTreeSet::new(),
+        namespaces_seen: BTreeSet::new(),
         p: Phases::default(),
     };
 
@@ -470,6 +522,9 @@ pub fn plan(desired: &DesiredHost, observed: &ObservedHost, own: &Ownership) -> 
     for e in desired.endpoints.values() {
         pl.endpoint(e);
     }
+    for (ns, r) in &desired.ns_routing {
+        pl.routing(ns, r);
+    }
 
     for l in observed.links.values() {
         if pl.gone.contains(&l.name) {
@@ -490,8 +545,14 @@ pub fn plan(desired: &DesiredHost, observed: &ObservedHost, own: &Ownership) -> 
             });
         }
     }
+    let wanted_ns: BTreeSet<&str> = desired
+        .endpoints
+        .values()
+        .map(|e| e.namespace.as_str())
+        .chain(desired.ns_routing.keys().map(String::as_str))
+        .collect();
     for name in observed.namespaces.keys() {
-        if own.owns_namespace(name) && !desired.endpoints.contains_key(name) {
+        if own.owns_namespace(name) && !wanted_ns.contains(name.as_str()) {
             pl.p.ns_del.push(Op::DeleteNamespace { name: name.clone() });
         }
     }

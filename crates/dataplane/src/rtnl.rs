@@ -14,9 +14,12 @@ use netlink_packet_route::link::{
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use crate::model::{LinkKind, Mac, VxlanParams};
+use crate::model::{LinkKind, Mac, NsRoute, VxlanParams};
 use crate::raw;
 use crate::socket::{Nl, SocketError, decode};
 
@@ -50,6 +53,7 @@ fn to_mac(v: &[u8]) -> Option<Mac> {
 const RTM_NEWLINK: u16 = 16;
 const RTM_NEWADDR: u16 = 20;
 const RTM_NEWNEIGH: u16 = 28;
+const RTM_NEWROUTE: u16 = 24;
 
 /// The link dump request. Stats are skipped (RTEXT_FILTER_SKIP_STATS): the
 /// kernel then neither gathers nor sends them, and no RawLink field comes
@@ -340,6 +344,92 @@ pub fn addr_del(nl: &mut Nl, ifindex: u32, addr: IpAddr, prefix: u8) -> Result<(
         RouteNetlinkMessage::DelAddress(addr_msg(ifindex, addr, prefix)),
         0,
     )
+}
+
+/// Routes with a next hop in the main table (IPv4 and IPv6).
+pub fn routes(nl: &mut Nl) -> Result<Vec<NsRoute>, SocketError> {
+    let mut out = Vec::new();
+    for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+        let mut m = RouteMessage::default();
+        m.header.address_family = family;
+        nl.dump_raw(RouteNetlinkMessage::GetRoute(m), |r| {
+            if r.kind == RTM_NEWROUTE
+                && let RouteNetlinkMessage::NewRoute(m) = decode(&r)?
+                && let Some(route) = gateway_route(&m)
+            {
+                out.push(route);
+            }
+            Ok(())
+        })?;
+    }
+    Ok(out)
+}
+
+fn gateway_route(m: &RouteMessage) -> Option<NsRoute> {
+    let mut table = u32::from(m.header.table);
+    let (mut dst, mut via) = (None, None);
+    for a in &m.attributes {
+        match a {
+            RouteAttribute::Table(t) => table = *t,
+            RouteAttribute::Destination(d) => dst = route_ip(d),
+            RouteAttribute::Gateway(g) => via = route_ip(g),
+            _ => {}
+        }
+    }
+    if table != u32::from(RouteHeader::RT_TABLE_MAIN) || m.header.kind != RouteType::Unicast {
+        return None;
+    }
+    let via = via?;
+    let dst = dst.unwrap_or(if via.is_ipv4() {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+    });
+    Some(NsRoute {
+        dst,
+        prefix: m.header.destination_prefix_length,
+        via,
+    })
+}
+
+fn route_ip(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
+}
+
+fn route_msg(r: &NsRoute) -> RouteMessage {
+    let mut m = RouteMessage::default();
+    m.header.address_family = if r.dst.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    m.header.destination_prefix_length = r.prefix;
+    m.header.table = RouteHeader::RT_TABLE_MAIN;
+    m.header.protocol = RouteProtocol::Static;
+    m.header.scope = RouteScope::Universe;
+    m.header.kind = RouteType::Unicast;
+    if r.prefix > 0 {
+        m.attributes
+            .push(RouteAttribute::Destination(RouteAddress::from(r.dst)));
+    }
+    m.attributes
+        .push(RouteAttribute::Gateway(RouteAddress::from(r.via)));
+    m
+}
+
+pub fn route_add(nl: &mut Nl, r: &NsRoute) -> Result<(), SocketError> {
+    nl.request(
+        RouteNetlinkMessage::NewRoute(route_msg(r)),
+        NLM_F_CREATE | NLM_F_REPLACE,
+    )
+}
+
+pub fn route_del(nl: &mut Nl, r: &NsRoute) -> Result<(), SocketError> {
+    nl.request(RouteNetlinkMessage::DelRoute(route_msg(r)), 0)
 }
 
 /// The netlink-packet-route decode the raw one replaced: the reference the

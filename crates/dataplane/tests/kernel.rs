@@ -108,8 +108,9 @@ fn desired(bridges: Vec<Bridge>, endpoints: Vec<NsEndpoint>) -> DesiredHost {
         bridges: bridges.into_iter().map(|b| (b.name.clone(), b)).collect(),
         endpoints: endpoints
             .into_iter()
-            .map(|e| (e.namespace.clone(), e))
+            .map(|e| (e.host_side.clone(), e))
             .collect(),
+        ns_routing: BTreeMap::new(),
     }
 }
 
@@ -448,6 +449,7 @@ fn vxlan_between_two_hosts_passes_ping() {
                 },
             )]),
             endpoints: BTreeMap::new(),
+            ns_routing: BTreeMap::new(),
         };
         let again = netns::run_in(h, || {
             converge(&d, &own);

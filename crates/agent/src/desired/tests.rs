@@ -58,6 +58,9 @@ fn port(id: &str, net: &str, host: &str, mac: &str, ip: &str, owner: &str) -> Po
         status: "DOWN".into(),
         dns_name: String::new(),
         extra_dhcp_opts: Vec::new(),
+        port_security_enabled: !owner.starts_with("network:"),
+        security_groups: vec!["sg".into()],
+        allowed_address_pairs: Vec::new(),
     }
 }
 
@@ -247,7 +250,7 @@ fn dhcp_node_asks_for_its_port_then_serves_every_port() {
         svc.hosts[1].extra,
         vec![("mtu".to_string(), "1400".to_string())]
     );
-    let ep = &d.host.endpoints["t-qdhcp-n1"];
+    let ep = d.host.endpoints.values().find(|e| e.namespace == "t-qdhcp-n1").unwrap();
     assert_eq!(
         ep.addrs,
         BTreeSet::from([("10.0.0.2".parse().unwrap(), 24)])

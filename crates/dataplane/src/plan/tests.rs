@@ -60,8 +60,9 @@ fn desired(bridges: Vec<Bridge>, endpoints: Vec<NsEndpoint>) -> DesiredHost {
         bridges: bridges.into_iter().map(|b| (b.name.clone(), b)).collect(),
         endpoints: endpoints
             .into_iter()
-            .map(|e| (e.namespace.clone(), e))
+            .map(|e| (e.host_side.clone(), e))
             .collect(),
+        ns_routing: BTreeMap::new(),
     }
 }
 
