@@ -163,11 +163,15 @@ pub fn list(state: &AppState, call: &Call<'_>, c: Collection) -> ApiResult<Respo
             write_rule,
         ),
         Collection::Routers => out.render(
-            s.routers.values().filter(|r| policy::can_see_router(ctx, r)),
+            s.routers
+                .values()
+                .filter(|r| policy::can_see_router(ctx, r)),
             write_router,
         ),
         Collection::FloatingIps => out.render(
-            s.floatingips.values().filter(|f| policy::can_see_fip(ctx, f)),
+            s.floatingips
+                .values()
+                .filter(|f| policy::can_see_fip(ctx, f)),
             write_fip,
         ),
     }

@@ -260,10 +260,8 @@ impl State {
                     }
                 }
             }
-            OWNER_ROUTER_GATEWAY => {
-                if self.router_gateways.get(&old.device_id) == Some(&old.id) {
-                    self.router_gateways.remove(&old.device_id);
-                }
+            OWNER_ROUTER_GATEWAY if self.router_gateways.get(&old.device_id) == Some(&old.id) => {
+                self.router_gateways.remove(&old.device_id);
             }
             _ => {}
         }

@@ -216,18 +216,20 @@ fn allocate_address(
         if !ip.is_ipv4() {
             return Err(bad_request(format!("{ip} is not an IPv4 address")));
         }
-        return make(txn, FixedIpRequest::new(subnet_id.map(str::to_string), Some(ip))).map_err(
-            |e| match e.error_type.as_str() {
-                "IpAddressAlreadyAllocated" => ApiError::conflict(
-                    "IpAddressInUse",
-                    format!(
-                        "Unable to complete operation for network {}. The IP address {ip} is in use.",
-                        net.id
-                    ),
+        return make(
+            txn,
+            FixedIpRequest::new(subnet_id.map(str::to_string), Some(ip)),
+        )
+        .map_err(|e| match e.error_type.as_str() {
+            "IpAddressAlreadyAllocated" => ApiError::conflict(
+                "IpAddressInUse",
+                format!(
+                    "Unable to complete operation for network {}. The IP address {ip} is in use.",
+                    net.id
                 ),
-                _ => e,
-            },
-        );
+            ),
+            _ => e,
+        });
     }
     let candidates = match subnet_id {
         Some(s) => vec![s.to_string()],
@@ -380,11 +382,7 @@ fn disassociate(f: &mut FloatingIp) {
 
 /// Unassociates the floating IPs of a port that `drop` selects (the port is
 /// going away, or lost the fixed address a FIP pointed at).
-pub fn disassociate_port(
-    txn: &mut Txn<'_>,
-    port_id: &str,
-    drop: impl Fn(&FloatingIp) -> bool,
-) {
+pub fn disassociate_port(txn: &mut Txn<'_>, port_id: &str, drop: impl Fn(&FloatingIp) -> bool) {
     let affected: Vec<FloatingIp> = txn
         .state
         .fips_of_port(port_id)
@@ -470,4 +468,3 @@ pub fn not_found(id: &str) -> ApiError {
         format!("Floating IP {id} could not be found"),
     )
 }
-

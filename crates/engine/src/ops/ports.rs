@@ -1090,7 +1090,9 @@ fn check_router_device(
     match txn.state.routers.get(device_id) {
         Some(r) if r.std.project_id != ctx.project_id => Err(ApiError::conflict(
             "DeviceIDNotOwnedByTenant",
-            format!("The following device_id {device_id} is not owned by your tenant or matches another tenants router."),
+            format!(
+                "The following device_id {device_id} is not owned by your tenant or matches another tenants router."
+            ),
         )),
         _ => Ok(()),
     }

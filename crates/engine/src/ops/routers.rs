@@ -111,7 +111,10 @@ fn parse_gateway(v: &Value, ctx: &AuthContext, action: &str) -> ApiResult<Gatewa
                 if let Some(s) = &subnet_id
                     && !is_uuid(s)
                 {
-                    return Err(ApiError::invalid_attr(A, format!("'{s}' is not a valid UUID")));
+                    return Err(ApiError::invalid_attr(
+                        A,
+                        format!("'{s}' is not a valid UUID"),
+                    ));
                 }
                 let ip = item_str(A, f, "ip_address")?
                     .map(|s| parse_ip(&s).map_err(|e| ApiError::invalid_attr(A, e)))
@@ -437,7 +440,10 @@ pub async fn update(
         .raw("external_gateway_info")
         .map(|v| parse_gateway(v, ctx, "update_router"))
         .transpose()?;
-    let routes = b.list("routes")?.map(|r| parse_routes("routes", r)).transpose()?;
+    let routes = b
+        .list("routes")?
+        .map(|r| parse_routes("routes", r))
+        .transpose()?;
     let ctx = ctx.clone();
     engine
         .write(move |txn| {
@@ -492,10 +498,7 @@ pub async fn delete(
             if !ports.is_empty() {
                 return Err(ApiError::conflict(
                     "RouterInUse",
-                    format!(
-                        "Router {id} still has ports: {}",
-                        ports.join(", ")
-                    ),
+                    format!("Router {id} still has ports: {}", ports.join(", ")),
                 ));
             }
             let mut r = (*cur).clone();
@@ -522,7 +525,10 @@ fn parse_interface(body: Value) -> ApiResult<InterfaceRequest> {
             Some(v) => {
                 let s = to_string(k, v, 36)?;
                 if !is_uuid(&s) {
-                    return Err(ApiError::invalid_attr(k, format!("'{s}' is not a valid UUID")));
+                    return Err(ApiError::invalid_attr(
+                        k,
+                        format!("'{s}' is not a valid UUID"),
+                    ));
                 }
                 Ok(Some(s))
             }
@@ -540,7 +546,11 @@ fn parse_interface(body: Value) -> ApiResult<InterfaceRequest> {
 
 /// The answer to both interface calls (Neutron's `_make_router_interface_info`).
 fn interface_info(r: &Router, port: &Port, subnet_id: Option<&str>) -> Value {
-    let subnet_ids: Vec<&str> = port.fixed_ips.iter().map(|f| f.subnet_id.as_str()).collect();
+    let subnet_ids: Vec<&str> = port
+        .fixed_ips
+        .iter()
+        .map(|f| f.subnet_id.as_str())
+        .collect();
     let subnet_id = subnet_id.or(subnet_ids.first().copied());
     json!({
         "id": r.id,
@@ -572,7 +582,9 @@ pub async fn add_interface(
             let port = match (req.port_id, req.subnet_id) {
                 (Some(pid), _) => attach_port(txn, &ctx, &cur, &pid)?,
                 (None, Some(sid)) => attach_subnet(txn, &ctx, &cur, &sid)?,
-                (None, None) => return Err(bad_request("Either subnet_id or port_id must be specified")),
+                (None, None) => {
+                    return Err(bad_request("Either subnet_id or port_id must be specified"));
+                }
             };
             let mut r = (*cur).clone();
             touch(&mut r.std, txn.now);
@@ -620,12 +632,7 @@ fn attach_subnet(
 
 /// A user's unbound port becomes the interface (and trusted, like any
 /// `network:*` port).
-fn attach_port(
-    txn: &mut Txn<'_>,
-    ctx: &AuthContext,
-    r: &Router,
-    port_id: &str,
-) -> ApiResult<Port> {
+fn attach_port(txn: &mut Txn<'_>, ctx: &AuthContext, r: &Router, port_id: &str) -> ApiResult<Port> {
     let cur = ports::visible_port(txn, ctx, port_id)?;
     if !policy::owns(ctx, &cur.std.project_id) {
         return Err(ports::not_found(port_id));
@@ -636,7 +643,11 @@ fn attach_port(
             format!(
                 "Unable to complete operation on port {port_id} for network {}. Port already has an attached device {}.",
                 cur.network_id,
-                if cur.device_id.is_empty() { &cur.device_owner } else { &cur.device_id }
+                if cur.device_id.is_empty() {
+                    &cur.device_owner
+                } else {
+                    &cur.device_id
+                }
             ),
         ));
     }
@@ -649,7 +660,9 @@ fn attach_port(
         .filter(|f| parse_ip(&f.ip_address).is_ok_and(|ip| ip.is_ipv4()))
         .count();
     if v4_subnets > 1 {
-        return Err(bad_request("Cannot have multiple IPv4 subnets on router port"));
+        return Err(bad_request(
+            "Cannot have multiple IPv4 subnets on router port",
+        ));
     }
     for f in &cur.fixed_ips {
         check_new_subnet(txn, &r.id, &f.subnet_id)?;
@@ -699,7 +712,9 @@ pub async fn remove_interface(
                         return Err(ApiError::new(
                             ErrorKind::BadRequest,
                             "SubnetMismatchForPort",
-                            format!("Subnet on port {pid} does not match the requested subnet {s}."),
+                            format!(
+                                "Subnet on port {pid} does not match the requested subnet {s}."
+                            ),
                         ));
                     }
                     for f in &port.fixed_ips {
@@ -738,7 +753,9 @@ pub async fn remove_interface(
                     }
                     (port, Some(sid))
                 }
-                (None, None) => return Err(bad_request("Either subnet_id or port_id must be specified")),
+                (None, None) => {
+                    return Err(bad_request("Either subnet_id or port_id must be specified"));
+                }
             };
             let mut r = (*cur).clone();
             touch(&mut r.std, txn.now);
@@ -770,7 +787,11 @@ fn check_subnet_unused(txn: &Txn<'_>, r: &Router, subnet_id: &str) -> ApiResult<
             ),
         ));
     }
-    if let Some(cidr) = s.subnets.get(subnet_id).and_then(|x| Cidr::parse(&x.cidr).ok()) {
+    if let Some(cidr) = s
+        .subnets
+        .get(subnet_id)
+        .and_then(|x| Cidr::parse(&x.cidr).ok())
+    {
         let needed = r
             .routes
             .iter()

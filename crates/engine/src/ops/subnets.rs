@@ -528,8 +528,7 @@ fn check_gateway_not_routed(txn: &Txn<'_>, cur: &Subnet, new: Option<IpAddr>) ->
     }
     let holder = txn.state.ports_of(&cur.network_id).find(|p| {
         p.device_owner == OWNER_ROUTER_INTERFACE
-            && p
-                .fixed_ips
+            && p.fixed_ips
                 .iter()
                 .any(|f| f.subnet_id == cur.id && f.ip_address == old)
     });
