@@ -152,6 +152,18 @@ async fn route(state: &Arc<AppState>, req: Request<Body>) -> ApiResult<Response>
                     resources::delete(state, &call, c, &segs[1]).await
                 }
                 (2, _) => Err(method_not_allowed()),
+                (3, m)
+                    if c == Collection::Routers
+                        && matches!(
+                            segs[2].as_str(),
+                            "add_router_interface" | "remove_router_interface"
+                        ) =>
+                {
+                    if m != Method::PUT {
+                        return Err(method_not_allowed());
+                    }
+                    resources::router_interface(state, &call, &segs[1], &segs[2], body).await
+                }
                 (3 | 4, _) if segs[2] == "tags" => {
                     // Tags may legitimately end in `.json`-like text; use the raw last segment.
                     let tag = (segs.len() == 4).then(|| decode(segments[3]));

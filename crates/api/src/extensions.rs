@@ -43,6 +43,21 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "Adds external network attribute to network resource.",
     ),
     (
+        "router",
+        "Neutron L3 Router",
+        "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external networks via a NAT gateway.",
+    ),
+    (
+        "ext-gw-mode",
+        "Neutron L3 Configurable external gateway mode",
+        "Extension of the router abstraction for specifying whether SNAT should occur on the external gateway",
+    ),
+    (
+        "extraroute",
+        "Neutron Extra Route",
+        "Extra routes configuration for L3 router",
+    ),
+    (
         "net-mtu",
         "Network MTU",
         "Provides MTU attribute for a network resource.",

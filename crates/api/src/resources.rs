@@ -11,7 +11,8 @@ use neutrino_model::body::{Op, unwrap_envelope};
 use neutrino_model::listing;
 use neutrino_model::query::{ListQuery, Listable, Schema};
 use neutrino_model::{
-    ApiError, ApiResult, AuthContext, Network, Port, SecurityGroup, SecurityGroupRule, Subnet,
+    ApiError, ApiResult, AuthContext, FloatingIp, Network, Port, Router, SecurityGroup,
+    SecurityGroupRule, Subnet,
 };
 use serde_json::{Value, json};
 
@@ -34,6 +35,8 @@ pub enum Collection {
     Ports,
     SecurityGroups,
     SecurityGroupRules,
+    Routers,
+    FloatingIps,
 }
 
 impl Collection {
@@ -44,6 +47,8 @@ impl Collection {
             "ports" => Some(Collection::Ports),
             "security-groups" => Some(Collection::SecurityGroups),
             "security-group-rules" => Some(Collection::SecurityGroupRules),
+            "routers" => Some(Collection::Routers),
+            "floatingips" => Some(Collection::FloatingIps),
             _ => None,
         }
     }
@@ -55,6 +60,8 @@ impl Collection {
             Collection::Ports => &listing::PORTS,
             Collection::SecurityGroups => &listing::SECURITY_GROUPS,
             Collection::SecurityGroupRules => &listing::SECURITY_GROUP_RULES,
+            Collection::Routers => &listing::ROUTERS,
+            Collection::FloatingIps => &listing::FLOATINGIPS,
         }
     }
 
@@ -66,6 +73,8 @@ impl Collection {
             Collection::Ports => ops::ports::not_found(id),
             Collection::SecurityGroups => ops::security_groups::group_not_found(id),
             Collection::SecurityGroupRules => ops::security_groups::rule_not_found(id),
+            Collection::Routers => ops::routers::not_found(id),
+            Collection::FloatingIps => ops::floatingips::not_found(id),
         }
     }
 }
@@ -153,6 +162,18 @@ pub fn list(state: &AppState, call: &Call<'_>, c: Collection) -> ApiResult<Respo
             s.rules.values().filter(|r| policy::can_see_rule(ctx, s, r)),
             write_rule,
         ),
+        Collection::Routers => out.render(
+            s.routers
+                .values()
+                .filter(|r| policy::can_see_router(ctx, r)),
+            write_router,
+        ),
+        Collection::FloatingIps => out.render(
+            s.floatingips
+                .values()
+                .filter(|f| policy::can_see_fip(ctx, f)),
+            write_fip,
+        ),
     }
 }
 
@@ -173,6 +194,12 @@ fn write_group(n: &SecurityGroup, cx: &view::ViewCtx<'_>, out: &mut Vec<u8>, f: 
 }
 fn write_rule(n: &SecurityGroupRule, _cx: &view::ViewCtx<'_>, out: &mut Vec<u8>, f: &[String]) {
     reply::write_item(out, &view::rule(n), f);
+}
+fn write_router(n: &Router, _cx: &view::ViewCtx<'_>, out: &mut Vec<u8>, f: &[String]) {
+    reply::write_item(out, &view::router(n), f);
+}
+fn write_fip(n: &FloatingIp, _cx: &view::ViewCtx<'_>, out: &mut Vec<u8>, f: &[String]) {
+    reply::write_item(out, &view::floatingip(n), f);
 }
 
 /// Pages larger than this are streamed in chunks rather than built in one
@@ -405,6 +432,22 @@ pub fn show(state: &AppState, call: &Call<'_>, c: Collection, id: &str) -> ApiRe
                 .ok_or_else(nf)?;
             reply::single(200, "security_group_rule", &view::rule(n), &fields)
         }
+        Collection::Routers => {
+            let n = s
+                .routers
+                .get(id)
+                .filter(|n| policy::can_see_router(ctx, n))
+                .ok_or_else(nf)?;
+            reply::single(200, "router", &view::router(n), &fields)
+        }
+        Collection::FloatingIps => {
+            let n = s
+                .floatingips
+                .get(id)
+                .filter(|n| policy::can_see_fip(ctx, n))
+                .ok_or_else(nf)?;
+            reply::single(200, "floatingip", &view::floatingip(n), &fields)
+        }
     })
 }
 
@@ -472,6 +515,14 @@ pub async fn create(
                 |n, _cx: &view::ViewCtx<'_>| view::rule(n)
             )
         }
+        Collection::Routers => respond!(
+            ops::routers::create(e, ctx, items).await?,
+            |n, _cx: &view::ViewCtx<'_>| view::router(n)
+        ),
+        Collection::FloatingIps => respond!(
+            ops::floatingips::create(e, ctx, items).await?,
+            |n, _cx: &view::ViewCtx<'_>| view::floatingip(n)
+        ),
     }
 }
 
@@ -520,6 +571,14 @@ pub async fn update(
             "HTTPMethodNotAllowed",
             "Security group rules cannot be updated.",
         )),
+        Collection::Routers => respond!(
+            ops::routers::update(e, ctx, id, m, im).await?,
+            |n, _cx: &view::ViewCtx<'_>| view::router(n)
+        ),
+        Collection::FloatingIps => respond!(
+            ops::floatingips::update(e, ctx, id, m, im).await?,
+            |n, _cx: &view::ViewCtx<'_>| view::floatingip(n)
+        ),
     }
 }
 
@@ -537,8 +596,30 @@ pub async fn delete(
         Collection::Ports => ops::ports::delete(e, ctx, id, im).await?,
         Collection::SecurityGroups => ops::security_groups::delete(e, ctx, id, im).await?,
         Collection::SecurityGroupRules => ops::security_groups::delete_rule(e, ctx, id).await?,
+        Collection::Routers => ops::routers::delete(e, ctx, id, im).await?,
+        Collection::FloatingIps => ops::floatingips::delete(e, ctx, id, im).await?,
     }
     Ok(reply::no_content())
+}
+
+/// `PUT /v2.0/routers/{id}/add_router_interface|remove_router_interface`:
+/// the body and the answer are bare objects (not wrapped in `router`).
+pub async fn router_interface(
+    state: &AppState,
+    call: &Call<'_>,
+    id: &str,
+    action: &str,
+    body: Option<Value>,
+) -> ApiResult<Response> {
+    let e = &state.engine;
+    let body = need_body(body)?;
+    let info = match action {
+        "add_router_interface" => {
+            ops::routers::add_interface(e, call.ctx, id.to_string(), body).await?
+        }
+        _ => ops::routers::remove_interface(e, call.ctx, id.to_string(), body).await?,
+    };
+    Ok(reply::json(200, &info))
 }
 
 fn tag_list(body: Option<Value>) -> ApiResult<Vec<String>> {
@@ -571,6 +652,8 @@ pub async fn tags(
         Collection::Subnets => "subnets",
         Collection::Ports => "ports",
         Collection::SecurityGroups => "security-groups",
+        Collection::Routers => "routers",
+        Collection::FloatingIps => "floatingips",
         Collection::SecurityGroupRules => "",
     }) else {
         return Err(ApiError::hidden());

@@ -25,6 +25,8 @@ pub struct EngineConfig {
     pub max_dns_nameservers: usize,
     pub max_subnet_host_routes: usize,
     pub max_allowed_address_pairs: usize,
+    /// Most extra routes on one router (Neutron's `max_routes`).
+    pub max_routes: usize,
     /// Largest page a list returns (0 = no cap).
     pub pagination_max_limit: usize,
     /// Largest number of resources in one bulk create.
@@ -35,10 +37,12 @@ pub struct EngineConfig {
 }
 
 /// The quota resources Neutrino counts, with Neutron's defaults.
-pub const QUOTA_RESOURCES: [(&str, i64); 5] = [
+pub const QUOTA_RESOURCES: [(&str, i64); 7] = [
     ("network", 100),
     ("subnet", 100),
     ("port", 500),
+    ("router", 10),
+    ("floatingip", 50),
     ("security_group", 10),
     ("security_group_rule", 100),
 ];
@@ -60,6 +64,7 @@ impl Default for EngineConfig {
             max_dns_nameservers: 5,
             max_subnet_host_routes: 20,
             max_allowed_address_pairs: 10,
+            max_routes: 30,
             pagination_max_limit: 0,
             feed_history: 100_000,
             max_bulk: 10_000,

@@ -4,7 +4,8 @@
 //! readers only read. A caller gets 404, never 403, for what it cannot see.
 
 use neutrino_model::{
-    ApiError, ApiResult, AuthContext, Network, Port, SecurityGroup, SecurityGroupRule, Subnet,
+    ApiError, ApiResult, AuthContext, FloatingIp, Network, Port, Router, SecurityGroup,
+    SecurityGroupRule, Subnet,
 };
 
 use crate::state::State;
@@ -44,6 +45,15 @@ pub fn can_see_rule(ctx: &AuthContext, state: &State, r: &SecurityGroupRule) -> 
             .security_groups
             .get(&r.security_group_id)
             .is_some_and(|g| owns(ctx, &g.std.project_id))
+}
+
+/// Routers and floating IPs: their project only (and admins).
+pub fn can_see_router(ctx: &AuthContext, r: &Router) -> bool {
+    owns(ctx, &r.std.project_id)
+}
+
+pub fn can_see_fip(ctx: &AuthContext, f: &FloatingIp) -> bool {
+    owns(ctx, &f.std.project_id)
 }
 
 /// Readers may not write anything.

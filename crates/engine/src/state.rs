@@ -9,7 +9,8 @@ use std::sync::Arc;
 use imbl::{HashMap, OrdMap, OrdSet, Vector};
 use neutrino_ipam::{BuiltinIpam, Cidr, Ipam, parse_ip, subnet_plan};
 use neutrino_model::{
-    Kind, Network, Port, QuotaOverrides, SecurityGroup, SecurityGroupRule, Subnet,
+    FloatingIp, Kind, Network, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, QuotaOverrides,
+    Router, SecurityGroup, SecurityGroupRule, Subnet,
 };
 use neutrino_store::Document;
 
@@ -25,6 +26,8 @@ pub struct State {
     pub security_groups: OrdMap<String, Arc<SecurityGroup>>,
     pub rules: OrdMap<String, Arc<SecurityGroupRule>>,
     pub quotas: OrdMap<String, Arc<QuotaOverrides>>,
+    pub routers: OrdMap<String, Arc<Router>>,
+    pub floatingips: OrdMap<String, Arc<FloatingIp>>,
     /// network id → its subnets in creation order.
     pub subnets_by_network: HashMap<String, Vector<String>>,
     /// network id → its ports.
@@ -45,6 +48,16 @@ pub struct State {
     pub default_groups: HashMap<String, String>,
     /// (project id, quota resource) → count.
     pub usage: HashMap<(String, &'static str), i64>,
+    /// router id → its `network:router_interface` ports (device_id = router id).
+    pub router_interfaces: HashMap<String, OrdSet<String>>,
+    /// router id → its `network:router_gateway` port (device_id = router id).
+    pub router_gateways: HashMap<String, String>,
+    /// internal port id → the floating IPs associated with it.
+    pub fips_by_port: HashMap<String, OrdSet<String>>,
+    /// router id → the floating IPs it translates.
+    pub fips_by_router: HashMap<String, OrdSet<String>>,
+    /// (external network id, address) → floating IP id: unique per network.
+    pub fip_addresses: HashMap<(String, String), String>,
     /// (network type, physical network, segmentation id) in use.
     pub segments: OrdSet<(String, String, u32)>,
     pub ipam: BuiltinIpam,
@@ -81,6 +94,12 @@ impl State {
                 Some(Kind::Quota) => {
                     let q: QuotaOverrides = serde_json::from_str(&d.body).map_err(corrupt)?;
                     s.quotas.insert(q.project_id.clone(), Arc::new(q));
+                }
+                Some(Kind::Router) => {
+                    s.index_router(Arc::new(serde_json::from_str(&d.body).map_err(corrupt)?));
+                }
+                Some(Kind::FloatingIp) => {
+                    s.index_fip(Arc::new(serde_json::from_str(&d.body).map_err(corrupt)?));
                 }
                 None => return Err(EngineError::Corrupt(format!("unknown kind {}", d.kind))),
             }
@@ -205,6 +224,19 @@ impl State {
                 .or_default()
                 .insert(p.id.clone());
         }
+        match p.device_owner.as_str() {
+            OWNER_ROUTER_INTERFACE if !p.device_id.is_empty() => {
+                self.router_interfaces
+                    .entry(p.device_id.clone())
+                    .or_default()
+                    .insert(p.id.clone());
+            }
+            OWNER_ROUTER_GATEWAY if !p.device_id.is_empty() => {
+                self.router_gateways
+                    .insert(p.device_id.clone(), p.id.clone());
+            }
+            _ => {}
+        }
         self.ports.insert(p.id.clone(), p);
     }
 
@@ -230,6 +262,20 @@ impl State {
                     self.ports_by_group.remove(g);
                 }
             }
+        }
+        match old.device_owner.as_str() {
+            OWNER_ROUTER_INTERFACE => {
+                if let Some(set) = self.router_interfaces.get_mut(&old.device_id) {
+                    set.remove(&old.id);
+                    if set.is_empty() {
+                        self.router_interfaces.remove(&old.device_id);
+                    }
+                }
+            }
+            OWNER_ROUTER_GATEWAY if self.router_gateways.get(&old.device_id) == Some(&old.id) => {
+                self.router_gateways.remove(&old.device_id);
+            }
+            _ => {}
         }
     }
 
@@ -289,6 +335,104 @@ impl State {
             .usage
             .entry((project.to_string(), resource))
             .or_default() += delta;
+    }
+
+    pub fn index_router(&mut self, r: Arc<Router>) {
+        if !self.routers.contains_key(&r.id) {
+            self.bump_usage(&r.std.project_id, "router", 1);
+        }
+        self.routers.insert(r.id.clone(), r);
+    }
+
+    pub fn unindex_router(&mut self, id: &str) {
+        if let Some(r) = self.routers.remove(id) {
+            self.bump_usage(&r.std.project_id, "router", -1);
+        }
+    }
+
+    pub fn index_fip(&mut self, f: Arc<FloatingIp>) {
+        match self.floatingips.get(&f.id).cloned() {
+            Some(old) => self.unindex_fip_refs(&old),
+            None => self.bump_usage(&f.std.project_id, "floatingip", 1),
+        }
+        self.fip_addresses.insert(
+            (f.floating_network_id.clone(), f.floating_ip_address.clone()),
+            f.id.clone(),
+        );
+        if let Some(p) = &f.port_id {
+            self.fips_by_port
+                .entry(p.clone())
+                .or_default()
+                .insert(f.id.clone());
+        }
+        if let Some(r) = &f.router_id {
+            self.fips_by_router
+                .entry(r.clone())
+                .or_default()
+                .insert(f.id.clone());
+        }
+        self.floatingips.insert(f.id.clone(), f);
+    }
+
+    fn unindex_fip_refs(&mut self, old: &FloatingIp) {
+        self.fip_addresses.remove(&(
+            old.floating_network_id.clone(),
+            old.floating_ip_address.clone(),
+        ));
+        for (map, key) in [
+            (&mut self.fips_by_port, &old.port_id),
+            (&mut self.fips_by_router, &old.router_id),
+        ] {
+            if let Some(k) = key
+                && let Some(set) = map.get_mut(k)
+            {
+                set.remove(&old.id);
+                if set.is_empty() {
+                    map.remove(k);
+                }
+            }
+        }
+    }
+
+    pub fn unindex_fip(&mut self, id: &str) {
+        if let Some(f) = self.floatingips.remove(id) {
+            self.unindex_fip_refs(&f);
+            self.bump_usage(&f.std.project_id, "floatingip", -1);
+        }
+    }
+
+    /// A router's `network:router_interface` ports.
+    pub fn interfaces_of(&self, router_id: &str) -> impl Iterator<Item = &Arc<Port>> {
+        self.router_interfaces
+            .get(router_id)
+            .into_iter()
+            .flat_map(|v| v.iter())
+            .filter_map(|id| self.ports.get(id))
+    }
+
+    /// A router's gateway port, if it has a gateway.
+    pub fn gateway_port_of(&self, router_id: &str) -> Option<&Arc<Port>> {
+        self.router_gateways
+            .get(router_id)
+            .and_then(|id| self.ports.get(id))
+    }
+
+    /// The floating IPs associated with a port.
+    pub fn fips_of_port(&self, port_id: &str) -> impl Iterator<Item = &Arc<FloatingIp>> {
+        self.fips_by_port
+            .get(port_id)
+            .into_iter()
+            .flat_map(|v| v.iter())
+            .filter_map(|id| self.floatingips.get(id))
+    }
+
+    /// The floating IPs a router translates.
+    pub fn fips_of_router(&self, router_id: &str) -> impl Iterator<Item = &Arc<FloatingIp>> {
+        self.fips_by_router
+            .get(router_id)
+            .into_iter()
+            .flat_map(|v| v.iter())
+            .filter_map(|id| self.floatingips.get(id))
     }
 
     pub fn used(&self, project: &str, resource: &'static str) -> i64 {

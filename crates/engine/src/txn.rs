@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use neutrino_model::{
-    Kind, Network, Port, QuotaOverrides, SecurityGroup, SecurityGroupRule, Subnet,
+    FloatingIp, Kind, Network, Port, QuotaOverrides, Router, SecurityGroup, SecurityGroupRule,
+    Subnet,
 };
 use neutrino_store::Change;
 use serde::Serialize;
@@ -141,5 +142,25 @@ impl<'a> Txn<'a> {
     pub fn delete_quota(&mut self, project_id: &str) {
         self.record::<QuotaOverrides>(Kind::Quota, project_id, None);
         self.state.quotas.remove(project_id);
+    }
+
+    pub fn put_router(&mut self, r: Router) {
+        self.record(Kind::Router, &r.id, Some(&r));
+        self.state.index_router(Arc::new(r));
+    }
+
+    pub fn delete_router(&mut self, id: &str) {
+        self.record::<Router>(Kind::Router, id, None);
+        self.state.unindex_router(id);
+    }
+
+    pub fn put_fip(&mut self, f: FloatingIp) {
+        self.record(Kind::FloatingIp, &f.id, Some(&f));
+        self.state.index_fip(Arc::new(f));
+    }
+
+    pub fn delete_fip(&mut self, id: &str) {
+        self.record::<FloatingIp>(Kind::FloatingIp, id, None);
+        self.state.unindex_fip(id);
     }
 }

@@ -4,8 +4,8 @@
 
 use neutrino_model::time::format_utc;
 use neutrino_model::{
-    AddressPair, AllocationPool, ExtraDhcpOpt, FixedIp, HostRoute, Network, Port, SecurityGroup,
-    SecurityGroupRule, Subnet,
+    AddressPair, AllocationPool, ExternalGateway, ExtraDhcpOpt, FixedIp, FloatingIp, HostRoute,
+    Network, Port, Router, SecurityGroup, SecurityGroupRule, Subnet,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -311,5 +311,78 @@ pub fn group<'a>(g: &'a SecurityGroup, cx: &ViewCtx<'a>) -> GroupView<'a> {
         revision_number: g.std.revision_number,
         project_id: &g.std.project_id,
         tenant_id: &g.std.project_id,
+    }
+}
+
+#[derive(Serialize)]
+pub struct RouterView<'a> {
+    id: &'a str,
+    name: &'a str,
+    description: &'a str,
+    admin_state_up: bool,
+    status: &'a str,
+    /// `{network_id, enable_snat, external_fixed_ips}` or null.
+    external_gateway_info: Option<&'a ExternalGateway>,
+    routes: &'a [HostRoute],
+    tags: &'a [String],
+    created_at: String,
+    updated_at: String,
+    revision_number: u64,
+    project_id: &'a str,
+    tenant_id: &'a str,
+}
+
+pub fn router(r: &Router) -> RouterView<'_> {
+    RouterView {
+        id: &r.id,
+        name: &r.name,
+        description: &r.std.description,
+        admin_state_up: r.admin_state_up,
+        status: &r.status,
+        external_gateway_info: r.external_gateway.as_ref(),
+        routes: &r.routes,
+        tags: &r.std.tags,
+        created_at: format_utc(r.std.created_at),
+        updated_at: format_utc(r.std.updated_at),
+        revision_number: r.std.revision_number,
+        project_id: &r.std.project_id,
+        tenant_id: &r.std.project_id,
+    }
+}
+
+#[derive(Serialize)]
+pub struct FloatingIpView<'a> {
+    id: &'a str,
+    floating_ip_address: &'a str,
+    floating_network_id: &'a str,
+    router_id: Option<&'a str>,
+    port_id: Option<&'a str>,
+    fixed_ip_address: Option<&'a str>,
+    status: &'a str,
+    description: &'a str,
+    tags: &'a [String],
+    created_at: String,
+    updated_at: String,
+    revision_number: u64,
+    project_id: &'a str,
+    tenant_id: &'a str,
+}
+
+pub fn floatingip(f: &FloatingIp) -> FloatingIpView<'_> {
+    FloatingIpView {
+        id: &f.id,
+        floating_ip_address: &f.floating_ip_address,
+        floating_network_id: &f.floating_network_id,
+        router_id: f.router_id.as_deref(),
+        port_id: f.port_id.as_deref(),
+        fixed_ip_address: f.fixed_ip_address.as_deref(),
+        status: &f.status,
+        description: &f.std.description,
+        tags: &f.std.tags,
+        created_at: format_utc(f.std.created_at),
+        updated_at: format_utc(f.std.updated_at),
+        revision_number: f.std.revision_number,
+        project_id: &f.std.project_id,
+        tenant_id: &f.std.project_id,
     }
 }

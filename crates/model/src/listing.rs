@@ -179,6 +179,65 @@ pub const SECURITY_GROUP_RULES: Schema = Schema {
     taggable: false,
 };
 
+pub const ROUTERS: Schema = Schema {
+    singular: "router",
+    plural: "routers",
+    filters: &[
+        ("id", T::Str),
+        ("name", T::Str),
+        ("description", T::Str),
+        ("admin_state_up", T::Bool),
+        ("status", T::Str),
+        ("project_id", T::Str),
+        ("tenant_id", T::Str),
+        ("revision_number", T::Int),
+    ],
+    sort_keys: &[
+        "id",
+        "name",
+        "admin_state_up",
+        "status",
+        "project_id",
+        "tenant_id",
+        "created_at",
+        "updated_at",
+        "revision_number",
+    ],
+    taggable: true,
+};
+
+pub const FLOATINGIPS: Schema = Schema {
+    singular: "floatingip",
+    plural: "floatingips",
+    filters: &[
+        ("id", T::Str),
+        ("description", T::Str),
+        ("floating_network_id", T::Str),
+        ("floating_ip_address", T::Str),
+        ("port_id", T::Str),
+        ("fixed_ip_address", T::Str),
+        ("router_id", T::Str),
+        ("status", T::Str),
+        ("project_id", T::Str),
+        ("tenant_id", T::Str),
+        ("revision_number", T::Int),
+    ],
+    sort_keys: &[
+        "id",
+        "floating_network_id",
+        "floating_ip_address",
+        "fixed_ip_address",
+        "router_id",
+        "status",
+        "project_id",
+        "tenant_id",
+        "created_at",
+        "updated_at",
+        "revision_number",
+    ],
+    taggable: true,
+};
+
 fn opt(v: &Option<String>) -> AttrValue<'_> {
     v.as_deref().map_or(AttrValue::Null, AttrValue::Str)
 }
@@ -319,6 +378,45 @@ impl Listable for SecurityGroupRule {
             "remote_group_id" => opt(&self.remote_group_id),
             "normalized_cidr" => opt(&self.normalized_cidr),
             "belongs_to_default_sg" => AttrValue::Bool(self.belongs_to_default_sg),
+            other => std_attr(&self.std, other),
+        }
+    }
+}
+
+impl Listable for Router {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn tags(&self) -> &[String] {
+        &self.std.tags
+    }
+    fn attr(&self, name: &str) -> AttrValue<'_> {
+        match name {
+            "id" => AttrValue::Str(&self.id),
+            "name" => AttrValue::Str(&self.name),
+            "admin_state_up" => AttrValue::Bool(self.admin_state_up),
+            "status" => AttrValue::Str(&self.status),
+            other => std_attr(&self.std, other),
+        }
+    }
+}
+
+impl Listable for FloatingIp {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn tags(&self) -> &[String] {
+        &self.std.tags
+    }
+    fn attr(&self, name: &str) -> AttrValue<'_> {
+        match name {
+            "id" => AttrValue::Str(&self.id),
+            "floating_network_id" => AttrValue::Str(&self.floating_network_id),
+            "floating_ip_address" => AttrValue::Str(&self.floating_ip_address),
+            "port_id" => opt(&self.port_id),
+            "fixed_ip_address" => opt(&self.fixed_ip_address),
+            "router_id" => opt(&self.router_id),
+            "status" => AttrValue::Str(&self.status),
             other => std_attr(&self.std, other),
         }
     }

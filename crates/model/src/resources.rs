@@ -16,16 +16,20 @@ pub enum Kind {
     SecurityGroupRule,
     /// Per-project quota overrides (id = project id).
     Quota,
+    Router,
+    FloatingIp,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Network,
         Kind::Subnet,
         Kind::Port,
         Kind::SecurityGroup,
         Kind::SecurityGroupRule,
         Kind::Quota,
+        Kind::Router,
+        Kind::FloatingIp,
     ];
 
     /// The name used in the store and the change feed.
@@ -37,6 +41,8 @@ impl Kind {
             Kind::SecurityGroup => "security_group",
             Kind::SecurityGroupRule => "security_group_rule",
             Kind::Quota => "quota",
+            Kind::Router => "router",
+            Kind::FloatingIp => "floatingip",
         }
     }
 
@@ -167,6 +173,57 @@ impl Port {
     pub fn is_network_owned(&self) -> bool {
         self.device_owner.starts_with("network:")
     }
+}
+
+/// Device owners of the ports the L3 API creates (neutron-lib constants).
+pub const OWNER_ROUTER_INTERFACE: &str = "network:router_interface";
+pub const OWNER_ROUTER_GATEWAY: &str = "network:router_gateway";
+pub const OWNER_FLOATINGIP: &str = "network:floatingip";
+
+/// A router's uplink: `external_gateway_info` as the API shows it. The
+/// addresses are those of the gateway port (`Router::gw_port_id`), kept here
+/// too so the router document alone describes the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalGateway {
+    pub network_id: String,
+    pub enable_snat: bool,
+    pub external_fixed_ips: Vec<FixedIp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Router {
+    pub id: String,
+    pub name: String,
+    pub admin_state_up: bool,
+    pub status: String,
+    pub external_gateway: Option<ExternalGateway>,
+    /// The `network:router_gateway` port (project ""), when there is a gateway.
+    pub gw_port_id: Option<String>,
+    /// Extra routes (`extraroute`); each nexthop is on a subnet the router is attached to.
+    pub routes: Vec<HostRoute>,
+    #[serde(flatten)]
+    pub std: StdAttrs,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FloatingIp {
+    pub id: String,
+    pub floating_network_id: String,
+    pub floating_ip_address: String,
+    /// The hidden `network:floatingip` port (project "", device_id = FIP id)
+    /// that holds `floating_ip_address` on the external network.
+    pub floating_port_id: String,
+    /// The internal port the address is translated to, if associated.
+    pub port_id: Option<String>,
+    /// Which of that port's IPv4 addresses (set iff `port_id` is).
+    pub fixed_ip_address: Option<String>,
+    /// The router doing the NAT: gateway on `floating_network_id` and an
+    /// interface on the fixed IP's subnet (set iff `port_id` is).
+    pub router_id: Option<String>,
+    /// DOWN unassociated, ACTIVE associated.
+    pub status: String,
+    #[serde(flatten)]
+    pub std: StdAttrs,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -172,7 +172,7 @@ impl Config {
         for k in self.quotas.keys() {
             if !QUOTA_RESOURCES.iter().any(|(r, _)| r == k) {
                 bail!(
-                    "quotas.{k}: unknown quota resource (known: network, subnet, port, security_group, security_group_rule)"
+                    "quotas.{k}: unknown quota resource (known: network, subnet, port, router, floatingip, security_group, security_group_rule)"
                 );
             }
         }
@@ -230,6 +230,7 @@ impl Config {
             max_dns_nameservers: self.api.max_dns_nameservers,
             max_subnet_host_routes: self.api.max_subnet_host_routes,
             max_allowed_address_pairs: self.api.max_allowed_address_pairs,
+            max_routes: defaults.max_routes,
             pagination_max_limit: self.api.pagination_max_limit,
             max_bulk: self.api.max_bulk,
             feed_history: self.agents.feed_history,

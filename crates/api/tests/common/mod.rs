@@ -27,7 +27,7 @@ pub const MAX_BODY: usize = 1 << 20;
 /// One app under test plus a token per user.
 pub struct App {
     router: Router,
-    _dir: tempfile::TempDir,
+    dir: Arc<tempfile::TempDir>,
     pub admin: String,
     pub alice: String,
     pub bob: String,
@@ -146,7 +146,17 @@ impl App {
     }
 
     pub async fn with_config(config: EngineConfig) -> App {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = Arc::new(tempfile::tempdir().expect("tempdir"));
+        App::open(dir, config).await
+    }
+
+    /// A second server on this one's database, as after a restart: the
+    /// model is rebuilt from the store alone.
+    pub async fn reopen(&self) -> App {
+        App::open(self.dir.clone(), EngineConfig::default()).await
+    }
+
+    async fn open(dir: Arc<tempfile::TempDir>, config: EngineConfig) -> App {
         let store = SqliteStore::open(&dir.path().join("db")).expect("open store");
         let engine = Engine::start(Box::new(store), config).expect("start engine");
         let hash = hash_password_with_iterations(PASSWORD, 1000);
@@ -181,7 +191,7 @@ impl App {
         let router = router(Arc::new(state));
         let mut app = App {
             router,
-            _dir: dir,
+            dir,
             admin: String::new(),
             alice: String::new(),
             bob: String::new(),

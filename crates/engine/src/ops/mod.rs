@@ -4,9 +4,11 @@
 //! writer job, so a request is applied whole or not at all.
 
 pub mod agents;
+pub mod floatingips;
 pub mod networks;
 pub mod ports;
 pub mod quotas;
+pub mod routers;
 pub mod security_groups;
 pub mod subnets;
 pub mod tags;

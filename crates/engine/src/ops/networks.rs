@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use neutrino_model::body::{Attr, Body, Op, attr};
-use neutrino_model::{ApiError, ApiResult, AuthContext, Network};
+use neutrino_model::{ApiError, ApiResult, AuthContext, Network, OWNER_ROUTER_GATEWAY};
 use serde_json::{Map, Value};
 
 use super::ports::release_port_ips;
@@ -342,6 +342,12 @@ pub async fn update(
                 n.shared = v;
             }
             if let Some(v) = external {
+                // Routers' gateways need the network to stay external.
+                if !v && n.router_external && txn.state.ports_of(&n.id).any(|p| p.device_owner == OWNER_ROUTER_GATEWAY) {
+                    return Err(ApiError::conflict("ExternalNetworkInUse", format!(
+                        "External network {} cannot be updated to be made non-external, since it has existing gateway ports.", n.id
+                    )));
+                }
                 n.router_external = v;
             }
             if let Some(v) = mtu {

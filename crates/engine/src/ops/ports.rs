@@ -9,7 +9,8 @@ use std::sync::Arc;
 use neutrino_ipam::{AddressRequest, Cidr, Ipam, eui64, parse_ip, parse_mac};
 use neutrino_model::body::{Attr, Body, Op, attr, item_str};
 use neutrino_model::{
-    AddressPair, ApiError, ApiResult, AuthContext, ExtraDhcpOpt, FixedIp, Network, Port,
+    AddressPair, ApiError, ApiResult, AuthContext, ExtraDhcpOpt, FixedIp, Network,
+    OWNER_FLOATINGIP, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port,
 };
 use serde_json::{Map, Value};
 
@@ -62,6 +63,28 @@ const VNIC_TYPES: &[&str] = &[
 pub struct FixedIpRequest {
     subnet_id: Option<String>,
     ip: Option<IpAddr>,
+}
+
+impl FixedIpRequest {
+    pub fn new(subnet_id: Option<String>, ip: Option<IpAddr>) -> FixedIpRequest {
+        FixedIpRequest { subnet_id, ip }
+    }
+
+    pub fn subnet_id(&self) -> Option<&str> {
+        self.subnet_id.as_deref()
+    }
+
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.ip
+    }
+
+    /// Keeps an address a port already has.
+    pub fn existing(f: &FixedIp) -> FixedIpRequest {
+        FixedIpRequest {
+            subnet_id: Some(f.subnet_id.clone()),
+            ip: parse_ip(&f.ip_address).ok(),
+        }
+    }
 }
 
 /// The parsed, context-free part of a port request.
@@ -387,6 +410,12 @@ fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: PortRequest) -> ApiResult
     if device_owner.starts_with("network:") && !owns_net {
         return Err(ApiError::forbidden("rule:create_port:device_owner"));
     }
+    check_router_device(
+        txn,
+        ctx,
+        &device_owner,
+        r.device_id.as_deref().unwrap_or_default(),
+    )?;
     check_quota(txn, &project, "port", 1)?;
     let mac = match r.mac.clone().flatten() {
         Some(m) => {
@@ -870,6 +899,14 @@ pub async fn update(
                     Some(existing.iter().map(|f| FixedIpRequest { subnet_id: Some(f.subnet_id.clone()), ip: parse_ip(&f.ip_address).ok() }).collect())
                 });
                 p.fixed_ips = allocate_update(txn, &net, &p.device_owner, mac, requested, &existing)?;
+                // A floating IP whose fixed address went away is no longer associated.
+                let held: Vec<String> = p.fixed_ips.iter().map(|f| f.ip_address.clone()).collect();
+                ops::floatingips::disassociate_port(txn, &p.id, |f| {
+                    f.fixed_ip_address.as_ref().is_none_or(|ip| !held.contains(ip))
+                });
+            }
+            if p.device_owner != cur.device_owner || p.device_id != cur.device_id {
+                check_router_device(txn, &ctx, &p.device_owner, &p.device_id)?;
             }
             touch(&mut p.std, txn.now);
             txn.put_port(p.clone());
@@ -932,11 +969,133 @@ pub async fn delete(
                 policy::require_writer(&ctx, "delete_port")?;
             }
             check_revision(&cur.std, if_match)?;
+            check_not_service_port(txn, &cur)?;
+            // Its floating IPs stay, unassociated.
+            ops::floatingips::disassociate_port(txn, &id, |_| true);
             release_port_ips(txn, &cur);
             txn.delete_port(&id);
             Ok(())
         })
         .await
+}
+
+/// Creates a port the L3 API owns (router interface or gateway, floating IP):
+/// no policy checks (the router or FIP operation made them), trusted (no
+/// security groups, no port security), addresses from IPAM as requested
+/// (`None` = Neutron's default: one IPv4, one IPv6).
+pub fn create_service_port(
+    txn: &mut Txn<'_>,
+    net: &Network,
+    project: String,
+    owner: &str,
+    device_id: &str,
+    fixed_ips: Option<Vec<FixedIpRequest>>,
+) -> ApiResult<Port> {
+    let mac = generate_mac(txn, &net.id)?;
+    let mac_bytes = parse_mac(&mac).unwrap_or([0; 6]);
+    let fixed_ips = allocate(txn, net, owner, mac_bytes, fixed_ips, &[])?;
+    let p = Port {
+        id: new_id(),
+        name: String::new(),
+        network_id: net.id.clone(),
+        admin_state_up: true,
+        // Floating IP ports are never bound: Neutron shows them N/A.
+        status: if owner == OWNER_FLOATINGIP {
+            "N/A".into()
+        } else {
+            "DOWN".into()
+        },
+        mac_address: mac,
+        fixed_ips,
+        device_id: device_id.to_string(),
+        device_owner: owner.to_string(),
+        security_groups: Vec::new(),
+        port_security_enabled: false,
+        allowed_address_pairs: Vec::new(),
+        extra_dhcp_opts: Vec::new(),
+        binding_host_id: String::new(),
+        binding_vnic_type: "normal".into(),
+        binding_profile: Value::Object(Map::new()),
+        binding_vif_type: "unbound".into(),
+        binding_vif_details: Value::Object(Map::new()),
+        dns_name: String::new(),
+        std: new_std(txn, project, None),
+    };
+    txn.put_port(p.clone());
+    Ok(p)
+}
+
+/// Replaces a service port's addresses with `requested` (kept addresses stay,
+/// the others are released): a gateway's new external IPs, or an interface
+/// losing one of its subnets.
+pub fn set_service_port_ips(
+    txn: &mut Txn<'_>,
+    port: &Port,
+    requested: Vec<FixedIpRequest>,
+) -> ApiResult<Port> {
+    let net = txn
+        .state
+        .networks
+        .get(&port.network_id)
+        .cloned()
+        .ok_or_else(|| networks::not_found(&port.network_id))?;
+    let mac = parse_mac(&port.mac_address).unwrap_or([0; 6]);
+    let mut p = port.clone();
+    p.fixed_ips = allocate(
+        txn,
+        &net,
+        &port.device_owner,
+        mac,
+        Some(requested),
+        &port.fixed_ips,
+    )?;
+    touch(&mut p.std, txn.now);
+    txn.put_port(p.clone());
+    Ok(p)
+}
+
+/// Ports the L3 API owns may not be deleted through /ports while their
+/// router or floating IP exists (Neutron's `prevent_l3_port_deletion`).
+fn check_not_service_port(txn: &Txn<'_>, p: &Port) -> ApiResult<()> {
+    let owned = match p.device_owner.as_str() {
+        OWNER_ROUTER_INTERFACE | OWNER_ROUTER_GATEWAY => {
+            txn.state.routers.contains_key(&p.device_id)
+        }
+        OWNER_FLOATINGIP => txn.state.floatingips.contains_key(&p.device_id),
+        _ => false,
+    };
+    if owned {
+        return Err(ApiError::conflict(
+            "ServicePortInUse",
+            format!(
+                "Port {} cannot be deleted directly via the port API: has device owner {}.",
+                p.id, p.device_owner
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A port may name a router as its device only if the caller owns that
+/// router (Neutron's `DeviceIDNotOwnedByTenant`).
+fn check_router_device(
+    txn: &Txn<'_>,
+    ctx: &AuthContext,
+    owner: &str,
+    device_id: &str,
+) -> ApiResult<()> {
+    if !owner.starts_with("network:router") || device_id.is_empty() || ctx.is_admin() {
+        return Ok(());
+    }
+    match txn.state.routers.get(device_id) {
+        Some(r) if r.std.project_id != ctx.project_id => Err(ApiError::conflict(
+            "DeviceIDNotOwnedByTenant",
+            format!(
+                "The following device_id {device_id} is not owned by your tenant or matches another tenants router."
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 pub fn visible_port(txn: &Txn<'_>, ctx: &AuthContext, id: &str) -> ApiResult<Arc<Port>> {

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use neutrino_ipam::{AddressRequest, Cidr, Ipam, eui64, parse_ip, parse_mac, subnet_plan};
 use neutrino_model::body::{Attr, Body, Op, attr, item_str};
 use neutrino_model::{
-    AllocationPool, ApiError, ApiResult, AuthContext, FixedIp, HostRoute, Subnet,
+    AllocationPool, ApiError, ApiResult, AuthContext, FixedIp, HostRoute, OWNER_ROUTER_INTERFACE,
+    Subnet,
 };
 use serde_json::{Map, Value};
 
@@ -125,43 +126,7 @@ fn parse_common(b: &Body, max_dns: usize, max_routes: usize) -> ApiResult<Common
                 ))
                 .with_type("HostRoutesExhausted"));
             }
-            let mut out: Vec<HostRoute> = Vec::new();
-            for r in items {
-                let Value::Object(o) = r else {
-                    return Err(ApiError::invalid_attr(
-                        "host_routes",
-                        "Invalid data format for hostroute",
-                    ));
-                };
-                if o.len() != 2 || !o.contains_key("destination") || !o.contains_key("nexthop") {
-                    return Err(ApiError::invalid_attr(
-                        "host_routes",
-                        "Invalid data format for hostroute: exactly destination and nexthop are required",
-                    ));
-                }
-                let dest = item_str("host_routes", &o, "destination")?.unwrap_or_default();
-                let c = Cidr::parse(&dest).map_err(|e| ApiError::invalid_attr("host_routes", e))?;
-                if !c.is_network() {
-                    return Err(ApiError::invalid_attr(
-                        "host_routes",
-                        format!(
-                            "'{dest}' is not a recognized route cidr, '{}' is recommended",
-                            c.network()
-                        ),
-                    ));
-                }
-                let hop = item_str("host_routes", &o, "nexthop")?.unwrap_or_default();
-                let hop = parse_ip(&hop).map_err(|e| ApiError::invalid_attr("host_routes", e))?;
-                let route = HostRoute {
-                    destination: c.to_string(),
-                    nexthop: hop.to_string(),
-                };
-                if out.contains(&route) {
-                    return Err(ApiError::invalid_attr("host_routes", "Duplicate hostroute"));
-                }
-                out.push(route);
-            }
-            Some(out)
+            Some(parse_routes("host_routes", items)?)
         }
     };
     Ok(Common {
@@ -173,6 +138,48 @@ fn parse_common(b: &Body, max_dns: usize, max_routes: usize) -> ApiResult<Common
         routes,
         enable_dhcp: b.bool("enable_dhcp")?,
     })
+}
+
+/// A `{destination, nexthop}` list (subnet `host_routes`, router `routes`):
+/// exactly those keys, the destination a network address, no duplicates.
+pub fn parse_routes(attr: &str, items: Vec<Value>) -> ApiResult<Vec<HostRoute>> {
+    let mut out: Vec<HostRoute> = Vec::new();
+    for r in items {
+        let Value::Object(o) = r else {
+            return Err(ApiError::invalid_attr(
+                attr,
+                "Invalid data format for hostroute",
+            ));
+        };
+        if o.len() != 2 || !o.contains_key("destination") || !o.contains_key("nexthop") {
+            return Err(ApiError::invalid_attr(
+                attr,
+                "Invalid data format for hostroute: exactly destination and nexthop are required",
+            ));
+        }
+        let dest = item_str(attr, &o, "destination")?.unwrap_or_default();
+        let c = Cidr::parse(&dest).map_err(|e| ApiError::invalid_attr(attr, e))?;
+        if !c.is_network() {
+            return Err(ApiError::invalid_attr(
+                attr,
+                format!(
+                    "'{dest}' is not a recognized route cidr, '{}' is recommended",
+                    c.network()
+                ),
+            ));
+        }
+        let hop = item_str(attr, &o, "nexthop")?.unwrap_or_default();
+        let hop = parse_ip(&hop).map_err(|e| ApiError::invalid_attr(attr, e))?;
+        let route = HostRoute {
+            destination: c.to_string(),
+            nexthop: hop.to_string(),
+        };
+        if out.contains(&route) {
+            return Err(ApiError::invalid_attr(attr, "Duplicate hostroute"));
+        }
+        out.push(route);
+    }
+    Ok(out)
 }
 
 struct NewSubnet {
@@ -445,6 +452,7 @@ pub async fn update(
                 if let Some(g) = gw {
                     subnet_plan::validate_gateway(&cidr, g).map_err(ipam_error)?;
                 }
+                check_gateway_not_routed(txn, &cur, gw)?;
                 let pools: Vec<(IpAddr, IpAddr)> = match c.pools {
                     Some(p) => p,
                     None => pool_pairs(&s),
@@ -507,6 +515,33 @@ pub async fn delete(
             Ok(())
         })
         .await
+}
+
+/// A router interface holding the subnet's gateway pins it (Neutron's
+/// `GatewayIpInUse`): the routers' address would silently stop being the gateway.
+fn check_gateway_not_routed(txn: &Txn<'_>, cur: &Subnet, new: Option<IpAddr>) -> ApiResult<()> {
+    let Some(old) = cur.gateway_ip.as_deref() else {
+        return Ok(());
+    };
+    if new.is_some_and(|n| parse_ip(old).ok() == Some(n)) {
+        return Ok(());
+    }
+    let holder = txn.state.ports_of(&cur.network_id).find(|p| {
+        p.device_owner == OWNER_ROUTER_INTERFACE
+            && p.fixed_ips
+                .iter()
+                .any(|f| f.subnet_id == cur.id && f.ip_address == old)
+    });
+    match holder {
+        Some(p) => Err(ApiError::conflict(
+            "GatewayIpInUse",
+            format!(
+                "Current gateway ip {old} already in use by port {}. Unable to update.",
+                p.id
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 pub fn visible_subnet(txn: &Txn<'_>, ctx: &AuthContext, id: &str) -> ApiResult<Arc<Subnet>> {

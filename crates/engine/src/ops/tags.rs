@@ -1,4 +1,4 @@
-//! Tags on networks, subnets, ports and security groups. Every tag change
+//! Tags on networks, subnets, ports, security groups, routers and floating IPs. Every tag change
 //! bumps the resource's revision.
 
 use neutrino_model::{ApiError, ApiResult, AuthContext, StdAttrs};
@@ -14,6 +14,8 @@ pub enum Taggable {
     Subnet,
     Port,
     SecurityGroup,
+    Router,
+    FloatingIp,
 }
 
 impl Taggable {
@@ -23,6 +25,8 @@ impl Taggable {
             "subnets" => Some(Taggable::Subnet),
             "ports" => Some(Taggable::Port),
             "security-groups" => Some(Taggable::SecurityGroup),
+            "routers" => Some(Taggable::Router),
+            "floatingips" => Some(Taggable::FloatingIp),
             _ => None,
         }
     }
@@ -59,6 +63,16 @@ fn current(s: &State, ctx: &AuthContext, t: Taggable, id: &str) -> ApiResult<Std
             .security_groups
             .get(id)
             .filter(|n| policy::can_see_group(ctx, n))
+            .map(|n| n.std.clone()),
+        Taggable::Router => s
+            .routers
+            .get(id)
+            .filter(|n| policy::can_see_router(ctx, n))
+            .map(|n| n.std.clone()),
+        Taggable::FloatingIp => s
+            .floatingips
+            .get(id)
+            .filter(|n| policy::can_see_fip(ctx, n))
             .map(|n| n.std.clone()),
     };
     std.ok_or_else(|| resource_not_found(id))
@@ -97,6 +111,20 @@ fn store(txn: &mut Txn<'_>, t: Taggable, id: &str, tags: Vec<String>) {
                 let mut n = (*n).clone();
                 apply(&mut n.std);
                 txn.put_group(n);
+            }
+        }
+        Taggable::Router => {
+            if let Some(n) = txn.state.routers.get(id).cloned() {
+                let mut n = (*n).clone();
+                apply(&mut n.std);
+                txn.put_router(n);
+            }
+        }
+        Taggable::FloatingIp => {
+            if let Some(n) = txn.state.floatingips.get(id).cloned() {
+                let mut n = (*n).clone();
+                apply(&mut n.std);
+                txn.put_fip(n);
             }
         }
     }

@@ -1,0 +1,470 @@
+//! Floating IPs: an IPv4 address on an external network, held by a hidden
+//! `network:floatingip` port, optionally translated to an internal port's
+//! fixed IPv4 address by the router that links that port's subnet to the
+//! external network. The router is derived, never given.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use neutrino_ipam::parse_ip;
+use neutrino_model::body::{Attr, Body, Op, attr};
+use neutrino_model::{
+    ApiError, ApiResult, AuthContext, ErrorKind, FloatingIp, Network, OWNER_FLOATINGIP,
+    OWNER_ROUTER_INTERFACE, Port,
+};
+use serde_json::{Map, Value};
+
+use super::networks::visible_network;
+use super::ports::{self, FixedIpRequest, create_service_port, release_port_ips};
+use super::{check_change, check_quota, new_id, new_std, touch};
+use crate::txn::Txn;
+use crate::{Engine, policy};
+
+const ATTRS: &[Attr] = &[
+    attr("floating_network_id", true, false),
+    attr("floating_ip_address", true, false),
+    attr("subnet_id", true, false),
+    attr("port_id", true, true),
+    attr("fixed_ip_address", true, true),
+    attr("description", true, true),
+    attr("project_id", true, false),
+    attr("tenant_id", true, false),
+    attr("router_id", false, false),
+    attr("status", false, false),
+];
+
+/// Neutron's `BadRequest(resource='floatingip', …)`.
+fn bad_request(msg: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        ErrorKind::BadRequest,
+        "BadRequest",
+        format!("Bad floatingip request: {msg}."),
+    )
+}
+
+/// `port_id`: absent, null (disassociate) or a UUID.
+fn parse_port_id(b: &Body) -> ApiResult<Option<Option<String>>> {
+    match b.nullable_string("port_id", 36)? {
+        Some(Some(p)) if !neutrino_model::body::is_uuid(&p) => Err(ApiError::invalid_attr(
+            "port_id",
+            format!("'{p}' is not a valid UUID"),
+        )),
+        other => Ok(other),
+    }
+}
+
+fn parse_ip_attr(b: &Body, k: &str) -> ApiResult<Option<IpAddr>> {
+    match b.nullable_string(k, 64)?.flatten() {
+        None => Ok(None),
+        Some(s) => parse_ip(&s)
+            .map(Some)
+            .map_err(|e| ApiError::invalid_attr(k, e)),
+    }
+}
+
+struct NewFip {
+    network_id: String,
+    address: Option<IpAddr>,
+    subnet_id: Option<String>,
+    port_id: Option<String>,
+    fixed_ip: Option<IpAddr>,
+    description: Option<String>,
+    project_id: String,
+}
+
+fn parse_create(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<NewFip> {
+    let b = Body::new(m, ATTRS, Op::Create)?;
+    b.required("floating_network_id")?;
+    let r = NewFip {
+        network_id: b.uuid("floating_network_id")?.unwrap_or_default(),
+        address: parse_ip_attr(&b, "floating_ip_address")?,
+        subnet_id: match b.raw("subnet_id") {
+            Some(Value::Null) => None,
+            _ => b.uuid("subnet_id")?,
+        },
+        port_id: parse_port_id(&b)?.flatten(),
+        fixed_ip: parse_ip_attr(&b, "fixed_ip_address")?,
+        description: b.string("description", 255)?,
+        project_id: policy::target_project(
+            ctx,
+            b.string("project_id", 255)?,
+            b.string("tenant_id", 255)?,
+        )?,
+    };
+    if r.address.is_some() && !ctx.is_admin() {
+        return Err(ApiError::forbidden(
+            "rule:create_floatingip:floating_ip_address",
+        ));
+    }
+    if r.fixed_ip.is_some() && r.port_id.is_none() {
+        return Err(bad_request(
+            "fixed_ip_address cannot be specified without a port_id",
+        ));
+    }
+    Ok(r)
+}
+
+pub async fn create(
+    engine: &Engine,
+    ctx: &AuthContext,
+    items: Vec<Map<String, Value>>,
+) -> ApiResult<Vec<Arc<FloatingIp>>> {
+    policy::require_writer(ctx, "create_floatingip")?;
+    let reqs = items
+        .into_iter()
+        .map(|m| parse_create(ctx, m))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let ctx = ctx.clone();
+    engine
+        .write(move |txn| {
+            let mut out = Vec::with_capacity(reqs.len());
+            for r in reqs {
+                out.push(Arc::new(create_one(txn, &ctx, r)?));
+            }
+            Ok(out)
+        })
+        .await
+}
+
+fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: NewFip) -> ApiResult<FloatingIp> {
+    let net = visible_network(txn, ctx, &r.network_id)?;
+    if !net.router_external {
+        return Err(bad_request(format!(
+            "Network {} is not a valid external network",
+            net.id
+        )));
+    }
+    check_quota(txn, &r.project_id, "floatingip", 1)?;
+    let id = new_id();
+    // The address first, then the association, as Neutron does.
+    let port = allocate_address(txn, &net, &id, r.subnet_id.as_deref(), r.address)?;
+    let address = port
+        .fixed_ips
+        .iter()
+        .find(|f| parse_ip(&f.ip_address).is_ok_and(|ip| ip.is_ipv4()))
+        .map(|f| f.ip_address.clone())
+        .ok_or_else(|| exhausted(&net.id))?;
+    let mut fip = FloatingIp {
+        id,
+        floating_network_id: net.id.clone(),
+        floating_ip_address: address,
+        floating_port_id: port.id,
+        port_id: None,
+        fixed_ip_address: None,
+        router_id: None,
+        status: "DOWN".into(),
+        std: new_std(txn, r.project_id, r.description),
+    };
+    if let Some(p) = &r.port_id {
+        associate(txn, ctx, &mut fip, p, r.fixed_ip)?;
+    }
+    txn.put_fip(fip.clone());
+    Ok(fip)
+}
+
+fn exhausted(network_id: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::BadRequest,
+        "ExternalIpAddressExhausted",
+        format!("Unable to find any IP address on external network {network_id}."),
+    )
+}
+
+/// Creates the hidden port holding the address: the requested one, or the
+/// first free address of the requested (or any) IPv4 subnet.
+fn allocate_address(
+    txn: &mut Txn<'_>,
+    net: &Network,
+    fip_id: &str,
+    subnet_id: Option<&str>,
+    address: Option<IpAddr>,
+) -> ApiResult<Port> {
+    let v4: Vec<String> = txn
+        .state
+        .subnets_of(&net.id)
+        .filter(|s| s.ip_version == 4)
+        .map(|s| s.id.clone())
+        .collect();
+    if v4.is_empty() {
+        return Err(bad_request(format!(
+            "Network {} does not contain any IPv4 subnet",
+            net.id
+        )));
+    }
+    if let Some(sid) = subnet_id {
+        let Some(sub) = txn.state.subnets.get(sid) else {
+            return Err(super::subnets::not_found(sid));
+        };
+        if sub.network_id != net.id || sub.ip_version != 4 {
+            return Err(bad_request(format!(
+                "Subnet {sid} is not an IPv4 subnet of network {}",
+                net.id
+            )));
+        }
+    }
+    let make = |txn: &mut Txn<'_>, req: FixedIpRequest| {
+        create_service_port(
+            txn,
+            net,
+            String::new(),
+            OWNER_FLOATINGIP,
+            fip_id,
+            Some(vec![req]),
+        )
+    };
+    if let Some(ip) = address {
+        if !ip.is_ipv4() {
+            return Err(bad_request(format!("{ip} is not an IPv4 address")));
+        }
+        return make(
+            txn,
+            FixedIpRequest::new(subnet_id.map(str::to_string), Some(ip)),
+        )
+        .map_err(|e| match e.error_type.as_str() {
+            "IpAddressAlreadyAllocated" => ApiError::conflict(
+                "IpAddressInUse",
+                format!(
+                    "Unable to complete operation for network {}. The IP address {ip} is in use.",
+                    net.id
+                ),
+            ),
+            _ => e,
+        });
+    }
+    let candidates = match subnet_id {
+        Some(s) => vec![s.to_string()],
+        None => v4,
+    };
+    for sid in candidates {
+        match make(txn, FixedIpRequest::new(Some(sid), None)) {
+            Ok(p) => return Ok(p),
+            Err(e) if e.error_type == "IpAddressGenerationFailure" => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(exhausted(&net.id))
+}
+
+/// Points `fip` at `port_id` (and one of its IPv4 addresses), deriving the
+/// router; Neutron's `_check_and_get_fip_assoc` checks in its order.
+fn associate(
+    txn: &Txn<'_>,
+    ctx: &AuthContext,
+    fip: &mut FloatingIp,
+    port_id: &str,
+    fixed_ip: Option<IpAddr>,
+) -> ApiResult<()> {
+    let port = ports::visible_port(txn, ctx, port_id)?;
+    if !ctx.is_admin() && port.std.project_id != fip.std.project_id {
+        return Err(bad_request(format!(
+            "Cannot process floating IP association with Port {port_id}, since that port is owned by a different tenant"
+        )));
+    }
+    if port.is_network_owned() {
+        return Err(bad_request(format!(
+            "Port {port_id} has owner {} and therefore cannot be associated with a floating IP",
+            port.device_owner
+        )));
+    }
+    let is_v4 = |s: &str| parse_ip(s).is_ok_and(|ip| ip.is_ipv4());
+    let chosen = match fixed_ip {
+        Some(ip) => {
+            let Some(f) = port
+                .fixed_ips
+                .iter()
+                .find(|f| parse_ip(&f.ip_address).ok() == Some(ip))
+            else {
+                return Err(bad_request(format!(
+                    "Port {port_id} does not have fixed ip {ip}"
+                )));
+            };
+            if !ip.is_ipv4() {
+                return Err(bad_request(format!(
+                    "Cannot process floating IP association with {ip}, since that is not an IPv4 address"
+                )));
+            }
+            f.clone()
+        }
+        None => {
+            let v4: Vec<_> = port
+                .fixed_ips
+                .iter()
+                .filter(|f| is_v4(&f.ip_address))
+                .collect();
+            match v4.as_slice() {
+                [] => {
+                    return Err(bad_request(format!(
+                        "Cannot add floating IP to port {port_id} that has no fixed IPv4 addresses"
+                    )));
+                }
+                [one] => (*one).clone(),
+                _ => {
+                    return Err(bad_request(format!(
+                        "Port {port_id} has multiple fixed IPv4 addresses. Must provide a specific IPv4 address when assigning a floating IP"
+                    )));
+                }
+            }
+        }
+    };
+    let router_id = router_for(txn, &fip.floating_network_id, &port, &chosen.subnet_id)?;
+    let taken = txn.state.fips_of_port(port_id).find(|f| {
+        f.id != fip.id
+            && f.floating_network_id == fip.floating_network_id
+            && f.fixed_ip_address.as_deref() == Some(chosen.ip_address.as_str())
+    });
+    if let Some(other) = taken {
+        return Err(ApiError::conflict(
+            "FloatingIPPortAlreadyAssociated",
+            format!(
+                "Cannot associate floating IP {} ({}) with port {port_id} using fixed IP {}, as that fixed IP already has a floating IP on external network {}.",
+                fip.floating_ip_address, fip.id, chosen.ip_address, other.floating_network_id
+            ),
+        ));
+    }
+    fip.port_id = Some(port_id.to_string());
+    fip.fixed_ip_address = Some(chosen.ip_address);
+    fip.router_id = Some(router_id);
+    fip.status = "ACTIVE".into();
+    Ok(())
+}
+
+/// The router with an interface on `subnet_id` and its gateway on the
+/// floating network; the one owning the subnet's gateway address first.
+fn router_for(
+    txn: &Txn<'_>,
+    floating_network_id: &str,
+    port: &Port,
+    subnet_id: &str,
+) -> ApiResult<String> {
+    let s = &*txn.state;
+    let Some(subnet) = s.subnets.get(subnet_id) else {
+        return Err(super::subnets::not_found(subnet_id));
+    };
+    let Some(gateway) = subnet.gateway_ip.as_deref() else {
+        return Err(bad_request(format!(
+            "Cannot add floating IP to port on subnet {subnet_id} which has no gateway_ip"
+        )));
+    };
+    let mut found: Vec<(bool, &str)> = s
+        .ports_of(&port.network_id)
+        .filter(|p| p.device_owner == OWNER_ROUTER_INTERFACE)
+        .filter(|p| {
+            s.routers.get(&p.device_id).is_some_and(|r| {
+                r.external_gateway
+                    .as_ref()
+                    .is_some_and(|g| g.network_id == floating_network_id)
+            })
+        })
+        .filter_map(|p| {
+            let on = p.fixed_ips.iter().find(|f| f.subnet_id == subnet_id)?;
+            Some((on.ip_address != gateway, p.device_id.as_str()))
+        })
+        .collect();
+    found.sort_unstable();
+    match found.first() {
+        Some((_, r)) => Ok(r.to_string()),
+        None => Err(ApiError::not_found(
+            "ExternalGatewayForFloatingIPNotFound",
+            format!(
+                "External network {floating_network_id} is not reachable from subnet {subnet_id}.  Therefore, cannot associate Port {} with a Floating IP.",
+                port.id
+            ),
+        )),
+    }
+}
+
+fn disassociate(f: &mut FloatingIp) {
+    f.port_id = None;
+    f.fixed_ip_address = None;
+    f.router_id = None;
+    f.status = "DOWN".into();
+}
+
+/// Unassociates the floating IPs of a port that `drop` selects (the port is
+/// going away, or lost the fixed address a FIP pointed at).
+pub fn disassociate_port(txn: &mut Txn<'_>, port_id: &str, drop: impl Fn(&FloatingIp) -> bool) {
+    let affected: Vec<FloatingIp> = txn
+        .state
+        .fips_of_port(port_id)
+        .filter(|f| drop(f))
+        .map(|f| (**f).clone())
+        .collect();
+    for mut f in affected {
+        disassociate(&mut f);
+        touch(&mut f.std, txn.now);
+        txn.put_fip(f);
+    }
+}
+
+pub async fn update(
+    engine: &Engine,
+    ctx: &AuthContext,
+    id: String,
+    m: Map<String, Value>,
+    if_match: Option<u64>,
+) -> ApiResult<Arc<FloatingIp>> {
+    let b = Body::new(m, ATTRS, Op::Update)?;
+    let port_id = parse_port_id(&b)?;
+    let fixed_ip = parse_ip_attr(&b, "fixed_ip_address")?;
+    let description = b.string("description", 255)?;
+    if fixed_ip.is_some() && !matches!(port_id, Some(Some(_))) {
+        return Err(bad_request(
+            "fixed_ip_address cannot be specified without a port_id",
+        ));
+    }
+    let ctx = ctx.clone();
+    engine
+        .write(move |txn| {
+            let cur = visible_fip(txn, &ctx, &id)?;
+            check_change(&ctx, &cur.std, "update_floatingip", if_match)?;
+            let mut f = (*cur).clone();
+            if let Some(v) = description {
+                f.std.description = v;
+            }
+            // An absent port_id keeps the association; null drops it.
+            match port_id {
+                None => {}
+                Some(None) => disassociate(&mut f),
+                Some(Some(p)) => associate(txn, &ctx, &mut f, &p, fixed_ip)?,
+            }
+            touch(&mut f.std, txn.now);
+            txn.put_fip(f.clone());
+            Ok(Arc::new(f))
+        })
+        .await
+}
+
+pub async fn delete(
+    engine: &Engine,
+    ctx: &AuthContext,
+    id: String,
+    if_match: Option<u64>,
+) -> ApiResult<()> {
+    let ctx = ctx.clone();
+    engine
+        .write(move |txn| {
+            let cur = visible_fip(txn, &ctx, &id)?;
+            check_change(&ctx, &cur.std, "delete_floatingip", if_match)?;
+            txn.delete_fip(&id);
+            if let Some(p) = txn.state.ports.get(&cur.floating_port_id).cloned() {
+                release_port_ips(txn, &p);
+                txn.delete_port(&p.id);
+            }
+            Ok(())
+        })
+        .await
+}
+
+pub fn visible_fip(txn: &Txn<'_>, ctx: &AuthContext, id: &str) -> ApiResult<Arc<FloatingIp>> {
+    match txn.state.floatingips.get(id) {
+        Some(f) if policy::can_see_fip(ctx, f) => Ok(f.clone()),
+        _ => Err(not_found(id)),
+    }
+}
+
+pub fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(
+        "FloatingIPNotFound",
+        format!("Floating IP {id} could not be found"),
+    )
+}
