@@ -100,6 +100,9 @@ pub struct FeedRequest {
     /// Decides which routers the host runs.
     #[serde(default)]
     pub l3_mode: L3Mode,
+    /// Routers the agent holds now.
+    #[serde(default)]
+    pub routers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

@@ -13,8 +13,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use neutrino_agent_rpc::{
-    AgentReport, BindRequest, DhcpMode, DhcpPortRequest, FeedReply, FeedRequest, PortStatusReport,
-    ReportReply,
+    AgentReport, BindRequest, DhcpMode, DhcpPortRequest, FeedReply, FeedRequest,
+    HostGatewayRequest, PortStatusReport, ReportReply,
 };
 use neutrino_engine::ops::agents as ops;
 use neutrino_model::time::{format_utc, now_unix};
@@ -244,7 +244,8 @@ from_host!(
     FeedRequest,
     BindRequest,
     PortStatusReport,
-    DhcpPortRequest
+    DhcpPortRequest,
+    HostGatewayRequest
 );
 
 /// What every agent call starts with: the secret, a JSON body, a sane host name.
@@ -306,6 +307,11 @@ async fn feed_inner(state: &AppState, headers: &HeaderMap, body: &Bytes) -> ApiR
     let req: FeedRequest = request(state, headers, body)?;
     let held: BTreeSet<String> = req.networks.iter().cloned().collect();
     let held_groups: BTreeSet<String> = req.groups.iter().cloned().collect();
+    let held_routers: BTreeSet<String> = req.routers.iter().cloned().collect();
+    let modes = neutrino_engine::host_feed::Modes {
+        dhcp: req.dhcp_mode,
+        l3: req.l3_mode,
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.wait_ms).min(MAX_WAIT);
     let mut revisions = state.engine.subscribe();
     let mut versions = state.agents.version.subscribe();
@@ -318,17 +324,19 @@ async fn feed_inner(state: &AppState, headers: &HeaderMap, body: &Bytes) -> ApiR
         let held_now = neutrino_engine::host_feed::Held {
             networks: &held,
             groups: &held_groups,
+            routers: &held_routers,
         };
-        let mut reply =
-            neutrino_engine::host_feed::feed(&snap, changes, &req.host, req.dhcp_mode, held_now);
+        let mut reply = neutrino_engine::host_feed::feed(&snap, changes, &req.host, modes, held_now);
         reply.agents_version = state.agents.version();
         // An empty snapshot to an agent that holds nothing tells it nothing.
         let nothing_new = reply.is_empty()
             || (reply.snapshot
                 && reply.networks.is_empty()
                 && reply.security_groups.is_empty()
+                && reply.routers.is_empty()
                 && held.is_empty()
-                && held_groups.is_empty());
+                && held_groups.is_empty()
+                && held_routers.is_empty());
         if !nothing_new
             || reply.agents_version != req.agents_version
             || tokio::time::Instant::now() >= deadline
@@ -414,6 +422,31 @@ pub async fn delete_dhcp_port(
 ) -> Response {
     answer(state, headers, body, |s, r: DhcpPortRequest| async move {
         ops::delete_dhcp_port(&s.engine, r.host, r.network_id).await?;
+        Ok(None::<()>)
+    })
+    .await
+}
+
+pub async fn host_gateway(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(state, headers, body, |s, r: HostGatewayRequest| async move {
+        ops::ensure_host_gateway(&s.engine, r.host, r.router_id)
+            .await
+            .map(Some)
+    })
+    .await
+}
+
+pub async fn delete_host_gateway(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(state, headers, body, |s, r: HostGatewayRequest| async move {
+        ops::delete_host_gateway(&s.engine, r.host, r.router_id).await?;
         Ok(None::<()>)
     })
     .await

@@ -55,6 +55,10 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/agent/v1/dhcp-port",
             post(agents::dhcp_port).delete(agents::delete_dhcp_port),
         )
+        .route(
+            "/agent/v1/host-gateway",
+            post(agents::host_gateway).delete(agents::delete_host_gateway),
+        )
         .fallback(dispatch::dispatch)
         .with_state(state.clone());
     if let Some(k) = state.identity.router() {

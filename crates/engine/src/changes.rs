@@ -26,6 +26,11 @@ pub struct Changed {
 /// group changed; its id is `<group id>/<port id>`.
 pub const MEMBER_MARKER: &str = "member";
 
+/// Kind of the feed-only change that says something a router's hosts hold
+/// changed (an interface, a gateway port, a floating IP moving between
+/// routers); its id is the router's.
+pub const ROUTER_MARKER: &str = "l3";
+
 struct Ring {
     /// Every change after this revision is in `entries`.
     floor: u64,

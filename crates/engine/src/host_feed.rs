@@ -7,15 +7,76 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use neutrino_agent_rpc::{
-    AddressPair, DhcpMode, ExtraDhcpOpt, FeedReply, FixedIp, HostRoute, MemberInfo, NetworkInfo,
-    PortInfo, RuleInfo, SecurityGroupInfo, SubnetInfo,
+    AddressPair, DhcpMode, ExtraDhcpOpt, FeedReply, FixedIp, FloatingIpInfo, HOST_GATEWAY_OWNER,
+    HostRoute, L3Mode, LegAddress, MemberInfo, NetworkInfo, PortInfo, RouterInfo, RouterLeg,
+    RuleInfo, SecurityGroupInfo, SubnetInfo,
 };
-use neutrino_model::{IP_PROTOCOLS, Network, Port, SecurityGroupRule, Subnet};
+use neutrino_model::{
+    IP_PROTOCOLS, Network, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, Router,
+    SecurityGroupRule, Subnet,
+};
 
-use crate::changes::{Changed, MEMBER_MARKER, Since};
+use crate::changes::{Changed, MEMBER_MARKER, ROUTER_MARKER, Since};
 use crate::state::State;
 
-/// The networks a host carries now.
+/// A port that is a leg of a router (its device_id is the router's).
+pub fn is_router_leg(p: &Port) -> bool {
+    matches!(
+        p.device_owner.as_str(),
+        OWNER_ROUTER_INTERFACE | OWNER_ROUTER_GATEWAY | HOST_GATEWAY_OWNER
+    )
+}
+
+/// The routers a host runs: every one on the network node (`all`); in
+/// multi-host mode (`local`), those with an interface on a network where
+/// the host has an instance.
+pub fn host_routers(state: &State, host: &str, l3: L3Mode) -> BTreeSet<String> {
+    match l3 {
+        L3Mode::Off => BTreeSet::new(),
+        L3Mode::All => state.routers.keys().cloned().collect(),
+        L3Mode::Local => {
+            let nets: BTreeSet<&str> = state
+                .ports_by_host
+                .get(host)
+                .into_iter()
+                .flat_map(|ids| ids.iter())
+                .filter_map(|id| state.ports.get(id))
+                .filter(|p| !p.is_network_owned())
+                .map(|p| p.network_id.as_str())
+                .collect();
+            state
+                .routers
+                .keys()
+                .filter(|r| {
+                    state
+                        .interfaces_of(r)
+                        .any(|p| nets.contains(p.network_id.as_str()))
+                })
+                .cloned()
+                .collect()
+        }
+    }
+}
+
+/// The networks a host carries now: those of its ports, of the routers it
+/// runs, and every DHCP network on the DHCP node.
+pub fn host_networks_with_routers(
+    state: &State,
+    host: &str,
+    dhcp: DhcpMode,
+    routers: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    let mut nets = host_networks(state, host, dhcp);
+    for r in routers {
+        nets.extend(state.interfaces_of(r).map(|p| p.network_id.clone()));
+        if let Some(g) = state.routers.get(r).and_then(|r| r.external_gateway.as_ref()) {
+            nets.insert(g.network_id.clone());
+        }
+    }
+    nets
+}
+
+/// The networks a host carries for its ports and DHCP.
 pub fn host_networks(state: &State, host: &str, dhcp: DhcpMode) -> BTreeSet<String> {
     let mut nets: BTreeSet<String> = state
         .ports_by_host
@@ -64,15 +125,24 @@ pub fn host_groups(state: &State, host: &str) -> BTreeSet<String> {
     groups
 }
 
-/// What the host holds: the networks and the security groups it has.
+/// What the host holds: the networks, security groups and routers it has.
 pub struct Held<'a> {
     pub networks: &'a BTreeSet<String>,
     pub groups: &'a BTreeSet<String>,
+    pub routers: &'a BTreeSet<String>,
+}
+
+/// How the host serves: its DHCP and L3 modes.
+#[derive(Debug, Clone, Copy)]
+pub struct Modes {
+    pub dhcp: DhcpMode,
+    pub l3: L3Mode,
 }
 
 /// The feed reply for a host that holds `held` at revision `since`.
-pub fn feed(state: &State, since: Since, host: &str, dhcp: DhcpMode, held: Held<'_>) -> FeedReply {
-    let view = host_networks(state, host, dhcp);
+pub fn feed(state: &State, since: Since, host: &str, modes: Modes, held: Held<'_>) -> FeedReply {
+    let routers = host_routers(state, host, modes.l3);
+    let view = host_networks_with_routers(state, host, modes.dhcp, &routers);
     let groups = host_groups(state, host);
     let mut reply = FeedReply {
         revision: state.revision,
@@ -89,10 +159,18 @@ pub fn feed(state: &State, since: Since, host: &str, dhcp: DhcpMode, held: Held<
                 add_whole_group(state, g, &groups, &mut reply, &mut members);
             }
             reply.members = members.into_values().collect();
+            reply.routers = routers
+                .iter()
+                .filter_map(|r| state.routers.get(r))
+                .map(|r| router_info(state, r, host))
+                .collect();
             return reply;
         }
         Since::Changes(c) => c,
     };
+    let mut resent_routers: BTreeSet<String> = routers.difference(held.routers).cloned().collect();
+    reply.deleted_routers = held.routers.difference(&routers).cloned().collect();
+    let kept_router = |r: &str| routers.contains(r) && held.routers.contains(r);
     let held_networks = held.networks;
     for g in groups.difference(held.groups) {
         add_whole_group(state, g, &groups, &mut reply, &mut members);
@@ -112,11 +190,26 @@ pub fn feed(state: &State, since: Since, host: &str, dhcp: DhcpMode, held: Held<
                 Some(n) if kept(&n.id) => reply.networks.push(network_info(n)),
                 _ => {}
             },
-            "subnet" => match state.subnets.get(&id) {
-                Some(s) if kept(&s.network_id) => reply.subnets.push(subnet_info(s)),
-                Some(_) => {}
-                None => reply.deleted_subnets.push(id),
-            },
+            "subnet" => {
+                // A leg's prefix or gateway comes from its subnet.
+                for r in routers.iter().filter(|r| kept_router(r)) {
+                    let on_it = state
+                        .interfaces_of(r)
+                        .chain(state.gateway_port_of(r))
+                        .any(|p| p.fixed_ips.iter().any(|f| f.subnet_id == id));
+                    if on_it {
+                        resent_routers.insert(r.clone());
+                    }
+                }
+                match state.subnets.get(&id) {
+                    Some(s) if kept(&s.network_id) => reply.subnets.push(subnet_info(s)),
+                    Some(_) => {}
+                    None => reply.deleted_subnets.push(id),
+                }
+            }
+            "router" | ROUTER_MARKER if kept_router(&id) => {
+                resent_routers.insert(id);
+            }
             "port" => match state.ports.get(&id) {
                 Some(p) if kept(&p.network_id) => reply.ports.push(port_info(p)),
                 Some(_) => {}
@@ -148,8 +241,72 @@ pub fn feed(state: &State, since: Since, host: &str, dhcp: DhcpMode, held: Held<
             reply.security_groups.push(info);
         }
     }
+    reply.routers = resent_routers
+        .iter()
+        .filter_map(|r| state.routers.get(r))
+        .map(|r| router_info(state, r, host))
+        .collect();
     reply.members = members.into_values().collect();
     reply
+}
+
+pub fn router_info(state: &State, r: &Router, host: &str) -> RouterInfo {
+    let floating_ips = state
+        .fips_of_router(&r.id)
+        .filter_map(|f| {
+            let port_id = f.port_id.clone()?;
+            Some(FloatingIpInfo {
+                id: f.id.clone(),
+                floating_ip_address: f.floating_ip_address.clone(),
+                fixed_ip_address: f.fixed_ip_address.clone()?,
+                host: state
+                    .ports
+                    .get(&port_id)
+                    .map(|p| p.binding_host_id.clone())
+                    .unwrap_or_default(),
+                port_id,
+            })
+        })
+        .collect();
+    RouterInfo {
+        id: r.id.clone(),
+        admin_state_up: r.admin_state_up,
+        interfaces: state.interfaces_of(&r.id).map(|p| leg(state, p)).collect(),
+        gateway: state.gateway_port_of(&r.id).map(|p| leg(state, p)),
+        host_gateway: crate::ops::agents::host_gateway_port(state, host, &r.id)
+            .map(|p| leg(state, &p)),
+        enable_snat: r.external_gateway.as_ref().is_some_and(|g| g.enable_snat),
+        routes: r
+            .routes
+            .iter()
+            .map(|h| HostRoute {
+                destination: h.destination.clone(),
+                nexthop: h.nexthop.clone(),
+            })
+            .collect(),
+        floating_ips,
+    }
+}
+
+fn leg(state: &State, p: &Port) -> RouterLeg {
+    RouterLeg {
+        port_id: p.id.clone(),
+        network_id: p.network_id.clone(),
+        mac_address: p.mac_address.clone(),
+        addresses: p
+            .fixed_ips
+            .iter()
+            .filter_map(|f| {
+                let s = state.subnets.get(&f.subnet_id)?;
+                Some(LegAddress {
+                    ip_address: f.ip_address.clone(),
+                    subnet_id: s.id.clone(),
+                    cidr: s.cidr.clone(),
+                    gateway_ip: s.gateway_ip.clone(),
+                })
+            })
+            .collect(),
+    }
 }
 
 /// A group's rules and every member port.

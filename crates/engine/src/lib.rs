@@ -145,6 +145,24 @@ fn seed_change_log(
     // of a port that still exists are the gap a restart leaves).
     let mut entries = Vec::with_capacity(seed.len());
     for r in seed {
+        let router_of = |id: Option<&String>| {
+            id.map(|id| changes::Changed {
+                kind: changes::ROUTER_MARKER.to_string(),
+                id: id.clone(),
+            })
+        };
+        let router = match r.kind.as_str() {
+            "floatingip" => router_of(state.floatingips.get(&r.id).and_then(|f| f.router_id.as_ref())),
+            "port" => router_of(
+                state
+                    .ports
+                    .get(&r.id)
+                    .filter(|p| host_feed::is_router_leg(p))
+                    .map(|p| &p.device_id),
+            ),
+            _ => None,
+        };
+        entries.extend(router.map(|m| (r.revision, m)));
         if r.kind == "port"
             && let Some(p) = state.ports.get(&r.id)
         {

@@ -10,7 +10,7 @@ use neutrino_model::{
 use neutrino_store::Change;
 use serde::Serialize;
 
-use crate::changes::{Changed, MEMBER_MARKER};
+use crate::changes::{Changed, MEMBER_MARKER, ROUTER_MARKER};
 use crate::config::EngineConfig;
 use crate::error::EngineError;
 use crate::state::State;
@@ -104,14 +104,41 @@ impl<'a> Txn<'a> {
         self.record(Kind::Port, &p.id, Some(&p));
         let old = self.state.ports.get(&p.id).cloned();
         self.member_markers(old.as_deref(), Some(&p));
+        self.router_markers_for_port(old.as_deref(), Some(&p));
         self.state.index_port(Arc::new(p));
     }
 
     pub fn delete_port(&mut self, id: &str) -> Option<Arc<Port>> {
         self.record::<Port>(Kind::Port, id, None);
+        let old = self.state.ports.get(id).cloned();
+        self.router_markers_for_port(old.as_deref(), None);
         let old = self.state.unindex_port(id);
         self.member_markers(old.as_deref(), None);
         old
+    }
+
+    fn router_marker(&mut self, router_id: &str) {
+        self.markers.push(Changed {
+            kind: ROUTER_MARKER.to_string(),
+            id: router_id.to_string(),
+        });
+    }
+
+    /// A router's legs are ports, and its floating IPs follow their ports'
+    /// hosts: a change to either is a change to what the router's hosts run.
+    fn router_markers_for_port(&mut self, old: Option<&Port>, new: Option<&Port>) {
+        let mut routers = std::collections::BTreeSet::new();
+        for p in old.into_iter().chain(new) {
+            if crate::host_feed::is_router_leg(p) {
+                routers.insert(p.device_id.clone());
+            }
+            for f in self.state.fips_of_port(&p.id) {
+                routers.extend(f.router_id.clone());
+            }
+        }
+        for r in routers {
+            self.router_marker(&r);
+        }
     }
 
     pub fn put_group(&mut self, g: SecurityGroup) {
@@ -156,11 +183,19 @@ impl<'a> Txn<'a> {
 
     pub fn put_fip(&mut self, f: FloatingIp) {
         self.record(Kind::FloatingIp, &f.id, Some(&f));
+        // The router it leaves is only known here.
+        let old = self.state.floatingips.get(&f.id).and_then(|o| o.router_id.clone());
+        for r in old.into_iter().chain(f.router_id.clone()) {
+            self.router_marker(&r);
+        }
         self.state.index_fip(Arc::new(f));
     }
 
     pub fn delete_fip(&mut self, id: &str) {
         self.record::<FloatingIp>(Kind::FloatingIp, id, None);
+        if let Some(r) = self.state.floatingips.get(id).and_then(|o| o.router_id.clone()) {
+            self.router_marker(&r);
+        }
         self.state.unindex_fip(id);
     }
 }

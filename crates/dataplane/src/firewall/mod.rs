@@ -26,12 +26,14 @@
 //! script, which [`nft::apply`] runs as one transaction.
 
 mod model;
+mod nat;
 pub mod nft;
 mod observe;
 mod plan;
 mod render;
 mod ruleset;
 
+pub use nat::{RouterNat, render_nat};
 pub use model::{Cidr, Direction, FirewallSpec, GroupFilter, PortFilter, Remote, Rule};
 pub use observe::{ObserveError, Observed};
 pub use plan::{Plan, plan};

@@ -18,10 +18,17 @@ pub enum NftError {
     Observe(#[from] ObserveError),
 }
 
-/// Reads both of the agent's tables (absent tables are simply not there).
+/// Reads both of the agent's firewall tables (absent tables are simply not
+/// there).
 pub fn observe() -> Result<Observed, NftError> {
+    observe_families(&[Family::Bridge, Family::Inet])
+}
+
+/// Reads the agent's table in each of these families, in the namespace the
+/// calling thread is in.
+pub fn observe_families(families: &[Family]) -> Result<Observed, NftError> {
     let mut o = Observed::default();
-    for f in [Family::Bridge, Family::Inet] {
+    for &f in families {
         let out = Command::new("nft")
             .args(["-j", "list", "table", f.as_str(), TABLE])
             .stdin(Stdio::null())

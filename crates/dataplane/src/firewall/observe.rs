@@ -171,6 +171,9 @@ fn parse_part(v: &Json, ty: &str) -> Result<Part, ObserveError> {
 }
 
 fn parse_value(v: &Json) -> Result<Value, ObserveError> {
+    if let Some(a) = v.as_str().and_then(|s| s.parse().ok()) {
+        return Ok(Value::Addr(a));
+    }
     if let Some(m) = v.as_u64() {
         return u32::try_from(m)
             .map(Value::Mark)

@@ -111,7 +111,7 @@ pub fn plan(desired: &Ruleset, observed: &Observed) -> Plan {
     }
     for (f, name) in observed.sets.keys() {
         if !desired.sets.contains_key(&(*f, name.clone())) && desired_family(&families, *f) {
-            let kind = if name == "ports" || name == "egress" || name == "ingress" { "map" } else { "set" };
+            let kind = if name == "ports" || name == "egress" || name == "ingress" || name.starts_with("fip_") { "map" } else { "set" };
             p.cmd(format_args!("delete {kind} {f} {TABLE} {name}"));
         }
     }

@@ -16,6 +16,8 @@ pub const TABLE: &str = "neutrino";
 pub enum Family {
     Bridge,
     Inet,
+    /// Routers' NAT, inside their namespaces.
+    Ip,
 }
 
 impl Family {
@@ -23,6 +25,7 @@ impl Family {
         match self {
             Family::Bridge => "bridge",
             Family::Inet => "inet",
+            Family::Ip => "ip",
         }
     }
 }
@@ -65,6 +68,7 @@ impl fmt::Display for Part {
 pub enum Value {
     Mark(u32),
     Goto(String),
+    Addr(IpAddr),
 }
 
 impl fmt::Display for Value {
@@ -72,6 +76,7 @@ impl fmt::Display for Value {
         match self {
             Value::Mark(m) => write!(f, "{m}"),
             Value::Goto(c) => write!(f, "goto {c}"),
+            Value::Addr(a) => write!(f, "{a}"),
         }
     }
 }

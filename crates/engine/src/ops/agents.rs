@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use neutrino_agent_rpc::{DHCP_OWNER, PortInfo};
+use neutrino_agent_rpc::{DHCP_OWNER, HOST_GATEWAY_OWNER, PortInfo};
 use neutrino_model::{ApiError, ApiResult, AuthContext, Port, Role};
 use serde_json::{Map, Value, json};
 
@@ -206,6 +206,92 @@ pub async fn delete_dhcp_port(engine: &Engine, host: String, network_id: String)
     engine
         .write(move |txn| {
             if let Some(p) = host_dhcp_port(txn.state, &host, &network_id) {
+                ports::release_port_ips(txn, &p);
+                txn.delete_port(&p.id);
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// The per-host gateway ports of a router (multi-host mode).
+pub fn host_gateway_ports(state: &State, router_id: &str) -> Vec<Arc<Port>> {
+    let Some(net) = state
+        .routers
+        .get(router_id)
+        .and_then(|r| r.external_gateway.as_ref())
+        .map(|g| g.network_id.clone())
+    else {
+        return Vec::new();
+    };
+    state
+        .ports_of(&net)
+        .filter(|p| p.device_owner == HOST_GATEWAY_OWNER && p.device_id == router_id)
+        .cloned()
+        .collect()
+}
+
+/// This host's gateway port for a router, if it has one.
+pub fn host_gateway_port(state: &State, host: &str, router_id: &str) -> Option<Arc<Port>> {
+    host_gateway_ports(state, router_id)
+        .into_iter()
+        .find(|p| p.binding_host_id == host)
+}
+
+/// Gives this host its own port on the router's external network: in
+/// multi-host mode each host's copy of the router NATs its instances'
+/// outbound traffic to its own address (nova-network's multi_host did the
+/// same with each host's public address). Idempotent.
+pub async fn ensure_host_gateway(
+    engine: &Engine,
+    host: String,
+    router_id: String,
+) -> ApiResult<PortInfo> {
+    engine
+        .write(move |txn| {
+            let router = txn.state.routers.get(&router_id).cloned().ok_or_else(|| {
+                ApiError::not_found(
+                    "RouterNotFound",
+                    format!("Router {router_id} could not be found"),
+                )
+            })?;
+            let Some(gw) = &router.external_gateway else {
+                return Err(ApiError::conflict(
+                    "RouterHasNoGateway",
+                    format!("Router {router_id} has no external gateway."),
+                ));
+            };
+            if let Some(p) = host_gateway_port(txn.state, &host, &router_id) {
+                return Ok(port_info(&p));
+            }
+            let net = txn
+                .state
+                .networks
+                .get(&gw.network_id)
+                .cloned()
+                .ok_or_else(|| super::networks::not_found(&gw.network_id))?;
+            let mut p = ports::create_service_port(
+                txn,
+                &net,
+                String::new(),
+                HOST_GATEWAY_OWNER,
+                &router_id,
+                None,
+            )?;
+            p.binding_host_id = host.clone();
+            p.binding_vif_type = "bridge".into();
+            txn.put_port(p.clone());
+            Ok(port_info(&p))
+        })
+        .await
+}
+
+/// Gives back this host's gateway port for a router (the host no longer
+/// runs it).
+pub async fn delete_host_gateway(engine: &Engine, host: String, router_id: String) -> ApiResult<()> {
+    engine
+        .write(move |txn| {
+            if let Some(p) = host_gateway_port(txn.state, &host, &router_id) {
                 ports::release_port_ips(txn, &p);
                 txn.delete_port(&p.id);
             }

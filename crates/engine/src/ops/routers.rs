@@ -374,6 +374,11 @@ fn remove_gateway(txn: &mut Txn<'_>, r: &mut Router) -> ApiResult<()> {
         release_port_ips(txn, &p);
         txn.delete_port(&p.id);
     }
+    // Multi-host agents' per-host gateway ports go with the gateway.
+    for p in super::agents::host_gateway_ports(txn.state, &r.id) {
+        release_port_ips(txn, &p);
+        txn.delete_port(&p.id);
+    }
     r.external_gateway = None;
     r.gw_port_id = None;
     Ok(())

@@ -1,0 +1,84 @@
+//! A router's NAT, inside its namespace (table `ip neutrino`): floating IPs
+//! as two maps (floating → fixed for DNAT, fixed → floating for SNAT), and
+//! the source NAT of the attached subnets to the gateway address. A new
+//! floating IP is two map elements; the chains never change unless the
+//! gateway does.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use super::model::Cidr;
+use super::ruleset::{Chain, Elem, Family, Part, Ruleset, Set, Value};
+
+const PRE_HOOK: &str = "type nat hook prerouting priority dstnat; policy accept;";
+const OUT_HOOK: &str = "type nat hook output priority -100; policy accept;";
+const POST_HOOK: &str = "type nat hook postrouting priority srcnat; policy accept;";
+
+/// What one router NATs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouterNat {
+    /// The gateway leg inside the namespace (None: no NAT at all).
+    pub gateway_interface: Option<String>,
+    /// Source NAT of the attached subnets to this address (`enable_snat`).
+    pub snat_address: Option<Ipv4Addr>,
+    /// The attached IPv4 subnets.
+    pub internal: BTreeSet<Cidr>,
+    /// floating → fixed.
+    pub floating_ips: BTreeSet<(Ipv4Addr, Ipv4Addr)>,
+}
+
+pub fn render_nat(n: &RouterNat) -> Ruleset {
+    let mut rs = Ruleset::default();
+    let f = Family::Ip;
+    let Some(qg) = &n.gateway_interface else {
+        return rs;
+    };
+    let chain = |hook: &str, rules: Vec<String>| Chain {
+        hook: Some(hook.to_string()),
+        rules,
+    };
+    rs.chains.insert(
+        (f, "pre".into()),
+        chain(PRE_HOOK, vec!["dnat to ip daddr map @fip_dnat".into()]),
+    );
+    // The router's own traffic to a floating IP (e.g. a probe from inside).
+    rs.chains.insert(
+        (f, "out".into()),
+        chain(OUT_HOOK, vec!["dnat to ip daddr map @fip_dnat".into()]),
+    );
+    let mut post = vec![format!("oifname \"{qg}\" snat to ip saddr map @fip_snat")];
+    if let Some(a) = n.snat_address {
+        post.push(format!("oifname \"{qg}\" ip saddr @internal snat to {a}"));
+    }
+    rs.chains.insert((f, "post".into()), chain(POST_HOOK, post));
+    let map = |pairs: Vec<(Ipv4Addr, Ipv4Addr)>| Set {
+        decl: "type ipv4_addr : ipv4_addr;".into(),
+        key_types: vec!["ipv4_addr"],
+        elements: pairs
+            .into_iter()
+            .map(|(k, v)| Elem::map(vec![Part::addr(k.into())], Value::Addr(v.into())))
+            .collect(),
+    };
+    rs.sets.insert(
+        (f, "fip_dnat".into()),
+        map(n.floating_ips.iter().copied().collect()),
+    );
+    rs.sets.insert(
+        (f, "fip_snat".into()),
+        map(n.floating_ips.iter().map(|(a, b)| (*b, *a)).collect()),
+    );
+    rs.sets.insert(
+        (f, "internal".into()),
+        Set {
+            decl: "type ipv4_addr; flags interval;".into(),
+            key_types: vec!["ipv4_addr"],
+            elements: n
+                .internal
+                .iter()
+                .filter(|c| c.is_v4())
+                .map(|c| Elem::key(vec![Part::Net(*c)]))
+                .collect(),
+        },
+    );
+    rs
+}
