@@ -205,7 +205,7 @@ class Host:
     """A compute or network node: a namespace with an agent."""
 
     def __init__(self, topo: "Topology", name: str, index: int, dhcp_mode: str, driver: str,
-                 firewall: str = ""):
+                 firewall: str = "", l3: str = ""):
         self.topo, self.name, self.index = topo, name, index
         self.ns = f"{PREFIX}-{name}"
         self.tunnel_ip = f"192.0.2.{index}"
@@ -235,6 +235,9 @@ lease_time_secs = 600
 
 [firewall]
 {firewall}
+
+[l3]
+{l3}
 """)
         topo.add_ns(self.ns)
         fab = topo.fabric
@@ -341,7 +344,7 @@ class Instance:
         return nsx(self.ns, "ping", "-c", str(count), "-W", "1", "-i", "0.2", *extra, addr,
                    check=False).returncode == 0
 
-    def static(self, prefix: int = 24):
+    def static(self, prefix: int = 24, gateway: str | None = None):
         """Configures the port's fixed IPs on eth0 as nova's Flat manager
         injected them (no DHCP); IPv6 without duplicate address detection."""
         for f in self.port["fixed_ips"]:
@@ -350,30 +353,48 @@ class Instance:
                 nsx(self.ns, "ip", "-6", "addr", "add", f"{ip}/64", "dev", "eth0", "nodad")
             else:
                 nsx(self.ns, "ip", "addr", "add", f"{ip}/{prefix}", "dev", "eth0")
+        if gateway:
+            nsx(self.ns, "ip", "route", "add", "default", "via", gateway)
 
     def listen(self, port: int) -> "Proc":
-        """A TCP listener on every address (v4 and v6) that answers "ok"."""
-        code = ("import socket\n"
-                "s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)\n"
-                "s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n"
-                "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-                f"s.bind(('::', {port})); s.listen(16)\n"
-                "while True:\n"
-                "    c, _ = s.accept(); c.sendall(b'ok'); c.close()\n")
-        p = Proc(["ip", "netns", "exec", self.ns, "python3", "-c", code],
-                 self.topo.dir / f"{self.name}.listen{port}.log")
-        self.topo.procs.append(p)
-        return p
+        return listen(self.topo, self.ns, self.name, port)
 
     def connect(self, addr: str, port: int, timeout: float = 2.0) -> bool:
         """Whether a TCP connection to addr:port is answered "ok"."""
-        code = ("import socket,sys\n"
-                "try:\n"
-                f"    c = socket.create_connection(('{addr}', {port}), timeout={timeout})\n"
-                "    sys.exit(0 if c.recv(2) == b'ok' else 1)\n"
-                "except OSError:\n"
-                "    sys.exit(1)\n")
-        return nsx(self.ns, "python3", "-c", code, check=False, timeout=timeout + 20).returncode == 0
+        return connect(self.ns, addr, port, timeout) is not None
+
+
+def listen(topo: "Topology", ns: str, name: str, port: int) -> "Proc":
+    """A TCP listener on every address (v4 and v6) in `ns` that answers
+    "ok <its name> <the peer's address>"."""
+    code = ("import socket\n"
+            "s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)\n"
+            "s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n"
+            "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            f"s.bind(('::', {port})); s.listen(16)\n"
+            "while True:\n"
+            "    c, peer = s.accept()\n"
+            f"    c.sendall(('ok {name} ' + peer[0].replace('::ffff:', '')).encode()); c.close()\n")
+    p = Proc(["ip", "netns", "exec", ns, "python3", "-c", code], topo.dir / f"{name}.listen{port}.log")
+    topo.procs.append(p)
+    # Listening before anyone connects.
+    wait_until(f"{name} listening on {port}",
+               lambda: f":{port:04X} " in nsx(ns, "cat", "/proc/net/tcp6").stdout, timeout=10)
+    return p
+
+
+def connect(ns: str, addr: str, port: int, timeout: float = 2.0) -> list[str] | None:
+    """Connects from `ns`; the listener's answer split in words (["ok",
+    name, peer]), or None when nothing answered."""
+    code = ("import socket,sys\n"
+            "try:\n"
+            f"    c = socket.create_connection(('{addr}', {port}), timeout={timeout})\n"
+            "    sys.stdout.write(c.recv(200).decode())\n"
+            "except OSError:\n"
+            "    sys.exit(1)\n")
+    r = nsx(ns, "python3", "-c", code, check=False, timeout=timeout + 20)
+    words = r.stdout.split()
+    return words if r.returncode == 0 and words[:1] == ["ok"] else None
 
 
 class Topology:
@@ -405,6 +426,18 @@ feed_history = {feed_history}
         self.api = Api(self.fabric)
         self.start_server()
 
+    def external_host(self, address: str = "203.0.113.1/24") -> str:
+        """A host on the provider network (the external network's upstream
+        router): a namespace on the fabric's provider bridge."""
+        ns = f"{PREFIX}-ext"
+        self.add_ns(ns)
+        sh(["ip", "-n", self.fabric, "link", "add", "pext", "type", "veth", "peer", "name", "eth0", "netns", ns])
+        sh(["ip", "-n", self.fabric, "link", "set", "pext", "master", "prov", "up"])
+        nsx(ns, "ip", "addr", "add", address, "dev", "eth0")
+        for dev in ("lo", "eth0"):
+            nsx(ns, "ip", "link", "set", dev, "up")
+        return ns
+
     def add_ns(self, ns: str):
         sh(["ip", "netns", "add", ns])
         self.namespaces.append(ns)
@@ -416,8 +449,8 @@ feed_history = {feed_history}
         wait_until("the server", lambda: self.api.call("GET", "/v2.0/networks")[0] == 200)
 
     def add_host(self, name: str, dhcp_mode: str = "off", driver: str = "native", start: bool = True,
-                 firewall: str = "") -> Host:
-        h = Host(self, name, len(self.hosts) + 1, dhcp_mode, driver, firewall)
+                 firewall: str = "", l3: str = "off") -> Host:
+        h = Host(self, name, len(self.hosts) + 1, dhcp_mode, driver, firewall, f'mode = "{l3}"')
         self.hosts[name] = h
         if start:
             h.start_agent()

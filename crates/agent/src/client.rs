@@ -9,8 +9,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use neutrino_agent_rpc::{
-    AgentReport, BindRequest, DhcpPortRequest, FeedReply, FeedRequest, PREFIX, PortInfo,
-    PortStatusReport, ReportReply,
+    AgentReport, BindRequest, DhcpPortRequest, FeedReply, FeedRequest, HostGatewayRequest, PREFIX,
+    PortInfo, PortStatusReport, ReportReply,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -157,6 +157,40 @@ impl ServerClient {
         self.call::<_, serde_json::Value>(Method::DELETE, "/dhcp-port", &r, Duration::from_secs(30))
             .await
             .map(|_| ())
+    }
+}
+
+impl ServerClient {
+    /// This host's own gateway port for a router (multi-host mode).
+    pub async fn ensure_host_gateway(
+        &self,
+        host: &str,
+        router_id: &str,
+    ) -> Result<PortInfo, ClientError> {
+        let r = HostGatewayRequest {
+            host: host.into(),
+            router_id: router_id.into(),
+        };
+        self.post("/host-gateway", &r).await
+    }
+
+    pub async fn delete_host_gateway(
+        &self,
+        host: &str,
+        router_id: &str,
+    ) -> Result<(), ClientError> {
+        let r = HostGatewayRequest {
+            host: host.into(),
+            router_id: router_id.into(),
+        };
+        self.call::<_, serde_json::Value>(
+            Method::DELETE,
+            "/host-gateway",
+            &r,
+            Duration::from_secs(30),
+        )
+        .await
+        .map(|_| ())
     }
 }
 

@@ -15,6 +15,7 @@ use crate::config::AgentConfig;
 use crate::view::HostView;
 
 pub mod firewall;
+pub mod l3;
 pub use firewall::GroupState;
 
 /// One DHCPv4 subnet served on a network, with our address on it.
@@ -81,6 +82,14 @@ pub struct Desired {
     pub network_addresses: BTreeMap<String, BTreeSet<Cidr>>,
     /// Rules and members of the host's security groups.
     pub groups: Arc<GroupState>,
+    /// Routers run here, by id.
+    pub routers: l3::Routers,
+    /// Routers whose per-host gateway port this host lacks (multi-host).
+    pub need_host_gateway: BTreeSet<String>,
+    /// Router legs to bind to this host (the network node).
+    pub need_bind: BTreeSet<String>,
+    /// MACs of router copies' legs (multi-host), kept off the uplinks.
+    pub router_macs: BTreeSet<Mac>,
 }
 
 fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
@@ -137,6 +146,7 @@ impl Planner {
             };
             d.merge(&part);
         }
+        l3::add_routers(&mut d, view, cfg);
         if cfg.firewall.enabled {
             let v = view.groups_version();
             d.groups = match &self.groups {
@@ -184,10 +194,16 @@ impl Desired {
             .extend(part.server_active.iter().cloned());
         self.problems
             .extend(part.problems.iter().map(|(k, v)| (k.clone(), v.clone())));
-        self.port_filters
-            .extend(part.port_filters.iter().map(|(k, v)| (k.clone(), v.clone())));
-        self.network_addresses
-            .extend(part.network_addresses.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.port_filters.extend(
+            part.port_filters
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        self.network_addresses.extend(
+            part.network_addresses
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
     }
 }
 
@@ -263,7 +279,11 @@ fn network(view: &HostView, cfg: &AgentConfig, net: &NetworkInfo) -> Desired {
     };
     let mut members = BTreeSet::new();
     let mut has_local_instances = false;
-    for p in ports.iter().filter(|p| p.host == me && !p.is_dhcp()) {
+    // Instances: router and DHCP legs bound here are not taps.
+    for p in ports
+        .iter()
+        .filter(|p| p.host == me && !p.device_owner.starts_with("network:"))
+    {
         let tap = names::tap(&p.id);
         has_local_instances = true;
         // An administratively down port stays off the bridge (and so DOWN).

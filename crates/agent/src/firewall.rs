@@ -73,7 +73,8 @@ impl Firewall {
     }
 
     fn spec(&mut self, want: &Desired) -> FirewallSpec {
-        self.marks.retain(|tap, _| want.port_filters.contains_key(tap));
+        self.marks
+            .retain(|tap, _| want.port_filters.contains_key(tap));
         let mut used: BTreeSet<u32> = self.marks.values().copied().collect();
         let mut next = 1u32;
         let mut ports = BTreeMap::new();
@@ -95,6 +96,12 @@ impl Firewall {
             members: want.groups.members.clone(),
             allow_same_net_traffic: self.allow_same_net_traffic,
             network_addresses: want.network_addresses.clone(),
+            uplinks: if want.router_macs.is_empty() {
+                BTreeSet::new()
+            } else {
+                crate::desired::l3::uplinks(want)
+            },
+            router_macs: want.router_macs.clone(),
         }
     }
 }

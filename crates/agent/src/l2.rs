@@ -6,8 +6,8 @@
 //! safety net. A pass with nothing to change writes nothing.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -19,6 +19,7 @@ use tokio::sync::{Notify, watch};
 use crate::client::ServerClient;
 use crate::desired::Desired;
 use crate::firewall::Firewall;
+use crate::l3::L3Worker;
 use crate::metrics::Shared;
 
 /// Whether two desired states ask the same of the kernel.
@@ -52,6 +53,8 @@ pub struct L2Worker {
     done: Option<Arc<Desired>>,
     /// Security groups and anti-spoofing (None: `firewall.enabled = false`).
     firewall: Option<Arc<Mutex<Firewall>>>,
+    /// Routers' NAT, announcements and connection flushes.
+    l3: Arc<Mutex<L3Worker>>,
 }
 
 impl L2Worker {
@@ -62,8 +65,10 @@ impl L2Worker {
         shared: Arc<Shared>,
         resync: Duration,
         firewall: Option<Firewall>,
+        l3: L3Worker,
     ) -> Self {
         L2Worker {
+            l3: Arc::new(Mutex::new(l3)),
             firewall: firewall.map(|f| Arc::new(Mutex::new(f))),
             host,
             own,
@@ -184,6 +189,7 @@ impl L2Worker {
         let started = Instant::now();
         let (own, host_want) = (self.own.clone(), want.host.clone());
         let (firewall, fw_want) = (self.firewall.clone(), want.clone());
+        let l3 = self.l3.clone();
         let shared = self.shared.clone();
         let (observed, applied) =
             tokio::task::spawn_blocking(move || -> anyhow::Result<(ObservedHost, usize)> {
@@ -214,14 +220,33 @@ impl L2Worker {
                 let host = Host::new();
                 let observed = host.observe(&own).context("reading the host")?;
                 let ops = plan(&host_want, &observed, &own);
-                if ops.is_empty() {
-                    return Ok((observed, 0));
+                let observed = if ops.is_empty() {
+                    observed
+                } else {
+                    for op in &ops {
+                        tracing::debug!(?op, "applying");
+                    }
+                    host.apply(&ops).context("changing the host")?;
+                    host.observe(&own).context("reading the host")?
+                };
+                // Routers' NAT once their namespaces and legs exist.
+                if !fw_want.routers.is_empty()
+                    || ops
+                        .iter()
+                        .any(|o| matches!(o, neutrino_dataplane::Op::DeleteNamespace { .. }))
+                {
+                    let mut l3 = l3.lock().unwrap_or_else(|e| e.into_inner());
+                    let o = l3.sync(&fw_want).context("routers")?;
+                    if o.commands + o.announced + o.flushed > 0 {
+                        tracing::info!(
+                            commands = o.commands,
+                            announced = o.announced,
+                            flushed = o.flushed,
+                            "routers changed"
+                        );
+                    }
                 }
-                for op in &ops {
-                    tracing::debug!(?op, "applying");
-                }
-                host.apply(&ops).context("changing the host")?;
-                Ok((host.observe(&own).context("reading the host")?, ops.len()))
+                Ok((observed, ops.len()))
             })
             .await
             .context("L2 thread")??;

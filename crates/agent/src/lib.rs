@@ -13,6 +13,7 @@ pub mod desired;
 pub mod dhcp;
 pub mod firewall;
 pub mod l2;
+pub mod l3;
 pub mod metrics;
 pub mod reconcile;
 pub mod status;

@@ -7,7 +7,7 @@
 //! about; and since a pass with nothing to change writes nothing, an agent
 //! restart leaves a converged host as it is: no packet is dropped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -35,6 +35,7 @@ struct Cursor {
     since: u64,
     networks: Vec<String>,
     groups: Vec<String>,
+    routers: Vec<String>,
     agents_version: u64,
 }
 
@@ -56,6 +57,9 @@ pub struct Agent {
     dhcp_failures: BTreeMap<String, String>,
     /// The L2 worker's input.
     to_l2: watch::Sender<Option<Arc<Desired>>>,
+    /// Routers that left this host whose per-host gateway port is to be
+    /// given back (multi-host).
+    drop_gateways: BTreeSet<String>,
 }
 
 impl Agent {
@@ -80,6 +84,7 @@ impl Agent {
             dhcp_dirty: true,
             dhcp_failures: BTreeMap::new(),
             to_l2,
+            drop_gateways: BTreeSet::new(),
         }
     }
 
@@ -133,12 +138,40 @@ impl Agent {
         changed
     }
 
+    /// Asks for this host's gateway port of each router that lacks one, and
+    /// gives back those of routers that left (multi-host mode).
+    async fn settle_host_gateways(&mut self, d: &Desired) {
+        let host = self.cfg.agent.host.clone();
+        for r in &d.need_host_gateway {
+            let result = self.client.ensure_host_gateway(&host, r).await;
+            // The feed brings the router again with its gateway leg.
+            self.note(
+                &format!("host-gateway {r}"),
+                result.err().map(|e| e.to_string()),
+            );
+        }
+        for p in &d.need_bind {
+            let result = self.client.bind(&host, p).await;
+            self.note(&format!("bind {p}"), result.err().map(|e| e.to_string()));
+        }
+        for r in std::mem::take(&mut self.drop_gateways) {
+            if let Err(e) = self.client.delete_host_gateway(&host, &r).await {
+                self.note(&format!("host-gateway {r}"), Some(e.to_string()));
+                self.drop_gateways.insert(r);
+            }
+        }
+    }
+
     /// Drops errors about what is no longer wanted (a network that left, a
     /// DHCP port no longer missing), so they neither show nor cause retries.
     fn forget_stale_errors(&mut self, d: &Desired) {
         let failures = &self.dhcp_failures;
         self.errors.retain(|key, _| {
-            if let Some(net) = key.strip_prefix("dhcp-port ") {
+            if let Some(r) = key.strip_prefix("host-gateway ") {
+                d.need_host_gateway.contains(r)
+            } else if let Some(p) = key.strip_prefix("bind ") {
+                d.need_bind.contains(p)
+            } else if let Some(net) = key.strip_prefix("dhcp-port ") {
                 d.need_dhcp_port.contains(net) || d.drop_dhcp_port.contains(net)
             } else if let Some(net) = key.strip_prefix("dhcp ") {
                 failures.contains_key(net)
@@ -175,6 +208,12 @@ impl Agent {
         {
             desired = Arc::new(self.planner.compute(&self.view, &self.cfg));
             self.dhcp_dirty = true;
+        }
+        if !desired.need_host_gateway.is_empty()
+            || !desired.need_bind.is_empty()
+            || !self.drop_gateways.is_empty()
+        {
+            self.settle_host_gateways(&desired).await;
         }
         let fresh = self
             .desired
@@ -241,6 +280,10 @@ impl Agent {
             m.feed_deltas.fetch_add(1, Ordering::Relaxed);
         }
         m.last_feed_unix_ms.store(now_ms(), Ordering::Relaxed);
+        if self.cfg.l3.mode == neutrino_agent_rpc::L3Mode::Local {
+            self.drop_gateways
+                .extend(reply.deleted_routers.iter().cloned());
+        }
         let changed = self.view.apply(reply);
         self.view_changed |= changed;
         m.revision.store(self.view.revision, Ordering::Relaxed);
@@ -252,6 +295,7 @@ impl Agent {
             since: self.view.revision,
             networks: self.view.held_networks(),
             groups: self.view.held_groups(),
+            routers: self.view.held_routers(),
             agents_version: self.view.agents_version,
         }
     }
@@ -381,6 +425,7 @@ pub async fn run(
                     wait_ms: FEED_WAIT_MS,
                     groups: c.groups,
                     l3_mode: cfg.l3.mode,
+                    routers: c.routers,
                 };
                 match client.feed(&req).await {
                     Ok(reply) => {
@@ -434,6 +479,7 @@ pub async fn run(
         cfg.firewall
             .enabled
             .then(|| crate::firewall::Firewall::new(cfg.firewall.allow_same_net_traffic)),
+        crate::l3::L3Worker::new(cfg.l3.clone()),
     );
     tokio::spawn(worker.run(
         from_model,

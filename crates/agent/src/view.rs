@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use neutrino_agent_rpc::{FeedReply, MemberInfo, NetworkInfo, PortInfo, SecurityGroupInfo, SubnetInfo};
+use neutrino_agent_rpc::{
+    FeedReply, MemberInfo, NetworkInfo, PortInfo, RouterInfo, SecurityGroupInfo, SubnetInfo,
+};
 
 #[derive(Debug, Default, Clone)]
 pub struct HostView {
@@ -36,6 +38,8 @@ pub struct HostView {
     members_by_group: BTreeMap<String, BTreeSet<String>>,
     /// Changes whenever a group or a membership changes.
     groups_version: u64,
+    /// Routers this host runs.
+    routers: BTreeMap<String, RouterInfo>,
 }
 
 fn unlink(index: &mut BTreeMap<String, BTreeSet<String>>, network_id: &str, id: &str) {
@@ -64,6 +68,18 @@ impl HostView {
             self.groups.clear();
             self.members.clear();
             self.members_by_group.clear();
+        }
+        if r.snapshot {
+            self.routers.clear();
+        }
+        for id in &r.deleted_routers {
+            changed |= self.routers.remove(id).is_some();
+        }
+        for router in r.routers {
+            if self.routers.get(&router.id) != Some(&router) {
+                self.routers.insert(router.id.clone(), router);
+                changed = true;
+            }
         }
         let groups_changed = r.snapshot
             || !r.security_groups.is_empty()
@@ -130,6 +146,15 @@ impl HostView {
         }
     }
 
+    /// Routers the host runs (the feed's cursor).
+    pub fn held_routers(&self) -> Vec<String> {
+        self.routers.keys().cloned().collect()
+    }
+
+    pub fn routers(&self) -> impl Iterator<Item = &RouterInfo> {
+        self.routers.values()
+    }
+
     /// Groups whose rules and members the host holds (the feed's cursor).
     pub fn held_groups(&self) -> Vec<String> {
         self.groups.keys().cloned().collect()
@@ -176,6 +201,10 @@ impl HostView {
     /// Changes whenever the network, one of its subnets or ports changes.
     pub fn network_version(&self, id: &str) -> u64 {
         self.versions.get(id).copied().unwrap_or(0)
+    }
+
+    pub fn network(&self, id: &str) -> Option<&NetworkInfo> {
+        self.networks.get(id)
     }
 
     pub fn has_network(&self, id: &str) -> bool {

@@ -326,7 +326,8 @@ async fn feed_inner(state: &AppState, headers: &HeaderMap, body: &Bytes) -> ApiR
             groups: &held_groups,
             routers: &held_routers,
         };
-        let mut reply = neutrino_engine::host_feed::feed(&snap, changes, &req.host, modes, held_now);
+        let mut reply =
+            neutrino_engine::host_feed::feed(&snap, changes, &req.host, modes, held_now);
         reply.agents_version = state.agents.version();
         // An empty snapshot to an agent that holds nothing tells it nothing.
         let nothing_new = reply.is_empty()
@@ -432,11 +433,16 @@ pub async fn host_gateway(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    answer(state, headers, body, |s, r: HostGatewayRequest| async move {
-        ops::ensure_host_gateway(&s.engine, r.host, r.router_id)
-            .await
-            .map(Some)
-    })
+    answer(
+        state,
+        headers,
+        body,
+        |s, r: HostGatewayRequest| async move {
+            ops::ensure_host_gateway(&s.engine, r.host, r.router_id)
+                .await
+                .map(Some)
+        },
+    )
     .await
 }
 
@@ -445,10 +451,15 @@ pub async fn delete_host_gateway(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    answer(state, headers, body, |s, r: HostGatewayRequest| async move {
-        ops::delete_host_gateway(&s.engine, r.host, r.router_id).await?;
-        Ok(None::<()>)
-    })
+    answer(
+        state,
+        headers,
+        body,
+        |s, r: HostGatewayRequest| async move {
+            ops::delete_host_gateway(&s.engine, r.host, r.router_id).await?;
+            Ok(None::<()>)
+        },
+    )
     .await
 }
 

@@ -114,18 +114,31 @@ struct Hist {
 const FINE: u64 = 100_000;
 impl Hist {
     fn new() -> Self {
-        Hist { b: vec![0; (FINE + 10_000) as usize], n: 0, sum_ns: 0, max_ns: 0 }
+        Hist {
+            b: vec![0; (FINE + 10_000) as usize],
+            n: 0,
+            sum_ns: 0,
+            max_ns: 0,
+        }
     }
     fn add(&mut self, ns: u64) {
         let us = ns / 1000;
-        let i = if us < FINE { us } else { (FINE + (us - FINE) / 1000).min(FINE + 9_999) };
+        let i = if us < FINE {
+            us
+        } else {
+            (FINE + (us - FINE) / 1000).min(FINE + 9_999)
+        };
         self.b[i as usize] += 1;
         self.n += 1;
         self.sum_ns += u128::from(ns);
         self.max_ns = self.max_ns.max(ns);
     }
     fn avg_ms(&self) -> f64 {
-        if self.n == 0 { 0.0 } else { self.sum_ns as f64 / self.n as f64 / 1e6 }
+        if self.n == 0 {
+            0.0
+        } else {
+            self.sum_ns as f64 / self.n as f64 / 1e6
+        }
     }
     fn max_ms(&self) -> f64 {
         self.max_ns as f64 / 1e6
@@ -141,7 +154,11 @@ impl Hist {
             if acc >= want {
                 let i = i as u64;
                 // upper edge of the bucket
-                let us = if i < FINE { i + 1 } else { FINE + (i - FINE + 1) * 1000 };
+                let us = if i < FINE {
+                    i + 1
+                } else {
+                    FINE + (i - FINE + 1) * 1000
+                };
                 return (us as f64 / 1e3).min(self.max_ms());
             }
         }
@@ -254,8 +271,12 @@ fn parse_reply(p: &[u8]) -> Option<(u8, Option<[u8; 4]>)> {
 
 /// utime+stime of this process, in ns (USER_HZ = 100 on Linux).
 fn cpu_ns() -> u64 {
-    let Ok(s) = std::fs::read_to_string("/proc/self/stat") else { return 0 };
-    let Some(rest) = s.rsplit_once(") ").map(|x| x.1) else { return 0 };
+    let Ok(s) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0;
+    };
+    let Some(rest) = s.rsplit_once(") ").map(|x| x.1) else {
+        return 0;
+    };
     let f: Vec<&str> = rest.split_whitespace().collect();
     let t = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
     // fields after "(comm) ": state=0, ..., utime=11, stime=12
@@ -264,9 +285,13 @@ fn cpu_ns() -> u64 {
 
 /// The network namespace's UDP RcvbufErrors counter.
 fn udp_rcvbuf_errors() -> u64 {
-    let Ok(s) = std::fs::read_to_string("/proc/net/snmp") else { return 0 };
+    let Ok(s) = std::fs::read_to_string("/proc/net/snmp") else {
+        return 0;
+    };
     let mut lines = s.lines().filter(|l| l.starts_with("Udp:"));
-    let (Some(h), Some(v)) = (lines.next(), lines.next()) else { return 0 };
+    let (Some(h), Some(v)) = (lines.next(), lines.next()) else {
+        return 0;
+    };
     h.split_whitespace()
         .zip(v.split_whitespace())
         .find(|(k, _)| *k == "RcvbufErrors")
@@ -299,7 +324,11 @@ impl Gen {
             return;
         };
         let mac = self.next_mac;
-        self.next_mac = if mac + 1 == self.macs.len() { 0 } else { mac + 1 };
+        self.next_mac = if mac + 1 == self.macs.len() {
+            0
+        } else {
+            mac + 1
+        };
         let s = &mut self.slots[idx as usize];
         s.generation = (s.generation + 1) & GEN_MASK;
         s.state = State::WaitOffer;
@@ -308,7 +337,8 @@ impl Gen {
         let xid = (idx << GEN_BITS) | s.generation;
         self.disc[4..8].copy_from_slice(&xid.to_be_bytes());
         self.disc[28..34].copy_from_slice(&self.macs[mac]);
-        self.q_offer.push_back((idx, s.generation, now + self.timeout_ns));
+        self.q_offer
+            .push_back((idx, s.generation, now + self.timeout_ns));
         self.inflight += 1;
         self.c.started += 1;
         if self.sock.send_to(&self.disc, self.dst).is_err() {
@@ -377,7 +407,8 @@ impl Gen {
                 let sl = &mut self.slots[idx as usize];
                 sl.state = State::WaitAck;
                 sl.t1 = now;
-                self.q_ack.push_back((idx, s.generation, now + self.timeout_ns));
+                self.q_ack
+                    .push_back((idx, s.generation, now + self.timeout_ns));
                 if self.sock.send_to(&self.req, self.dst).is_err() {
                     self.c.send_errors += 1;
                 }
@@ -403,12 +434,17 @@ fn main() -> Result<()> {
     }
     let macs = load_macs(&args)?;
     let bind = SocketAddrV4::new(args.relay, args.relay_port);
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    let sock = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
     // Best effort: the kernel silently caps these at rmem_max / wmem_max.
     let _ = sock.set_recv_buffer_size(args.sockbuf);
     let _ = sock.set_send_buffer_size(args.sockbuf);
     let rcvbuf_bytes = sock.recv_buffer_size().unwrap_or(0);
-    sock.bind(&SocketAddr::V4(bind).into()).with_context(|| format!("binding {bind}"))?;
+    sock.bind(&SocketAddr::V4(bind).into())
+        .with_context(|| format!("binding {bind}"))?;
     let sock: UdpSocket = sock.into();
     sock.set_read_timeout(Some(Duration::from_millis(1)))?;
     let timeout_ns = args.timeout_ms * 1_000_000;
@@ -419,7 +455,13 @@ fn main() -> Result<()> {
         args.outstanding.max(1) as usize
     }
     .min(MAX_SLOTS);
-    let slot0 = Slot { state: State::Free, generation: 0, mac: 0, t0: 0, t1: 0 };
+    let slot0 = Slot {
+        state: State::Free,
+        generation: 0,
+        mac: 0,
+        t0: 0,
+        t1: 0,
+    };
     let qcap = cap.max(65_536);
     let mut g = Gen {
         sock,
@@ -482,11 +524,23 @@ fn main() -> Result<()> {
     let rcvbuf = udp_rcvbuf_errors().saturating_sub(rcvbuf0);
 
     let c = &g.c;
-    let lost_pct = if c.started > 0 { 100.0 * (1.0 - c.completed as f64 / c.started as f64) } else { 100.0 };
+    let lost_pct = if c.started > 0 {
+        100.0 * (1.0 - c.completed as f64 / c.started as f64)
+    } else {
+        100.0
+    };
     let exch_s = c.completed as f64 / args.duration;
     let cpu_pct = 100.0 * cpu as f64 / wall_ns as f64;
-    let us_per_exch = if c.completed > 0 { cpu as f64 / 1e3 / c.completed as f64 } else { 0.0 };
-    let rate_s = if rate > 0.0 { format!("{rate}") } else { format!("closed/{outstanding}") };
+    let us_per_exch = if c.completed > 0 {
+        cpu as f64 / 1e3 / c.completed as f64
+    } else {
+        0.0
+    };
+    let rate_s = if rate > 0.0 {
+        format!("{rate}")
+    } else {
+        format!("closed/{outstanding}")
+    };
     println!(
         "RESULT rate={rate_s} duration={} started={} offers={} completed={} naks={} lost_offer={} lost_ack={} \
          lost_pct={lost_pct:.3} exch_s={exch_s:.0} do_avg_ms={:.3} do_p99_ms={:.3} do_max_ms={:.3} \

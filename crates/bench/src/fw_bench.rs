@@ -90,6 +90,10 @@ struct Args {
     /// Also run the peer on the iptables-nft backend.
     #[arg(long)]
     peer_nft: bool,
+    /// Repeats of each change step for the iptables-nft peer (its save alone
+    /// takes seconds at 10,000 ports).
+    #[arg(long, default_value_t = 3)]
+    peer_nft_repeats: usize,
     /// Skip the peer (Neutrino only).
     #[arg(long)]
     no_peer: bool,
@@ -99,10 +103,22 @@ struct Args {
     /// Print the results as JSON (instead of the table).
     #[arg(long)]
     json: bool,
+    /// Print the table of an earlier `--json` output and exit (no root needed).
+    #[arg(long)]
+    table_from: Option<std::path::PathBuf>,
+    /// Write the nft scripts of the first repeat of each Neutrino step (and
+    /// the peer's restore inputs) to this directory, for inspection.
+    #[arg(long)]
+    dump: Option<std::path::PathBuf>,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(path) = &args.table_from {
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+        print_table(&serde_json::from_str(&text)?);
+        return Ok(());
+    }
     if !nix::unistd::geteuid().is_root() {
         eprintln!(
             "neutrino-fw-bench must run as root: it works in a fresh network namespace of its own (unshare CLONE_NEWNET)"
@@ -133,7 +149,8 @@ fn main() -> Result<()> {
     let max_n = args.sizes.iter().copied().max().unwrap_or(0);
     let repeats = args.repeats.max(1);
     let peer_repeats = args.peer_repeats.unwrap_or(repeats).max(1);
-    let w = Workload::new(args.groups, max_n + 2 * repeats.max(peer_repeats) + 10);
+    let most = repeats.max(peer_repeats).max(args.peer_nft_repeats);
+    let w = Workload::new(args.groups, max_n + 2 * most + 10);
     eprintln!(
         "workload: {} groups x {} rules, sizes {:?}, repeats {repeats} (peer {peer_repeats})",
         args.groups,
@@ -145,7 +162,7 @@ fn main() -> Result<()> {
     for &n in &args.sizes {
         let mut r = json!({ "ports": n });
         eprintln!("== N = {n}: neutrino");
-        r["neutrino"] = neutrino_size(&w, n, repeats, !args.no_verify)?;
+        r["neutrino"] = neutrino_size(&w, n, repeats, !args.no_verify, args.dump.as_deref())?;
         if !args.no_peer {
             let mut backends = vec![Backend::Legacy];
             if args.peer_nft {
@@ -153,7 +170,11 @@ fn main() -> Result<()> {
             }
             for b in backends {
                 eprintln!("== N = {n}: neutron iptables ({})", b.name());
-                r[b.key()] = peer_size(&w, n, peer_repeats, b)?;
+                let reps = match b {
+                    Backend::Legacy => peer_repeats,
+                    Backend::Nft => args.peer_nft_repeats.max(1),
+                };
+                r[b.key()] = peer_size(&w, n, reps, b, args.dump.as_deref())?;
             }
         }
         results.push(r);
@@ -163,6 +184,7 @@ fn main() -> Result<()> {
         "rules_per_group": w.rules_per_group(),
         "repeats": repeats,
         "peer_repeats": peer_repeats,
+        "peer_nft_repeats": args.peer_nft_repeats.max(1),
         "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "run_seconds": started.elapsed().as_secs_f64(),
         "sizes": results,
@@ -322,7 +344,7 @@ fn port_info(i: usize, groups: usize) -> PortInfo {
     let v6 = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, (i >> 16) as u16, (i & 0xffff) as u16);
     let first = i % groups;
     let mut gs = vec![first];
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         let mut second = (i / 10 + groups / 2) % groups;
         if second == first {
             second = (second + 1) % groups;
@@ -487,6 +509,8 @@ struct Agent {
     spec: FirewallSpec,
     observed: Observed,
     verify: bool,
+    /// Where to write the first script of each kind (`--dump`), and N.
+    dump: Option<(std::path::PathBuf, usize)>,
 }
 
 impl Agent {
@@ -494,6 +518,7 @@ impl Agent {
     /// against what the last apply left, applied.
     fn step(
         &mut self,
+        label: &str,
         samples: &mut Samples,
         change: impl FnOnce(&mut FirewallSpec),
     ) -> Result<()> {
@@ -515,6 +540,9 @@ impl Agent {
         samples.plan.push(ms(t3 - t2));
         samples.apply.push(ms(t4 - t3));
         samples.commands.push(p.commands as f64);
+        if let (Some((dir, n)), true) = (&self.dump, samples.total.len() == 1) {
+            std::fs::write(dir.join(format!("neutrino-{n}-{label}.nft")), &p.script)?;
+        }
         self.check()
     }
 
@@ -535,7 +563,13 @@ impl Agent {
     }
 }
 
-fn neutrino_size(w: &Workload, n: usize, repeats: usize, verify: bool) -> Result<Json> {
+fn neutrino_size(
+    w: &Workload,
+    n: usize,
+    repeats: usize,
+    verify: bool,
+    dump: Option<&std::path::Path>,
+) -> Result<Json> {
     nft::remove_tables().map_err(|e| anyhow::anyhow!("nft remove tables: {e}"))?;
     let host = Host::first(w, n);
     let spec = spec_of(w, &host);
@@ -547,6 +581,9 @@ fn neutrino_size(w: &Workload, n: usize, repeats: usize, verify: bool) -> Result
     let p = plan(&rs, &Observed::default());
     let t2 = Instant::now();
     nft::apply(&p.script).map_err(|e| anyhow::anyhow!("nft apply (full sync): {e}"))?;
+    if let Some(d) = dump {
+        std::fs::write(d.join(format!("neutrino-{n}-full.nft")), &p.script)?;
+    }
     let t3 = Instant::now();
     let elements: usize = rs.sets.values().map(|s| s.elements.len()).sum();
     let full = json!({
@@ -574,6 +611,7 @@ fn neutrino_size(w: &Workload, n: usize, repeats: usize, verify: bool) -> Result
         spec,
         observed: Observed::from_ruleset(&rs),
         verify,
+        dump: dump.map(|d| (d.to_path_buf(), n)),
     };
     drop(rs);
     agent.check()?;
@@ -584,10 +622,11 @@ fn neutrino_size(w: &Workload, n: usize, repeats: usize, verify: bool) -> Result
         Samples::default(),
         Samples::default(),
     );
+    let (mut rjoin, mut rleave) = (Samples::default(), Samples::default());
     for r in 0..repeats {
         let i = add_candidate(n, r);
         let gs = w.ports[i].groups.clone();
-        agent.step(&mut add, |s| {
+        agent.step("add", &mut add, |s| {
             s.ports
                 .insert(w.ports[i].tap.clone(), port_filter(w, i, &gs));
             for g in &gs {
@@ -601,7 +640,7 @@ fn neutrino_size(w: &Workload, n: usize, repeats: usize, verify: bool) -> Result
                 .or_default()
                 .extend(addrs(w, i));
         })?;
-        agent.step(&mut remove, |s| {
+        agent.step("remove", &mut remove, |s| {
             s.ports.remove(&w.ports[i].tap);
             for g in &gs {
                 let m = s.members.get_mut(&w.group_ids[*g]).expect("group");
@@ -621,7 +660,7 @@ fn neutrino_size(w: &Workload, n: usize, repeats: usize, verify: bool) -> Result
         let (p, g) = join_candidate(w, &host, r);
         let gid = w.group_ids[g].clone();
         let tap = w.ports[p].tap.clone();
-        agent.step(&mut join, |s| {
+        agent.step("join", &mut join, |s| {
             let pf = s.ports.get_mut(&tap).expect("port");
             pf.groups.push(gid.clone());
             pf.groups.sort();
@@ -630,11 +669,28 @@ fn neutrino_size(w: &Workload, n: usize, repeats: usize, verify: bool) -> Result
                 .or_default()
                 .extend(addrs(w, p));
         })?;
-        agent.step(&mut leave, |s| {
+        agent.step("leave", &mut leave, |s| {
             let pf = s.ports.get_mut(&tap).expect("port");
             pf.groups.retain(|x| *x != gid);
             let m = s.members.get_mut(&gid).expect("group");
             for a in addrs(w, p) {
+                m.remove(&a);
+            }
+        })?;
+        // A port on another host joins (leaves) a group: its addresses in
+        // the group's sets are all this host changes (what `ipset add` is
+        // for the peer).
+        let ext = w.ports.len() - 1 - r;
+        let gid = w.group_ids[(r * 13) % w.group_ids.len()].clone();
+        agent.step("remote-join", &mut rjoin, |s| {
+            s.members
+                .entry(gid.clone())
+                .or_default()
+                .extend(addrs(w, ext));
+        })?;
+        agent.step("remote-leave", &mut rleave, |s| {
+            let m = s.members.get_mut(&gid).expect("group");
+            for a in addrs(w, ext) {
                 m.remove(&a);
             }
         })?;
@@ -658,6 +714,8 @@ fn neutrino_size(w: &Workload, n: usize, repeats: usize, verify: bool) -> Result
         "remove": summary("remove", &remove),
         "member_join": summary("member join", &join),
         "member_leave": summary("member leave", &leave),
+        "member_remote_join": summary("member join (remote port)", &rjoin),
+        "member_remote_leave": summary("member leave (remote port)", &rleave),
     });
     nft::remove_tables().map_err(|e| anyhow::anyhow!("nft remove tables: {e}"))?;
     Ok(out)
@@ -1150,6 +1208,7 @@ struct Peer<'a> {
     b: Backend,
     cache: Vec<[Vec<String>; 2]>,
     fams: [Family; 2],
+    dump: Option<std::path::PathBuf>,
 }
 
 #[derive(Default)]
@@ -1178,6 +1237,7 @@ impl Peer<'_> {
     /// `iptables-save`, then `iptables-restore -n` with the difference.
     fn apply_change(
         &mut self,
+        label: &str,
         host: &Host,
         s: &mut PeerSamples,
         ipset: &[Vec<&str>],
@@ -1187,6 +1247,12 @@ impl Peer<'_> {
             neutron_family(self.w, host, true, &self.cache),
         ];
         let diffs = [self.fams[0].diff(&new[0]), self.fams[1].diff(&new[1])];
+        if let (Some(dir), true) = (&self.dump, s.total.is_empty()) {
+            let n = host.ports.len();
+            let b = self.b.name();
+            std::fs::write(dir.join(format!("neutron-{b}-{n}-{label}.v4")), &diffs[0])?;
+            std::fs::write(dir.join(format!("neutron-{b}-{n}-{label}.v6")), &diffs[1])?;
+        }
         let mut save = Duration::ZERO;
         let mut restore = Duration::ZERO;
         let mut ips = Duration::ZERO;
@@ -1252,7 +1318,13 @@ fn peer_clean(b: Backend) -> Result<()> {
     Ok(())
 }
 
-fn peer_size(w: &Workload, n: usize, repeats: usize, b: Backend) -> Result<Json> {
+fn peer_size(
+    w: &Workload,
+    n: usize,
+    repeats: usize,
+    b: Backend,
+    dump: Option<&std::path::Path>,
+) -> Result<Json> {
     peer_clean(b)?;
     let host = Host::first(w, n);
     let cache = rule_cache(w);
@@ -1263,6 +1335,11 @@ fn peer_size(w: &Workload, n: usize, repeats: usize, b: Backend) -> Result<Json>
     let sets = ipset_restore_text(w, &host);
     let texts = [fams[0].restore_text(), fams[1].restore_text()];
 
+    if let Some(d) = dump {
+        std::fs::write(d.join(format!("neutron-{n}-ipset.txt")), &sets)?;
+        std::fs::write(d.join(format!("neutron-{n}-iptables.txt")), &texts[0])?;
+        std::fs::write(d.join(format!("neutron-{n}-ip6tables.txt")), &texts[1])?;
+    }
     let (t_ipset, _) = run("ipset", &["restore"], Some(&sets))?;
     let (t4, _) = run(&b.tool(false, "restore"), &[], Some(&texts[0]))?;
     let (t6, _) = run(&b.tool(true, "restore"), &[], Some(&texts[1]))?;
@@ -1288,7 +1365,13 @@ fn peer_size(w: &Workload, n: usize, repeats: usize, b: Backend) -> Result<Json>
     );
     drop(texts);
     drop(sets);
-    let mut peer = Peer { w, b, cache, fams };
+    let mut peer = Peer {
+        w,
+        b,
+        cache,
+        fams,
+        dump: dump.map(std::path::Path::to_path_buf),
+    };
     peer.check()?;
     // The same "save" Neutron reads before each change, for reference.
     let (t_save4, _) = run(&b.tool(false, "save"), &[], None)?;
@@ -1323,7 +1406,7 @@ fn peer_size(w: &Workload, n: usize, repeats: usize, b: Backend) -> Result<Json>
             })
             .collect();
         h.ports.insert(i, p.groups.clone());
-        peer.apply_change(&h, &mut add, &adds)?;
+        peer.apply_change("add", &h, &mut add, &adds)?;
         let dels: Vec<Vec<&str>> = names
             .iter()
             .flat_map(|(n4, n6)| {
@@ -1334,7 +1417,7 @@ fn peer_size(w: &Workload, n: usize, repeats: usize, b: Backend) -> Result<Json>
             })
             .collect();
         h.ports.remove(&i);
-        peer.apply_change(&h, &mut remove, &dels)?;
+        peer.apply_change("remove", &h, &mut remove, &dels)?;
 
         // Membership: one address per family into the group's sets.
         let (p, g) = join_candidate(w, &h, r);
@@ -1358,13 +1441,13 @@ fn peer_size(w: &Workload, n: usize, repeats: usize, b: Backend) -> Result<Json>
             vec!["add", "-exist", n4.as_str(), a4.as_str()],
             vec!["add", "-exist", n6.as_str(), a6.as_str()],
         ];
-        peer.apply_change(&h, &mut join_local, &adds)?;
+        peer.apply_change("join", &h, &mut join_local, &adds)?;
         h.ports.get_mut(&p).expect("port").retain(|x| *x != g);
         let dels = [
             vec!["del", n4.as_str(), a4.as_str()],
             vec!["del", n6.as_str(), a6.as_str()],
         ];
-        peer.apply_change(&h, &mut leave_local, &dels)?;
+        peer.apply_change("leave", &h, &mut leave_local, &dels)?;
         if r == 0 || r + 1 == repeats {
             peer.check()?;
         }
@@ -1481,8 +1564,12 @@ fn print_table(out: &Json) {
     .filter(|(k, _)| sizes.iter().any(|s| !s[*k].is_null()))
     .collect();
     println!(
-        "Firewall programming, one host: {} groups x {} rules; change steps: median (max) of {} repeats (peer {}), ms",
-        out["groups"], out["rules_per_group"], out["repeats"], out["peer_repeats"]
+        "Firewall programming, one host: {} groups x {} rules; change steps: median (max) of {} repeats (iptables-legacy {}, iptables-nft {}), ms",
+        out["groups"],
+        out["rules_per_group"],
+        out["repeats"],
+        out["peer_repeats"],
+        out["peer_nft_repeats"]
     );
     println!();
     println!("Full sync, ms:");
@@ -1521,7 +1608,8 @@ fn print_table(out: &Json) {
     }
     println!();
     println!("One change, whole step (nft apply median in brackets for neutrino), ms:");
-    let mut head = "| N | neutrino add | neutrino remove | neutrino member join |".to_string();
+    let mut head = "| N | neutrino add | neutrino remove | neutrino member, local port | neutrino member, remote port |"
+        .to_string();
     for (_, name) in &peers {
         let _ = write!(
             head,
@@ -1535,19 +1623,17 @@ fn print_table(out: &Json) {
     println!("{}", "|---".repeat(head.matches(" |").count()) + "|");
     for s in &sizes {
         let n = &s["neutrino"];
-        let nc = |k: &str| {
-            format!(
-                "{} [{}]",
-                cell(&n[k]["total_ms"]),
-                fmt_ms(n[k]["apply_ms"]["median"].as_f64().unwrap_or(0.0))
-            )
+        let nc = |k: &str| match n[k]["apply_ms"]["median"].as_f64() {
+            Some(a) => format!("{} [{}]", cell(&n[k]["total_ms"]), fmt_ms(a)),
+            None => "-".into(),
         };
         let mut row = format!(
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} |",
             s["ports"],
             nc("add"),
             nc("remove"),
-            nc("member_join")
+            nc("member_join"),
+            nc("member_remote_join")
         );
         for (k, _) in &peers {
             let p = &s[*k];
@@ -1580,11 +1666,12 @@ fn print_table(out: &Json) {
         };
         let f = &n["full_sync"];
         println!(
-            "  N={}: add {} | remove {} | member {} | full sync render {} plan {} nft {}",
+            "  N={}: add {} | remove {} | member local {} | member remote {} | full sync render {} plan {} nft {}",
             s["ports"],
             part("add"),
             part("remove"),
             part("member_join"),
+            part("member_remote_join"),
             fmt_ms(f["render_ms"].as_f64().unwrap_or(0.0)),
             fmt_ms(f["plan_ms"].as_f64().unwrap_or(0.0)),
             fmt_ms(f["apply_ms"].as_f64().unwrap_or(0.0))

@@ -2,12 +2,12 @@
 //! vs observed state (pure) and apply it over rtnetlink (sync; call from
 //! tokio via `spawn_blocking`).
 
+pub mod firewall;
 pub mod model;
 pub mod netlink;
 pub mod netns;
 pub mod plan;
 pub mod plug;
-pub mod firewall;
 mod raw;
 mod rtnl;
 mod socket;

@@ -70,8 +70,8 @@ fn observe_namespace(name: &str) -> Result<ObservedNamespace, HostError> {
             ns.links.insert(l.name, link);
         }
         ns.routes = rtnl::routes(&mut nl)?.into_iter().collect();
-        ns.forwarding = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
-            .is_ok_and(|v| v.trim() == "1");
+        ns.forwarding =
+            std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "1");
         Ok(ns)
     })?
 }
@@ -268,12 +268,12 @@ fn apply_one(nl: &mut Nl, op: &Op) -> Result<(), HostError> {
         })?,
         Op::NsSetForwarding { namespace, on } => in_ns(namespace, |_| set_forwarding(*on))?,
         Op::NsAddRoute { namespace, route } => in_ns(namespace, |nl| rtnl::route_add(nl, route))?,
-        Op::NsDelRoute { namespace, route } => in_ns(namespace, |nl| {
-            match rtnl::route_del(nl, route) {
+        Op::NsDelRoute { namespace, route } => {
+            in_ns(namespace, |nl| match rtnl::route_del(nl, route) {
                 Err(e) if is_errno(&e, ESRCH) => Ok(()),
                 r => r,
-            }
-        })?,
+            })?
+        }
     }
     Ok(())
 }

@@ -27,7 +27,13 @@ fn setup() -> bool {
     true
 }
 
-fn rule(direction: Direction, ipv4: bool, protocol: Option<u8>, ports: Option<(u32, u32)>, remote: Remote) -> Rule {
+fn rule(
+    direction: Direction,
+    ipv4: bool,
+    protocol: Option<u8>,
+    ports: Option<(u32, u32)>,
+    remote: Remote,
+) -> Rule {
     Rule {
         direction,
         ipv4,
@@ -47,12 +53,42 @@ fn spec(n: u32, allow_same_net: bool) -> FirewallSpec {
     for g in 0..4 {
         let gid = format!("5e{g}c0000-0000-4000-8000-00000000000{g}");
         let rules = vec![
-            rule(Direction::Ingress, true, None, None, Remote::Group(gid.clone())),
-            rule(Direction::Ingress, false, None, None, Remote::Group(gid.clone())),
-            rule(Direction::Ingress, true, Some(6), Some((22, 22)), Remote::Prefix(cidr("192.0.2.0/24"))),
-            rule(Direction::Ingress, true, Some(17), Some((1000, 2000)), Remote::Any),
+            rule(
+                Direction::Ingress,
+                true,
+                None,
+                None,
+                Remote::Group(gid.clone()),
+            ),
+            rule(
+                Direction::Ingress,
+                false,
+                None,
+                None,
+                Remote::Group(gid.clone()),
+            ),
+            rule(
+                Direction::Ingress,
+                true,
+                Some(6),
+                Some((22, 22)),
+                Remote::Prefix(cidr("192.0.2.0/24")),
+            ),
+            rule(
+                Direction::Ingress,
+                true,
+                Some(17),
+                Some((1000, 2000)),
+                Remote::Any,
+            ),
             rule(Direction::Ingress, true, Some(1), Some((8, 0)), Remote::Any),
-            rule(Direction::Ingress, false, Some(58), Some((128, 0)), Remote::Prefix(cidr("2001:db8::/32"))),
+            rule(
+                Direction::Ingress,
+                false,
+                Some(58),
+                Some((128, 0)),
+                Remote::Prefix(cidr("2001:db8::/32")),
+            ),
             rule(Direction::Ingress, true, Some(132), None, Remote::Any),
             rule(Direction::Ingress, true, Some(47), None, Remote::Any),
             rule(Direction::Egress, true, None, None, Remote::Any),
@@ -73,7 +109,10 @@ fn spec(n: u32, allow_same_net: bool) -> FirewallSpec {
         let mut sources = BTreeSet::from([(mac, v4), (mac, v6)]);
         if i % 10 == 0 {
             // An allowed address pair with its own MAC and a CIDR.
-            sources.insert(([0x02, 0, 0, 0, 0, i as u8], cidr(&format!("172.16.{}.0/24", i % 250))));
+            sources.insert((
+                [0x02, 0, 0, 0, 0, i as u8],
+                cidr(&format!("172.16.{}.0/24", i % 250)),
+            ));
         }
         let macs = sources.iter().map(|(m, _)| *m).collect();
         for g in &groups {
@@ -81,7 +120,10 @@ fn spec(n: u32, allow_same_net: bool) -> FirewallSpec {
             m.insert(v4);
             m.insert(v6);
         }
-        s.network_addresses.entry(format!("net{}", i % 2)).or_default().insert(v4);
+        s.network_addresses
+            .entry(format!("net{}", i % 2))
+            .or_default()
+            .insert(v4);
         s.ports.insert(
             format!("tap{i:08x}"),
             PortFilter {
@@ -143,7 +185,10 @@ fn incremental_changes_apply_and_converge() {
         Some((443, 443)),
         Remote::Prefix(Cidr::parse("198.51.100.0/24").unwrap()),
     ));
-    s.members.get_mut(&g).unwrap().insert(Cidr::parse("10.200.0.1").unwrap());
+    s.members
+        .get_mut(&g)
+        .unwrap()
+        .insert(Cidr::parse("10.200.0.1").unwrap());
     // A port's mark changes: the map value is replaced in one transaction.
     s.ports.get_mut("tap00000007").unwrap().mark = 2000;
     assert!(converge(&s) > 0);
@@ -156,7 +201,11 @@ fn incremental_changes_apply_and_converge() {
     converge(&s);
     assert_converged(&s);
     let o = nft::observe().unwrap();
-    assert!(!o.chains.keys().any(|(_, n)| n.ends_with("-is")), "{:?}", o.chains.keys());
+    assert!(
+        !o.chains.keys().any(|(_, n)| n.ends_with("-is")),
+        "{:?}",
+        o.chains.keys()
+    );
     // Every port gone: group chains and sets go, base chains stay.
     s.ports.clear();
     converge(&s);

@@ -69,7 +69,11 @@ pub fn host_networks_with_routers(
     let mut nets = host_networks(state, host, dhcp);
     for r in routers {
         nets.extend(state.interfaces_of(r).map(|p| p.network_id.clone()));
-        if let Some(g) = state.routers.get(r).and_then(|r| r.external_gateway.as_ref()) {
+        if let Some(g) = state
+            .routers
+            .get(r)
+            .and_then(|r| r.external_gateway.as_ref())
+        {
             nets.insert(g.network_id.clone());
         }
     }

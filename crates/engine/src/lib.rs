@@ -152,7 +152,12 @@ fn seed_change_log(
             })
         };
         let router = match r.kind.as_str() {
-            "floatingip" => router_of(state.floatingips.get(&r.id).and_then(|f| f.router_id.as_ref())),
+            "floatingip" => router_of(
+                state
+                    .floatingips
+                    .get(&r.id)
+                    .and_then(|f| f.router_id.as_ref()),
+            ),
             "port" => router_of(
                 state
                     .ports

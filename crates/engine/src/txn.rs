@@ -184,7 +184,11 @@ impl<'a> Txn<'a> {
     pub fn put_fip(&mut self, f: FloatingIp) {
         self.record(Kind::FloatingIp, &f.id, Some(&f));
         // The router it leaves is only known here.
-        let old = self.state.floatingips.get(&f.id).and_then(|o| o.router_id.clone());
+        let old = self
+            .state
+            .floatingips
+            .get(&f.id)
+            .and_then(|o| o.router_id.clone());
         for r in old.into_iter().chain(f.router_id.clone()) {
             self.router_marker(&r);
         }
@@ -193,7 +197,12 @@ impl<'a> Txn<'a> {
 
     pub fn delete_fip(&mut self, id: &str) {
         self.record::<FloatingIp>(Kind::FloatingIp, id, None);
-        if let Some(r) = self.state.floatingips.get(id).and_then(|o| o.router_id.clone()) {
+        if let Some(r) = self
+            .state
+            .floatingips
+            .get(id)
+            .and_then(|o| o.router_id.clone())
+        {
             self.router_marker(&r);
         }
         self.state.unindex_fip(id);

@@ -33,7 +33,8 @@ pub fn port_filter(p: &PortInfo) -> Option<(String, PortFilter)> {
         }
     }
     for pair in &p.allowed_address_pairs {
-        let (Some(c), Some(m)) = (Cidr::parse(&pair.ip_address), parse_mac(&pair.mac_address)) else {
+        let (Some(c), Some(m)) = (Cidr::parse(&pair.ip_address), parse_mac(&pair.mac_address))
+        else {
             continue;
         };
         sources.insert((m, c));
@@ -74,7 +75,9 @@ pub fn group_state(view: &HostView) -> GroupState {
         );
         s.members.insert(
             g.id.clone(),
-            view.member_addresses(&g.id).filter_map(Cidr::parse).collect(),
+            view.member_addresses(&g.id)
+                .filter_map(Cidr::parse)
+                .collect(),
         );
     }
     s

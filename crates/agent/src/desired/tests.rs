@@ -250,7 +250,12 @@ fn dhcp_node_asks_for_its_port_then_serves_every_port() {
         svc.hosts[1].extra,
         vec![("mtu".to_string(), "1400".to_string())]
     );
-    let ep = d.host.endpoints.values().find(|e| e.namespace == "t-qdhcp-n1").unwrap();
+    let ep = d
+        .host
+        .endpoints
+        .values()
+        .find(|e| e.namespace == "t-qdhcp-n1")
+        .unwrap();
     assert_eq!(
         ep.addrs,
         BTreeSet::from([("10.0.0.2".parse().unwrap(), 24)])

@@ -33,8 +33,8 @@ mod plan;
 mod render;
 mod ruleset;
 
-pub use nat::{RouterNat, render_nat};
 pub use model::{Cidr, Direction, FirewallSpec, GroupFilter, PortFilter, Remote, Rule};
+pub use nat::{RouterNat, render_nat};
 pub use observe::{ObserveError, Observed};
 pub use plan::{Plan, plan};
 pub use render::{render, rule_text};

@@ -58,12 +58,20 @@ fn mask(addr: IpAddr, len: u8) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {
             let bits = u32::from(a);
-            let m = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            let m = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len))
+            };
             IpAddr::V4((bits & m).into())
         }
         IpAddr::V6(a) => {
             let bits = u128::from(a);
-            let m = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            let m = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len))
+            };
             IpAddr::V6((bits & m).into())
         }
     }
@@ -146,4 +154,9 @@ pub struct FirewallSpec {
     /// Instance addresses per network (used when `allow_same_net_traffic`
     /// is false).
     pub network_addresses: BTreeMap<String, BTreeSet<Cidr>>,
+    /// MACs of router copies' legs (multi-host routing): frames from or to
+    /// them never cross `uplinks`, so each host's instances only reach the
+    /// copy on their own host.
+    pub router_macs: BTreeSet<Mac>,
+    pub uplinks: BTreeSet<String>,
 }

@@ -46,6 +46,15 @@ pub fn render_nat(n: &RouterNat) -> Ruleset {
         (f, "out".into()),
         chain(OUT_HOOK, vec!["dnat to ip daddr map @fip_dnat".into()]),
     );
+    // No transit between external addresses: a host that lost a floating IP
+    // must not keep relaying it (upstream caches then follow the new host).
+    rs.chains.insert(
+        (f, "transit".into()),
+        chain(
+            "type filter hook forward priority 0; policy accept;",
+            vec![format!("iifname \"{qg}\" oifname \"{qg}\" drop")],
+        ),
+    );
     let mut post = vec![format!("oifname \"{qg}\" snat to ip saddr map @fip_snat")];
     if let Some(a) = n.snat_address {
         post.push(format!("oifname \"{qg}\" ip saddr @internal snat to {a}"));

@@ -52,9 +52,15 @@ impl Observed {
             .and_then(Json::as_array)
             .ok_or_else(|| ObserveError::Shape("no nftables array".into()))?;
         for item in items {
-            let Some(obj) = item.as_object() else { continue };
+            let Some(obj) = item.as_object() else {
+                continue;
+            };
             for (what, body) in obj {
-                if body.get("table").and_then(Json::as_str).is_some_and(|t| t != TABLE) {
+                if body
+                    .get("table")
+                    .and_then(Json::as_str)
+                    .is_some_and(|t| t != TABLE)
+                {
                     continue;
                 }
                 match what.as_str() {
@@ -82,7 +88,12 @@ impl Observed {
                         let name = str_field(body, "name")?;
                         let types = key_types(body.get("type"))?;
                         let mut elems = BTreeSet::new();
-                        for e in body.get("elem").and_then(Json::as_array).into_iter().flatten() {
+                        for e in body
+                            .get("elem")
+                            .and_then(Json::as_array)
+                            .into_iter()
+                            .flatten()
+                        {
                             elems.insert(parse_elem(e, &types)?);
                         }
                         self.sets.insert((family, name), elems);
@@ -130,7 +141,9 @@ fn parse_elem(e: &Json, types: &[String]) -> Result<Elem, ObserveError> {
         None => vec![key],
     };
     if fields.len() != types.len() {
-        return Err(ObserveError::Shape(format!("element {e} for types {types:?}")));
+        return Err(ObserveError::Shape(format!(
+            "element {e} for types {types:?}"
+        )));
     }
     let key = fields
         .iter()
@@ -143,7 +156,10 @@ fn parse_elem(e: &Json, types: &[String]) -> Result<Elem, ObserveError> {
 fn parse_part(v: &Json, ty: &str) -> Result<Part, ObserveError> {
     let bad = || ObserveError::Shape(format!("{ty} value {v}"));
     match ty {
-        "ifname" => v.as_str().map(|s| Part::Ifname(s.to_string())).ok_or_else(bad),
+        "ifname" => v
+            .as_str()
+            .map(|s| Part::Ifname(s.to_string()))
+            .ok_or_else(bad),
         "ether_addr" => v
             .as_str()
             .and_then(parse_mac)

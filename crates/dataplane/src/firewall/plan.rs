@@ -52,7 +52,10 @@ pub fn plan(desired: &Ruleset, observed: &Observed) -> Plan {
     for ((f, name), s) in &desired.sets {
         if !observed.sets.contains_key(&(*f, name.clone())) {
             let kind = if s.decl.contains(" : ") { "map" } else { "set" };
-            p.cmd(format_args!("add {kind} {f} {TABLE} {name} {{ {} }}", s.decl));
+            p.cmd(format_args!(
+                "add {kind} {f} {TABLE} {name} {{ {} }}",
+                s.decl
+            ));
         }
     }
     for ((f, name), c) in &desired.chains {
@@ -75,7 +78,9 @@ pub fn plan(desired: &Ruleset, observed: &Observed) -> Plan {
         }
         for (i, r) in c.rules.iter().enumerate() {
             match (&want, i) {
-                (Some(d), 0) => p.cmd(format_args!("add rule {f} {TABLE} {name} {r} comment \"{d}\"")),
+                (Some(d), 0) => p.cmd(format_args!(
+                    "add rule {f} {TABLE} {name} {r} comment \"{d}\""
+                )),
                 _ => p.cmd(format_args!("add rule {f} {TABLE} {name} {r}")),
             }
         }
@@ -102,7 +107,11 @@ pub fn plan(desired: &Ruleset, observed: &Observed) -> Plan {
         .filter(|k| !desired.chains.contains_key(*k) && desired_family(&families, k.0))
         .collect();
     for (f, name) in &stale_chains {
-        if observed.chains.get(&(*f, name.clone())).is_some_and(Option::is_some) {
+        if observed
+            .chains
+            .get(&(*f, name.clone()))
+            .is_some_and(Option::is_some)
+        {
             p.cmd(format_args!("flush chain {f} {TABLE} {name}"));
         }
     }
@@ -111,7 +120,15 @@ pub fn plan(desired: &Ruleset, observed: &Observed) -> Plan {
     }
     for (f, name) in observed.sets.keys() {
         if !desired.sets.contains_key(&(*f, name.clone())) && desired_family(&families, *f) {
-            let kind = if name == "ports" || name == "egress" || name == "ingress" || name.starts_with("fip_") { "map" } else { "set" };
+            let kind = if name == "ports"
+                || name == "egress"
+                || name == "ingress"
+                || name.starts_with("fip_")
+            {
+                "map"
+            } else {
+                "set"
+            };
             p.cmd(format_args!("delete {kind} {f} {TABLE} {name}"));
         }
     }
@@ -128,7 +145,10 @@ fn elements(p: &mut Plan, verb: &str, f: Family, set: &str, elems: &[&Elem], key
             .iter()
             .map(|e| if key_only { e.fmt_key() } else { e.to_string() })
             .collect();
-        p.cmd(format_args!("{verb} element {f} {TABLE} {set} {{ {} }}", list.join(", ")));
+        p.cmd(format_args!(
+            "{verb} element {f} {TABLE} {set} {{ {} }}",
+            list.join(", ")
+        ));
         p.elements += chunk.len();
     }
 }

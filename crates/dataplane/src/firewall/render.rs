@@ -30,7 +30,14 @@ fn chain(rs: &mut Ruleset, family: Family, name: &str, hook: Option<&str>, rules
     );
 }
 
-fn set(rs: &mut Ruleset, family: Family, name: &str, decl: &str, key_types: Vec<&'static str>, elements: BTreeSet<Elem>) {
+fn set(
+    rs: &mut Ruleset,
+    family: Family,
+    name: &str,
+    decl: &str,
+    key_types: Vec<&'static str>,
+    elements: BTreeSet<Elem>,
+) {
     rs.sets.insert(
         (family, name.to_string()),
         Set {
@@ -88,7 +95,34 @@ fn render_bridge(spec: &FirewallSpec, rs: &mut Ruleset) {
         b,
         "fw",
         Some(BRIDGE_FW_HOOK),
-        strs(&["meta mark set 0", "meta mark set oifname map @ports"]),
+        strs(&[
+            "oifname @uplinks ether saddr @router_macs drop",
+            "oifname @uplinks ether daddr @router_macs drop",
+            "meta mark set 0",
+            "meta mark set oifname map @ports",
+        ]),
+    );
+    set(
+        rs,
+        b,
+        "uplinks",
+        "type ifname;",
+        vec!["ifname"],
+        spec.uplinks
+            .iter()
+            .map(|u| Elem::key(vec![Part::Ifname(u.clone())]))
+            .collect(),
+    );
+    set(
+        rs,
+        b,
+        "router_macs",
+        "type ether_addr;",
+        vec!["ether_addr"],
+        spec.router_macs
+            .iter()
+            .map(|m| Elem::key(vec![Part::Mac(*m)]))
+            .collect(),
     );
 
     let mut ports = BTreeSet::new();
@@ -117,7 +151,14 @@ fn render_bridge(spec: &FirewallSpec, rs: &mut Ruleset) {
         }
     }
     set(rs, b, "ports", "type ifname : mark;", vec!["ifname"], ports);
-    set(rs, b, "port_macs", "type ifname . ether_addr;", vec!["ifname", "ether_addr"], macs);
+    set(
+        rs,
+        b,
+        "port_macs",
+        "type ifname . ether_addr;",
+        vec!["ifname", "ether_addr"],
+        macs,
+    );
     set(
         rs,
         b,
@@ -251,7 +292,8 @@ fn render_inet(spec: &FirewallSpec, rs: &mut Ruleset) {
             in_rules.extend(p.groups.iter().map(|g| format!("jump sg-{g}-is")));
         }
         in_rules.push("drop".to_string());
-        let mut out_rules: Vec<String> = p.groups.iter().map(|g| format!("jump sg-{g}-e")).collect();
+        let mut out_rules: Vec<String> =
+            p.groups.iter().map(|g| format!("jump sg-{g}-e")).collect();
         out_rules.push("drop".to_string());
         combos.insert(pi, in_rules);
         combos.insert(pe, out_rules);
@@ -261,7 +303,11 @@ fn render_inet(spec: &FirewallSpec, rs: &mut Ruleset) {
     }
     let used: BTreeSet<&String> = spec.ports.values().flat_map(|p| p.groups.iter()).collect();
     for g in used {
-        let rules = spec.groups.get(g).map(|f| f.rules.as_slice()).unwrap_or(&[]);
+        let rules = spec
+            .groups
+            .get(g)
+            .map(|f| f.rules.as_slice())
+            .unwrap_or(&[]);
         let mut e = Vec::new();
         let mut ing = Vec::new();
         let mut own = Vec::new();
@@ -293,14 +339,48 @@ fn render_inet(spec: &FirewallSpec, rs: &mut Ruleset) {
         let (v4, v6) = split_outermost(spec.network_addresses.get(&net).unwrap_or(&empty));
         addr_sets(rs, &format!("n4-{net}"), &format!("n6-{net}"), v4, v6);
     }
-    set(rs, i, "egress", "type mark : verdict;", vec!["mark"], egress);
-    set(rs, i, "ingress", "type mark : verdict;", vec!["mark"], ingress);
+    set(
+        rs,
+        i,
+        "egress",
+        "type mark : verdict;",
+        vec!["mark"],
+        egress,
+    );
+    set(
+        rs,
+        i,
+        "ingress",
+        "type mark : verdict;",
+        vec!["mark"],
+        ingress,
+    );
 }
 
-fn addr_sets(rs: &mut Ruleset, v4_name: &str, v6_name: &str, v4: BTreeSet<Elem>, v6: BTreeSet<Elem>) {
+fn addr_sets(
+    rs: &mut Ruleset,
+    v4_name: &str,
+    v6_name: &str,
+    v4: BTreeSet<Elem>,
+    v6: BTreeSet<Elem>,
+) {
     let i = Family::Inet;
-    set(rs, i, v4_name, "type ipv4_addr; flags interval;", vec!["ipv4_addr"], v4);
-    set(rs, i, v6_name, "type ipv6_addr; flags interval;", vec!["ipv6_addr"], v6);
+    set(
+        rs,
+        i,
+        v4_name,
+        "type ipv4_addr; flags interval;",
+        vec!["ipv4_addr"],
+        v4,
+    );
+    set(
+        rs,
+        i,
+        v6_name,
+        "type ipv6_addr; flags interval;",
+        vec!["ipv6_addr"],
+        v6,
+    );
 }
 
 /// Protocols whose rules may name ports.
@@ -309,7 +389,11 @@ const PORT_PROTOCOLS: [u8; 5] = [6, 17, 33, 132, 136];
 /// One rule as nft text, or None for a rule that can match nothing here
 /// (a prefix of the other family, values out of range).
 pub fn rule_text(r: &Rule) -> Option<String> {
-    let (fam, nfproto) = if r.ipv4 { ("ip", "ipv4") } else { ("ip6", "ipv6") };
+    let (fam, nfproto) = if r.ipv4 {
+        ("ip", "ipv4")
+    } else {
+        ("ip6", "ipv6")
+    };
     let field = match r.direction {
         Direction::Ingress => "saddr",
         Direction::Egress => "daddr",

@@ -8,7 +8,12 @@ fn mac(i: u32) -> crate::model::Mac {
     [0xfa, 0x16, b[0], b[1], b[2], b[3]]
 }
 
-fn rule(direction: Direction, protocol: Option<u8>, ports: Option<(u32, u32)>, remote: Remote) -> Rule {
+fn rule(
+    direction: Direction,
+    protocol: Option<u8>,
+    ports: Option<(u32, u32)>,
+    remote: Remote,
+) -> Rule {
     Rule {
         direction,
         ipv4: true,
@@ -52,7 +57,13 @@ fn spec(n: u32, groups: u32) -> FirewallSpec {
 
 fn add_port(s: &mut FirewallSpec, i: u32, groups: u32) {
     let gid = format!("g{}", i % groups);
-    let ip = Cidr::parse(&format!("10.{}.{}.{}", i >> 16 & 255, i >> 8 & 255, i & 255)).unwrap();
+    let ip = Cidr::parse(&format!(
+        "10.{}.{}.{}",
+        i >> 16 & 255,
+        i >> 8 & 255,
+        i & 255
+    ))
+    .unwrap();
     s.ports.insert(
         format!("tap{i:08}"),
         PortFilter {
@@ -70,7 +81,11 @@ fn add_port(s: &mut FirewallSpec, i: u32, groups: u32) {
 fn a_converged_host_gets_an_empty_plan() {
     let rs = render(&spec(50, 5));
     let first = plan(&rs, &Observed::default());
-    assert!(first.script.starts_with("add table bridge neutrino\nadd table inet neutrino\n"));
+    assert!(
+        first
+            .script
+            .starts_with("add table bridge neutrino\nadd table inet neutrino\n")
+    );
     assert!(first.chains_written > 0);
     let again = plan(&rs, &Observed::from_ruleset(&rs));
     assert!(again.is_empty(), "{}", again.script);
@@ -96,10 +111,18 @@ fn removing_a_port_deletes_only_its_elements() {
     let before = spec(100, 5);
     let mut after = before.clone();
     after.ports.remove("tap00000042");
-    after.members.get_mut("g2").unwrap().remove(&Cidr::parse("10.0.0.42").unwrap());
+    after
+        .members
+        .get_mut("g2")
+        .unwrap()
+        .remove(&Cidr::parse("10.0.0.42").unwrap());
     let p = plan(&render(&after), &Observed::from_ruleset(&render(&before)));
     assert_eq!(p.elements, 7, "{}", p.script);
-    assert!(p.script.lines().all(|l| l.starts_with("delete element")), "{}", p.script);
+    assert!(
+        p.script.lines().all(|l| l.starts_with("delete element")),
+        "{}",
+        p.script
+    );
 }
 
 #[test]
@@ -127,8 +150,15 @@ fn a_rule_change_rewrites_only_its_group_chain() {
     ));
     let p = plan(&render(&after), &Observed::from_ruleset(&render(&before)));
     assert_eq!(p.chains_written, 1);
-    assert!(p.script.starts_with("flush chain inet neutrino sg-g3-i\n"), "{}", p.script);
-    assert!(p.script.contains("meta nfproto ipv4 meta l4proto 17 th dport 53 accept"));
+    assert!(
+        p.script.starts_with("flush chain inet neutrino sg-g3-i\n"),
+        "{}",
+        p.script
+    );
+    assert!(
+        p.script
+            .contains("meta nfproto ipv4 meta l4proto 17 th dport 53 accept")
+    );
 }
 
 #[test]
@@ -142,11 +172,23 @@ fn unused_groups_and_combinations_are_removed() {
         .lines()
         .filter(|l| l.starts_with("delete chain") || l.starts_with("delete set"))
         .collect();
-    assert!(deleted.contains(&"delete chain inet neutrino sg-g4-i"), "{}", p.script);
-    assert!(deleted.contains(&"delete set inet neutrino g4-g4"), "{}", p.script);
+    assert!(
+        deleted.contains(&"delete chain inet neutrino sg-g4-i"),
+        "{}",
+        p.script
+    );
+    assert!(
+        deleted.contains(&"delete set inet neutrino g4-g4"),
+        "{}",
+        p.script
+    );
     // Emptied before deleted: a combination chain jumps to group chains.
     let first_delete = p.script.find("delete chain").unwrap();
-    assert!(p.script[first_delete..].lines().all(|l| !l.starts_with("flush")));
+    assert!(
+        p.script[first_delete..]
+            .lines()
+            .all(|l| !l.starts_with("flush"))
+    );
 }
 
 #[test]
@@ -155,7 +197,10 @@ fn isolation_drops_same_network_sources_before_own_group_rules() {
     s.allow_same_net_traffic = false;
     s.network_addresses.insert(
         "net".into(),
-        BTreeSet::from([Cidr::parse("10.0.0.1").unwrap(), Cidr::parse("10.0.0.2").unwrap()]),
+        BTreeSet::from([
+            Cidr::parse("10.0.0.1").unwrap(),
+            Cidr::parse("10.0.0.2").unwrap(),
+        ]),
     );
     let rs = render(&s);
     let combo = rs
@@ -182,11 +227,23 @@ fn isolation_drops_same_network_sources_before_own_group_rules() {
 fn rule_texts() {
     let r = |d, p, ports, remote| rule_text(&rule(d, p, ports, remote));
     assert_eq!(
-        r(Direction::Ingress, Some(6), Some((22, 22)), Remote::Prefix(Cidr::parse("10.1.2.3/8").unwrap())).unwrap(),
+        r(
+            Direction::Ingress,
+            Some(6),
+            Some((22, 22)),
+            Remote::Prefix(Cidr::parse("10.1.2.3/8").unwrap())
+        )
+        .unwrap(),
         "ip saddr 10.0.0.0/8 meta l4proto 6 th dport 22 accept"
     );
     assert_eq!(
-        r(Direction::Egress, Some(17), Some((1000, 2000)), Remote::Group("x".into())).unwrap(),
+        r(
+            Direction::Egress,
+            Some(17),
+            Some((1000, 2000)),
+            Remote::Group("x".into())
+        )
+        .unwrap(),
         "ip daddr @g4-x meta l4proto 17 th dport 1000-2000 accept"
     );
     assert_eq!(
@@ -194,7 +251,15 @@ fn rule_texts() {
         "meta nfproto ipv4 meta l4proto 1 icmp type 8 icmp code 0 accept"
     );
     // A v6 prefix in a v4 rule matches nothing: no rule.
-    assert!(r(Direction::Ingress, None, None, Remote::Prefix(Cidr::parse("2001:db8::/32").unwrap())).is_none());
+    assert!(
+        r(
+            Direction::Ingress,
+            None,
+            None,
+            Remote::Prefix(Cidr::parse("2001:db8::/32").unwrap())
+        )
+        .is_none()
+    );
     let mut v6 = rule(Direction::Ingress, Some(1), Some((128, 0)), Remote::Any);
     v6.ipv4 = false;
     assert_eq!(
@@ -209,17 +274,24 @@ fn rule_texts() {
 fn covered_sources_are_left_out_of_interval_sets() {
     let mut s = spec(1, 1);
     let p = s.ports.get_mut("tap00000001").unwrap();
-    p.sources.insert((mac(1), Cidr::parse("10.0.0.0/24").unwrap()));
+    p.sources
+        .insert((mac(1), Cidr::parse("10.0.0.0/24").unwrap()));
     let rs = render(&s);
     let src4 = &rs.sets[&(Family::Bridge, "port_src4".to_string())].elements;
     assert_eq!(src4.len(), 1);
-    assert_eq!(src4.iter().next().unwrap().to_string(), "\"tap00000001\" . fa:16:00:00:00:01 . 10.0.0.0/24");
+    assert_eq!(
+        src4.iter().next().unwrap().to_string(),
+        "\"tap00000001\" . fa:16:00:00:00:01 . 10.0.0.0/24"
+    );
 }
 
 #[test]
 fn link_local_is_eui64() {
     let m = parse_mac("fa:16:3e:11:22:33").unwrap();
-    assert_eq!(render::link_local(&m).to_string(), "fe80::f816:3eff:fe11:2233");
+    assert_eq!(
+        render::link_local(&m).to_string(),
+        "fe80::f816:3eff:fe11:2233"
+    );
 }
 
 #[test]
@@ -235,11 +307,20 @@ fn nft_json_reads_back_as_rendered() {
     let mut o = Observed::default();
     o.add_json(Family::Bridge, json).unwrap();
     assert!(o.tables.contains(&Family::Bridge));
-    assert_eq!(o.chains[&(Family::Bridge, "spoof".into())], Some("h:abc".into()));
+    assert_eq!(
+        o.chains[&(Family::Bridge, "spoof".into())],
+        Some("h:abc".into())
+    );
     assert_eq!(o.chains[&(Family::Bridge, "empty".into())], None);
-    let ports: Vec<String> = o.sets[&(Family::Bridge, "ports".into())].iter().map(|e| e.to_string()).collect();
+    let ports: Vec<String> = o.sets[&(Family::Bridge, "ports".into())]
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
     assert_eq!(ports, vec!["\"tapa\" : 1", "\"tapb\" : 16"]);
-    let src: Vec<String> = o.sets[&(Family::Bridge, "port_src4".into())].iter().map(|e| e.to_string()).collect();
+    let src: Vec<String> = o.sets[&(Family::Bridge, "port_src4".into())]
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
     assert_eq!(
         src,
         vec![
@@ -249,10 +330,19 @@ fn nft_json_reads_back_as_rendered() {
     );
     let vmap = r#"{"nftables": [{"map": {"family": "inet", "name": "egress", "table": "neutrino", "type": "mark", "map": "verdict", "elem": [[1, {"goto": {"target": "pe-1"}}]]}}]}"#;
     o.add_json(Family::Inet, vmap).unwrap();
-    let e: Vec<String> = o.sets[&(Family::Inet, "egress".into())].iter().map(|e| e.to_string()).collect();
+    let e: Vec<String> = o.sets[&(Family::Inet, "egress".into())]
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
     assert_eq!(e, vec!["1 : goto pe-1"]);
     // Garbage is an error, not a panic.
-    assert!(o.add_json(Family::Inet, "{\"nftables\": [{\"set\": {\"name\": \"x\", \"type\": 5}}]}").is_err());
+    assert!(
+        o.add_json(
+            Family::Inet,
+            "{\"nftables\": [{\"set\": {\"name\": \"x\", \"type\": 5}}]}"
+        )
+        .is_err()
+    );
     assert!(o.add_json(Family::Inet, "not json").is_err());
     let _ = BTreeMap::<u8, u8>::new();
 }

@@ -288,7 +288,11 @@ pub async fn ensure_host_gateway(
 
 /// Gives back this host's gateway port for a router (the host no longer
 /// runs it).
-pub async fn delete_host_gateway(engine: &Engine, host: String, router_id: String) -> ApiResult<()> {
+pub async fn delete_host_gateway(
+    engine: &Engine,
+    host: String,
+    router_id: String,
+) -> ApiResult<()> {
     engine
         .write(move |txn| {
             if let Some(p) = host_gateway_port(txn.state, &host, &router_id) {
