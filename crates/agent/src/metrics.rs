@@ -34,6 +34,8 @@ pub struct AgentMetrics {
     pub firewall_elements: AtomicU64,
     pub firewall_chains_written: AtomicU64,
     pub firewall_ports: AtomicU64,
+    pub routers: AtomicU64,
+    pub floating_ips: AtomicU64,
 }
 
 pub fn now_ms() -> u64 {
@@ -161,6 +163,18 @@ impl Shared {
             "neutrino_agent_firewall_ports",
             "Local ports filtered (port security on).",
             &[("", g(&m.firewall_ports))],
+        );
+        metric(
+            "gauge",
+            "neutrino_agent_routers",
+            "Routers run on this host.",
+            &[("", g(&m.routers))],
+        );
+        metric(
+            "gauge",
+            "neutrino_agent_floating_ips",
+            "Floating IPs translated on this host.",
+            &[("", g(&m.floating_ips))],
         );
         metric(
             "counter",

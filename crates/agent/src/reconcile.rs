@@ -246,6 +246,16 @@ impl Agent {
             .store(desired.host.bridges.len() as u64, Ordering::Relaxed);
         m.dhcp_networks
             .store(desired.dhcp.len() as u64, Ordering::Relaxed);
+        m.routers
+            .store(desired.routers.len() as u64, Ordering::Relaxed);
+        m.floating_ips.store(
+            desired
+                .routers
+                .values()
+                .map(|r| r.nat.floating_ips.len() as u64)
+                .sum(),
+            Ordering::Relaxed,
+        );
         m.dhcp_reservations.store(
             desired.dhcp.values().map(|s| s.hosts.len() as u64).sum(),
             Ordering::Relaxed,
@@ -268,6 +278,12 @@ impl Agent {
             "networks": networks,
             "dhcp": {"mode": self.cfg.dhcp.mode, "driver": self.driver.name(), "networks": self.driver.status()},
             "vteps": self.view.vteps,
+            "routers": desired.routers.iter().map(|(id, r)| (id.clone(), json!({
+                "namespace": r.namespace,
+                "gateway": r.nat.gateway_interface,
+                "snat": r.nat.snat_address,
+                "floating_ips": r.nat.floating_ips.iter().map(|(f, x)| format!("{f} -> {x}")).collect::<Vec<_>>(),
+            }))).collect::<serde_json::Map<String, serde_json::Value>>(),
             "errors": self.errors,
         })));
     }
@@ -345,6 +361,8 @@ fn report_body(cfg: &AgentConfig, shared: &Shared, started_at: u64) -> AgentRepo
             ("devices".to_string(), g(&m.ports_active) + g(&m.ports_down)),
             ("dhcp_networks".to_string(), g(&m.dhcp_networks)),
             ("dhcp_ports".to_string(), g(&m.dhcp_reservations)),
+            ("routers".to_string(), g(&m.routers)),
+            ("floating_ips".to_string(), g(&m.floating_ips)),
         ]),
         started_at,
     }

@@ -14,7 +14,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use neutrino_agent_rpc::{
     AgentReport, BindRequest, DhcpMode, DhcpPortRequest, FeedReply, FeedRequest,
-    HostGatewayRequest, PortStatusReport, ReportReply,
+    HostGatewayRequest, L3Mode, PortStatusReport, ReportReply,
 };
 use neutrino_engine::ops::agents as ops;
 use neutrino_model::time::{format_utc, now_unix};
@@ -32,6 +32,7 @@ struct Record {
     report: AgentReport,
     l2_id: String,
     dhcp_id: String,
+    l3_id: String,
     created_at: i64,
     heartbeat_at: i64,
     seen: Instant,
@@ -97,6 +98,7 @@ impl AgentRegistry {
                 report: r,
                 l2_id: new_id(),
                 dhcp_id: new_id(),
+                l3_id: new_id(),
                 created_at: now,
                 heartbeat_at: now,
                 seen: Instant::now(),
@@ -179,6 +181,20 @@ impl AgentRegistry {
                         "dhcp_mode": r.report.dhcp_mode,
                         "networks": r.report.counters.get("dhcp_networks").copied().unwrap_or(0),
                         "ports": r.report.counters.get("dhcp_ports").copied().unwrap_or(0),
+                    }),
+                ));
+            }
+            if r.report.l3_mode != L3Mode::Off {
+                out.push(common(
+                    &r.l3_id,
+                    "L3 agent",
+                    "neutrino-agent",
+                    "l3_agent",
+                    json!({
+                        // Neutron's names: legacy (one node) and dvr (every host).
+                        "agent_mode": if r.report.l3_mode == L3Mode::Local { "dvr" } else { "legacy" },
+                        "routers": r.report.counters.get("routers").copied().unwrap_or(0),
+                        "floating_ips": r.report.counters.get("floating_ips").copied().unwrap_or(0),
                     }),
                 ));
             }
