@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use neutrino_dataplane::firewall::{
-    Family, FirewallSpec, Observed, Part, Plan, Value, nft, plan, render,
+    Family, FirewallSpec, Observed, Part, Plan, Value, nft, plan, plan_delta, render,
 };
 
 use crate::desired::Desired;
@@ -57,6 +57,19 @@ impl Firewall {
         let spec = self.spec(want);
         if self.last.as_ref() == Some(&spec) {
             return Ok(Plan::default());
+        }
+        // A few ports or members: their elements only.
+        if let (Some(last), Some(observed)) = (&self.last, &self.observed)
+            && let Some((p, after)) = plan_delta(last, &spec, observed)
+        {
+            if let Err(e) = nft::apply(&p.script) {
+                self.observed = None;
+                self.last = None;
+                return Err(e);
+            }
+            self.observed = Some(after);
+            self.last = Some(spec);
+            return Ok(p);
         }
         let rs = render(&spec);
         let observed = self.observed.as_ref().expect("read above");

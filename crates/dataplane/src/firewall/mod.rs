@@ -25,6 +25,7 @@
 //! ([`Observed`], read back with [`nft::observe`] at start) into one nft
 //! script, which [`nft::apply`] runs as one transaction.
 
+mod delta;
 mod model;
 mod nat;
 pub mod nft;
@@ -34,6 +35,7 @@ mod render;
 mod ruleset;
 
 pub use model::{Cidr, Direction, FirewallSpec, GroupFilter, PortFilter, Remote, Rule};
+pub use delta::plan_delta;
 pub use nat::{RouterNat, render_nat};
 pub use observe::{ObserveError, Observed};
 pub use plan::{Plan, plan};

@@ -93,11 +93,11 @@ pub fn plan(desired: &Ruleset, observed: &Observed) -> Plan {
     for ((f, name), s) in &desired.sets {
         let have = observed.sets.get(&(*f, name.clone())).unwrap_or(&empty);
         let gone: Vec<&Elem> = have.difference(&s.elements).collect();
-        elements(&mut p, "delete", *f, name, &gone, true);
+        element_commands(&mut p, "delete", *f, name, &gone, true);
         adds.push((*f, name, s.elements.difference(have).collect()));
     }
     for (f, name, new) in adds {
-        elements(&mut p, "add", f, name, &new, false);
+        element_commands(&mut p, "add", f, name, &new, false);
     }
     // 4. Chains and sets no longer wanted: emptied first (combination chains
     // jump to group chains), then deleted.
@@ -139,7 +139,15 @@ fn desired_family(families: &BTreeSet<Family>, f: Family) -> bool {
     families.contains(&f)
 }
 
-fn elements(p: &mut Plan, verb: &str, f: Family, set: &str, elems: &[&Elem], key_only: bool) {
+/// `add element` / `delete element` commands for a set, in chunks.
+pub(super) fn element_commands(
+    p: &mut Plan,
+    verb: &str,
+    f: Family,
+    set: &str,
+    elems: &[&Elem],
+    key_only: bool,
+) {
     for chunk in elems.chunks(ELEMENTS_PER_COMMAND) {
         let list: Vec<String> = chunk
             .iter()

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv6Addr};
 
-use super::model::{Cidr, Direction, FirewallSpec, Remote, Rule};
+use super::model::{Cidr, Direction, FirewallSpec, PortFilter, Remote, Rule};
 use super::ruleset::{Chain, Elem, Family, Part, Ruleset, Set, Value};
 use crate::model::Mac;
 
@@ -17,6 +17,14 @@ pub fn render(spec: &FirewallSpec) -> Ruleset {
     let mut rs = Ruleset::default();
     render_bridge(spec, &mut rs);
     render_inet(spec, &mut rs);
+    let isolate = !spec.allow_same_net_traffic;
+    for (tap, p) in &spec.ports {
+        for (key, e) in port_elements(tap, p, isolate) {
+            if let Some(set) = rs.sets.get_mut(&key) {
+                set.elements.insert(e);
+            }
+        }
+    }
     rs
 }
 
@@ -125,39 +133,15 @@ fn render_bridge(spec: &FirewallSpec, rs: &mut Ruleset) {
             .collect(),
     );
 
-    let mut ports = BTreeSet::new();
-    let mut macs = BTreeSet::new();
-    let mut src4 = BTreeSet::new();
-    let mut src6 = BTreeSet::new();
-    for (tap, p) in &spec.ports {
-        let name = || Part::Ifname(tap.clone());
-        ports.insert(Elem::map(vec![name()], Value::Mark(p.mark)));
-        for mac in &p.macs {
-            macs.insert(Elem::key(vec![name(), Part::Mac(*mac)]));
-            // IPv6 link-local, derived from each MAC the port may use.
-            src6.insert(Elem::key(vec![
-                name(),
-                Part::Mac(*mac),
-                Part::addr(IpAddr::V6(link_local(mac))),
-            ]));
-        }
-        for (mac, cidr) in outermost(&p.sources) {
-            let e = Elem::key(vec![name(), Part::Mac(mac), Part::Net(cidr)]);
-            if cidr.is_v4() {
-                src4.insert(e);
-            } else {
-                src6.insert(e);
-            }
-        }
-    }
-    set(rs, b, "ports", "type ifname : mark;", vec!["ifname"], ports);
+    let none = BTreeSet::new;
+    set(rs, b, "ports", "type ifname : mark;", vec!["ifname"], none());
     set(
         rs,
         b,
         "port_macs",
         "type ifname . ether_addr;",
         vec!["ifname", "ether_addr"],
-        macs,
+        none(),
     );
     set(
         rs,
@@ -165,7 +149,7 @@ fn render_bridge(spec: &FirewallSpec, rs: &mut Ruleset) {
         "port_src4",
         "type ifname . ether_addr . ipv4_addr; flags interval;",
         vec!["ifname", "ether_addr", "ipv4_addr"],
-        src4,
+        none(),
     );
     set(
         rs,
@@ -173,8 +157,57 @@ fn render_bridge(spec: &FirewallSpec, rs: &mut Ruleset) {
         "port_src6",
         "type ifname . ether_addr . ipv6_addr; flags interval;",
         vec!["ifname", "ether_addr", "ipv6_addr"],
-        src6,
+        none(),
     );
+}
+
+/// Which set an element goes in.
+pub type SetKey = (Family, String);
+
+/// The set and map elements one port contributes (both tables). The same
+/// function serves a full render and a single port's change.
+pub fn port_elements(tap: &str, p: &PortFilter, isolate: bool) -> Vec<(SetKey, Elem)> {
+    let b = |n: &str| (Family::Bridge, n.to_string());
+    let name = || Part::Ifname(tap.to_string());
+    let mut out = vec![(b("ports"), Elem::map(vec![name()], Value::Mark(p.mark)))];
+    for mac in &p.macs {
+        out.push((b("port_macs"), Elem::key(vec![name(), Part::Mac(*mac)])));
+        // IPv6 link-local, derived from each MAC the port may use.
+        out.push((
+            b("port_src6"),
+            Elem::key(vec![
+                name(),
+                Part::Mac(*mac),
+                Part::addr(IpAddr::V6(link_local(mac))),
+            ]),
+        ));
+    }
+    for (mac, cidr) in outermost(&p.sources) {
+        let set = if cidr.is_v4() { "port_src4" } else { "port_src6" };
+        out.push((b(set), Elem::key(vec![name(), Part::Mac(mac), Part::Net(cidr)])));
+    }
+    let net = isolate.then_some(p.network_id.as_str());
+    let (pi, pe) = combo_names(&p.groups, net);
+    let i = |n: &str| (Family::Inet, n.to_string());
+    out.push((i("ingress"), Elem::map(vec![Part::Mark(p.mark)], Value::Goto(pi))));
+    out.push((i("egress"), Elem::map(vec![Part::Mark(p.mark)], Value::Goto(pe))));
+    out
+}
+
+/// The elements of an address set pair (`<v4>`, `<v6>`): addresses another
+/// one covers are left out (interval sets refuse overlaps).
+pub fn address_elements(v4_name: &str, v6_name: &str, addrs: &BTreeSet<Cidr>) -> Vec<(SetKey, Elem)> {
+    let (v4, v6) = split_outermost(addrs);
+    let key = |n: &str| (Family::Inet, n.to_string());
+    v4.into_iter()
+        .map(|e| (key(v4_name), e))
+        .chain(v6.into_iter().map(|e| (key(v6_name), e)))
+        .collect()
+}
+
+/// The chain names (ingress, egress) shared by ports with these groups.
+pub fn combo_chains(p: &PortFilter, isolate: bool) -> (String, String) {
+    combo_names(&p.groups, isolate.then_some(p.network_id.as_str()))
 }
 
 /// Sources with the same MAC that another source covers are dropped:
@@ -196,8 +229,10 @@ fn outermost(sources: &BTreeSet<(Mac, Cidr)>) -> Vec<(Mac, Cidr)> {
 fn split_outermost(addrs: &BTreeSet<Cidr>) -> (BTreeSet<Elem>, BTreeSet<Elem>) {
     let mut v4 = BTreeSet::new();
     let mut v6 = BTreeSet::new();
+    // Only networks can cover others, and there are few of them.
+    let networks: Vec<&Cidr> = addrs.iter().filter(|c| !c.is_host()).collect();
     for c in addrs {
-        if addrs.iter().any(|o| o != c && o.contains(c)) {
+        if networks.iter().any(|o| *o != c && o.contains(c)) {
             continue;
         }
         let e = Elem::key(vec![Part::Net(*c)]);
@@ -272,15 +307,11 @@ fn render_inet(spec: &FirewallSpec, rs: &mut Ruleset) {
 
     let isolate = !spec.allow_same_net_traffic;
     let mut remote_groups = BTreeSet::new();
-    let mut egress = BTreeSet::new();
-    let mut ingress = BTreeSet::new();
     let mut combos: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut networks = BTreeSet::new();
     for p in spec.ports.values() {
         let net = isolate.then_some(p.network_id.as_str());
         let (pi, pe) = combo_names(&p.groups, net);
-        ingress.insert(Elem::map(vec![Part::Mark(p.mark)], Value::Goto(pi.clone())));
-        egress.insert(Elem::map(vec![Part::Mark(p.mark)], Value::Goto(pe.clone())));
         if combos.contains_key(&pi) {
             continue;
         }
@@ -331,30 +362,22 @@ fn render_inet(spec: &FirewallSpec, rs: &mut Ruleset) {
         }
     }
     let empty = BTreeSet::new();
-    for g in remote_groups {
-        let (v4, v6) = split_outermost(spec.members.get(&g).unwrap_or(&empty));
-        addr_sets(rs, &format!("g4-{g}"), &format!("g6-{g}"), v4, v6);
+    let pairs = remote_groups
+        .iter()
+        .map(|g| (format!("g4-{g}"), format!("g6-{g}"), spec.members.get(g)))
+        .chain(networks.iter().map(|n| {
+            (format!("n4-{n}"), format!("n6-{n}"), spec.network_addresses.get(n))
+        }));
+    for (v4, v6, addrs) in pairs {
+        addr_sets(rs, &v4, &v6, BTreeSet::new(), BTreeSet::new());
+        for (key, e) in address_elements(&v4, &v6, addrs.unwrap_or(&empty)) {
+            if let Some(set) = rs.sets.get_mut(&key) {
+                set.elements.insert(e);
+            }
+        }
     }
-    for net in networks {
-        let (v4, v6) = split_outermost(spec.network_addresses.get(&net).unwrap_or(&empty));
-        addr_sets(rs, &format!("n4-{net}"), &format!("n6-{net}"), v4, v6);
-    }
-    set(
-        rs,
-        i,
-        "egress",
-        "type mark : verdict;",
-        vec!["mark"],
-        egress,
-    );
-    set(
-        rs,
-        i,
-        "ingress",
-        "type mark : verdict;",
-        vec!["mark"],
-        ingress,
-    );
+    set(rs, i, "egress", "type mark : verdict;", vec!["mark"], BTreeSet::new());
+    set(rs, i, "ingress", "type mark : verdict;", vec!["mark"], BTreeSet::new());
 }
 
 fn addr_sets(

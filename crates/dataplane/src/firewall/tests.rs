@@ -346,3 +346,63 @@ fn nft_json_reads_back_as_rendered() {
     assert!(o.add_json(Family::Inet, "not json").is_err());
     let _ = BTreeMap::<u8, u8>::new();
 }
+
+/// What the kernel holds after a delta is what a full plan would leave.
+fn after_delta(before: &FirewallSpec, after: &FirewallSpec) -> Option<(Plan, Observed)> {
+    plan_delta(before, after, &Observed::from_ruleset(&render(before)))
+}
+
+#[test]
+fn a_delta_touches_only_the_changed_ports_and_members() {
+    for n in [10u32, 2000] {
+        let before = spec(n, 5);
+        let mut after = before.clone();
+        add_port(&mut after, n + 1, 5);
+        after.ports.remove("tap00000003");
+        after.members.get_mut("g3").unwrap().remove(&Cidr::parse("10.0.0.3").unwrap());
+        let (p, observed) = after_delta(&before, &after).expect("a delta");
+        // One port in (7 elements), one out (7).
+        assert_eq!(p.elements, 14, "{}", p.script);
+        assert_eq!(observed, Observed::from_ruleset(&render(&after)));
+        assert!(plan(&render(&after), &observed).is_empty());
+    }
+}
+
+#[test]
+fn a_delta_of_a_membership_is_one_element() {
+    let before = spec(100, 5);
+    let mut after = before.clone();
+    after.members.get_mut("g1").unwrap().insert(Cidr::parse("10.9.9.9").unwrap());
+    let (p, observed) = after_delta(&before, &after).unwrap();
+    assert_eq!(p.script, "add element inet neutrino g4-g1 { 10.9.9.9 }\n");
+    assert_eq!(observed, Observed::from_ruleset(&render(&after)));
+}
+
+#[test]
+fn structural_changes_are_left_to_a_full_plan() {
+    let before = spec(10, 5);
+    // A set of groups no chain exists for yet.
+    let mut after = before.clone();
+    after.ports.get_mut("tap00000001").unwrap().groups = vec!["g1".into(), "g2".into()];
+    assert!(after_delta(&before, &after).is_none());
+    // A rule.
+    let mut after = before.clone();
+    after.groups.get_mut("g1").unwrap().rules.pop();
+    assert!(after_delta(&before, &after).is_none());
+    // Isolation switched.
+    let mut after = before.clone();
+    after.allow_same_net_traffic = false;
+    assert!(after_delta(&before, &after).is_none());
+}
+
+#[test]
+fn a_mark_change_replaces_the_map_values() {
+    let before = spec(10, 5);
+    let mut after = before.clone();
+    after.ports.get_mut("tap00000004").unwrap().mark = 99;
+    let (p, observed) = after_delta(&before, &after).unwrap();
+    let del = p.script.find("delete element bridge neutrino ports").unwrap();
+    let add = p.script.find("add element bridge neutrino ports").unwrap();
+    assert!(del < add, "{}", p.script);
+    assert_eq!(observed, Observed::from_ruleset(&render(&after)));
+}
