@@ -47,6 +47,33 @@ impl Cidr {
         self.len == if self.is_v4() { 32 } else { 128 }
     }
 
+    /// First and last address of an IPv6 network as integers ((0, 0) for IPv4).
+    pub fn v6_bounds(&self) -> (u128, u128) {
+        match self.addr {
+            IpAddr::V6(a) => {
+                let lo = u128::from(a);
+                let host_bits = 128 - u32::from(self.len);
+                let hi = if host_bits == 128 { u128::MAX } else { lo | ((1u128 << host_bits) - 1) };
+                (lo, hi)
+            }
+            IpAddr::V4(_) => (0, 0),
+        }
+    }
+
+    /// The IPv6 network spanning lo..=hi, if that range is one.
+    pub fn from_v6_bounds(lo: u128, hi: u128) -> Option<Cidr> {
+        let size = hi.checked_sub(lo)?.checked_add(1);
+        let len = match size {
+            None => 0, // the whole space
+            Some(n) if n.is_power_of_two() && lo % n == 0 => u8::try_from(128 - n.trailing_zeros()).ok()?,
+            Some(_) => return None,
+        };
+        Some(Cidr {
+            addr: IpAddr::V6(lo.into()),
+            len,
+        })
+    }
+
     pub fn contains(&self, other: &Cidr) -> bool {
         self.is_v4() == other.is_v4()
             && other.len >= self.len

@@ -170,6 +170,19 @@ fn parse_part(v: &Json, ty: &str) -> Result<Part, ObserveError> {
             .and_then(|m| u32::try_from(m).ok())
             .map(Part::Mark)
             .ok_or_else(bad),
+        "integer" => {
+            let int = |x: &Json| -> Option<u128> {
+                u128::from_str_radix(x.as_str()?.strip_prefix("0x")?, 16).ok()
+            };
+            let (lo, hi) = match v.get("range").and_then(Json::as_array) {
+                Some(r) if r.len() == 2 => (int(&r[0]).ok_or_else(bad)?, int(&r[1]).ok_or_else(bad)?),
+                _ => {
+                    let x = int(v).ok_or_else(bad)?;
+                    (x, x)
+                }
+            };
+            Cidr::from_v6_bounds(lo, hi).map(Part::Raw6).ok_or_else(bad)
+        }
         "ipv4_addr" | "ipv6_addr" => {
             let text = match v {
                 Json::String(s) => s.clone(),

@@ -94,6 +94,8 @@ fn render_bridge(spec: &FirewallSpec, rs: &mut Ruleset) {
             // Duplicate address detection and MLD come from ::.
             "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld-listener-report, mld2-listener-report } return",
             "iifname . ether saddr . ip6 saddr != @port_src6 counter drop",
+            // A neighbour advertisement may only claim the port's own addresses.
+            "icmpv6 type nd-neighbor-advert iifname . ether saddr . @th,64,128 != @port_nd6 counter drop",
             "icmpv6 type { nd-router-advert, nd-redirect } counter drop",
             "ether type ip6 udp sport 547 counter drop",
         ]),
@@ -159,6 +161,14 @@ fn render_bridge(spec: &FirewallSpec, rs: &mut Ruleset) {
         vec!["ifname", "ether_addr", "ipv6_addr"],
         none(),
     );
+    set(
+        rs,
+        b,
+        "port_nd6",
+        "typeof iifname . ether saddr . @th,64,128; flags interval;",
+        vec!["ifname", "ether_addr", "integer"],
+        none(),
+    );
 }
 
 /// Which set an element goes in.
@@ -173,18 +183,17 @@ pub fn port_elements(tap: &str, p: &PortFilter, isolate: bool) -> Vec<(SetKey, E
     for mac in &p.macs {
         out.push((b("port_macs"), Elem::key(vec![name(), Part::Mac(*mac)])));
         // IPv6 link-local, derived from each MAC the port may use.
-        out.push((
-            b("port_src6"),
-            Elem::key(vec![
-                name(),
-                Part::Mac(*mac),
-                Part::addr(IpAddr::V6(link_local(mac))),
-            ]),
-        ));
+        let ll = Cidr::host(IpAddr::V6(link_local(mac)));
+        out.push((b("port_src6"), Elem::key(vec![name(), Part::Mac(*mac), Part::Net(ll)])));
+        out.push((b("port_nd6"), Elem::key(vec![name(), Part::Mac(*mac), Part::Raw6(ll)])));
     }
     for (mac, cidr) in outermost(&p.sources) {
-        let set = if cidr.is_v4() { "port_src4" } else { "port_src6" };
-        out.push((b(set), Elem::key(vec![name(), Part::Mac(mac), Part::Net(cidr)])));
+        if cidr.is_v4() {
+            out.push((b("port_src4"), Elem::key(vec![name(), Part::Mac(mac), Part::Net(cidr)])));
+        } else {
+            out.push((b("port_src6"), Elem::key(vec![name(), Part::Mac(mac), Part::Net(cidr)])));
+            out.push((b("port_nd6"), Elem::key(vec![name(), Part::Mac(mac), Part::Raw6(cidr)])));
+        }
     }
     let net = isolate.then_some(p.network_id.as_str());
     let (pi, pe) = combo_names(&p.groups, net);

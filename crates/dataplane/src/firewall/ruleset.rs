@@ -43,6 +43,9 @@ pub enum Part {
     Mac(Mac),
     /// An address or a network (a host-length prefix prints as an address).
     Net(Cidr),
+    /// An IPv6 address or network as nft's raw 128-bit integer (or range of
+    /// them): what a raw payload match (the NDP target) is compared with.
+    Raw6(Cidr),
     Mark(u32),
 }
 
@@ -58,6 +61,14 @@ impl fmt::Display for Part {
             Part::Ifname(n) => write!(f, "\"{n}\""),
             Part::Mac(m) => f.write_str(&fmt_mac(m)),
             Part::Net(c) => write!(f, "{c}"),
+            Part::Raw6(c) => {
+                let (lo, hi) = c.v6_bounds();
+                if lo == hi {
+                    write!(f, "0x{lo:032x}")
+                } else {
+                    write!(f, "0x{lo:032x}-0x{hi:032x}")
+                }
+            }
             Part::Mark(m) => write!(f, "{m}"),
         }
     }

@@ -98,11 +98,11 @@ fn adding_a_port_costs_the_same_on_a_small_and_a_big_host() {
         let mut after = before.clone();
         add_port(&mut after, n + 1, 5);
         let p = plan(&render(&after), &Observed::from_ruleset(&render(&before)));
-        // ports, port_macs, port_src4, port_src6 (link-local), ingress,
-        // egress, and the group's member set: one element each.
-        assert_eq!(p.elements, 7, "{}", p.script);
+        // ports, port_macs, port_src4, port_src6 and port_nd6 (link-local),
+        // ingress, egress, and the group's member set: one element each.
+        assert_eq!(p.elements, 8, "{}", p.script);
         assert_eq!(p.chains_written, 0, "{}", p.script);
-        assert_eq!(p.commands, 7);
+        assert_eq!(p.commands, 8);
     }
 }
 
@@ -117,7 +117,7 @@ fn removing_a_port_deletes_only_its_elements() {
         .unwrap()
         .remove(&Cidr::parse("10.0.0.42").unwrap());
     let p = plan(&render(&after), &Observed::from_ruleset(&render(&before)));
-    assert_eq!(p.elements, 7, "{}", p.script);
+    assert_eq!(p.elements, 8, "{}", p.script);
     assert!(
         p.script.lines().all(|l| l.starts_with("delete element")),
         "{}",
@@ -361,8 +361,8 @@ fn a_delta_touches_only_the_changed_ports_and_members() {
         after.ports.remove("tap00000003");
         after.members.get_mut("g3").unwrap().remove(&Cidr::parse("10.0.0.3").unwrap());
         let (p, observed) = after_delta(&before, &after).expect("a delta");
-        // One port in (7 elements), one out (7).
-        assert_eq!(p.elements, 14, "{}", p.script);
+        // One port in (8 elements), one out (8).
+        assert_eq!(p.elements, 16, "{}", p.script);
         assert_eq!(observed, Observed::from_ruleset(&render(&after)));
         assert!(plan(&render(&after), &observed).is_empty());
     }
@@ -405,4 +405,22 @@ fn a_mark_change_replaces_the_map_values() {
     let add = p.script.find("add element bridge neutrino ports").unwrap();
     assert!(del < add, "{}", p.script);
     assert_eq!(observed, Observed::from_ruleset(&render(&after)));
+}
+
+#[test]
+fn ndp_targets_read_back_as_rendered() {
+    let json = r#"{"nftables": [{"set": {"family": "bridge", "name": "port_nd6", "table": "neutrino",
+      "type": ["ifname", "ether_addr", "integer"], "flags": ["interval"], "elem": [
+        {"concat": ["tapa", "02:00:00:00:00:0a", "0x20010db8000000000000000000000005"]},
+        {"concat": ["tapa", "02:00:00:00:00:0a", {"range": ["0x20010db8000100000000000000000000", "0x20010db80001ffffffffffffffffffff"]}]}]}}]}"#;
+    let mut o = Observed::default();
+    o.add_json(Family::Bridge, json).unwrap();
+    let got: Vec<String> = o.sets[&(Family::Bridge, "port_nd6".into())].iter().map(|e| e.to_string()).collect();
+    assert_eq!(got, vec![
+        "\"tapa\" . 02:00:00:00:00:0a . 0x20010db8000000000000000000000005",
+        "\"tapa\" . 02:00:00:00:00:0a . 0x20010db8000100000000000000000000-0x20010db80001ffffffffffffffffffff",
+    ]);
+    // A range that is no network is an error, not a wrong element.
+    let bad = json.replace("0x20010db80001ffffffffffffffffffff", "0x20010db80001fffffffffffffffffffe");
+    assert!(Observed::default().add_json(Family::Bridge, &bad).is_err());
 }
