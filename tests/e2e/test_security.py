@@ -4,6 +4,8 @@ client against a rogue DHCP server inside an instance. Instances get their
 addresses injected (no DHCP) unless a test says otherwise."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from conftest import Proc, nsx, wait_until
@@ -196,3 +198,62 @@ def test_same_net_isolation_until_a_rule_allows(topology):
     # Only ICMP was allowed.
     b.listen(22)
     assert not a.connect(ip4(pb), 22)
+
+
+NA_SENDER = """
+import socket, struct, sys
+target, mac = sys.argv[1], bytes.fromhex(sys.argv[2].replace(":", ""))
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex("eth0"))
+# Neighbour advertisement, override flag, target link-layer address option;
+# the kernel fills the checksum.
+na = struct.pack("!BBHI", 136, 0, 0, 0x20000000) + socket.inet_pton(socket.AF_INET6, target)
+na += bytes([2, 1]) + mac
+for _ in range(3):
+    s.sendto(na, ("ff02::1", 0, 0, socket.if_nametoindex("eth0")))
+"""
+
+
+def neighbour_mac(vm, addr: str) -> str | None:
+    out = vm.ip("neigh", "show", addr)
+    words = out.split()
+    return words[words.index("lladdr") + 1] if "lladdr" in words else None
+
+
+def test_arp_and_ndp_cannot_claim_a_neighbours_address(topology):
+    t = topology()
+    t.add_host("h1")
+    net, _ = network(t)
+    t.api.post("/v2.0/subnets", {"subnet": {
+        "network_id": net["id"], "cidr": "2001:db8:1::/64", "ip_version": 6, "enable_dhcp": False}})
+    pb, b = boot(t, "h1", net, "b")
+    pc, c = boot(t, "h1", net, "c")
+    pa, a = boot(t, "h1", net, "a")
+    # The same attack from a port without port security shows the checks
+    # below can fail.
+    po = t.api.port(net["id"], name="o", port_security_enabled=False, security_groups=[])
+    o = t.instance("h1", po, "o")
+    o.static()
+    t.wait_active(po["id"])
+    # c knows b (IPv4 and IPv6).
+    assert c.ping(ip4(pb)) and c.ping(ip6(pb))
+    assert neighbour_mac(c, ip4(pb)) == pb["mac_address"]
+    assert neighbour_mac(c, ip6(pb)) == pb["mac_address"]
+
+    for attacker, port, heard in ((a, pa, False), (o, po, True)):
+        # Past the neighbour entries' locktime (1 s), so an update would be taken.
+        time.sleep(1.2)
+        # Gratuitous ARP claiming b's IPv4 address (arping sends from an
+        # address the interface has).
+        attacker.ip("addr", "add", f"{ip4(pb)}/32", "dev", "eth0")
+        nsx(attacker.ns, "arping", "-U", "-c", "2", "-I", "eth0", ip4(pb), check=False)
+        attacker.ip("addr", "del", f"{ip4(pb)}/32", "dev", "eth0")
+        # Unsolicited neighbour advertisement claiming b's IPv6 address.
+        nsx(attacker.ns, "python3", "-c", NA_SENDER, ip6(pb), port["mac_address"])
+        time.sleep(0.5)
+        v4, v6 = neighbour_mac(c, ip4(pb)), neighbour_mac(c, ip6(pb))
+        if heard:
+            assert (v4, v6) == (port["mac_address"], port["mac_address"])
+        else:
+            assert (v4, v6) == (pb["mac_address"], pb["mac_address"])
