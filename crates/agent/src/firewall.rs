@@ -23,6 +23,8 @@ pub struct Firewall {
     read_at: Option<Instant>,
     /// tap → mark.
     marks: BTreeMap<String, u32>,
+    /// bridge → conntrack zone.
+    zones: BTreeMap<String, u16>,
     /// The spec last applied (a pass whose spec is unchanged does nothing).
     last: Option<FirewallSpec>,
 }
@@ -34,6 +36,7 @@ impl Firewall {
             observed: None,
             read_at: None,
             marks: BTreeMap::new(),
+            zones: BTreeMap::new(),
             last: None,
         }
     }
@@ -48,7 +51,13 @@ impl Firewall {
             nft::enable_bridge_netfilter().map_err(nft::NftError::Spawn)?;
             let o = nft::observe()?;
             if self.marks.is_empty() {
-                self.marks = marks_in(&o);
+                self.marks = numbers_in(&o, Family::Bridge, "ports");
+            }
+            if self.zones.is_empty() {
+                self.zones = numbers_in(&o, Family::Inet, "zones")
+                    .into_iter()
+                    .filter_map(|(b, z)| Some((b, u16::try_from(z).ok()?)))
+                    .collect();
             }
             self.observed = Some(o);
             self.read_at = Some(Instant::now());
@@ -103,7 +112,22 @@ impl Firewall {
             f.mark = mark;
             ports.insert(tap.clone(), f);
         }
+        // One conntrack zone per network bridge, kept like the marks.
+        let bridges = &want.host.bridges;
+        self.zones.retain(|b, _| bridges.contains_key(b));
+        let mut used: BTreeSet<u16> = self.zones.values().copied().collect();
+        let mut next = 1u16;
+        for b in bridges.keys() {
+            if !self.zones.contains_key(b) {
+                while used.contains(&next) {
+                    next = next.saturating_add(1);
+                }
+                used.insert(next);
+                self.zones.insert(b.clone(), next);
+            }
+        }
         FirewallSpec {
+            zones: self.zones.clone(),
             ports,
             groups: want.groups.groups.clone(),
             members: want.groups.members.clone(),
@@ -119,12 +143,13 @@ impl Firewall {
     }
 }
 
-/// tap → mark as the kernel's `ports` map has them.
-fn marks_in(o: &Observed) -> BTreeMap<String, u32> {
+/// name → number as one of the kernel's maps has them (tap → mark,
+/// bridge → zone).
+fn numbers_in(o: &Observed, family: Family, map: &str) -> BTreeMap<String, u32> {
     let mut marks = BTreeMap::new();
     for e in o
         .sets
-        .get(&(Family::Bridge, "ports".to_string()))
+        .get(&(family, map.to_string()))
         .into_iter()
         .flatten()
     {

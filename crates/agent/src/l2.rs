@@ -29,6 +29,8 @@ fn same_host_state(a: &Desired, b: &Desired) -> bool {
         && a.port_filters == b.port_filters
         && a.network_addresses == b.network_addresses
         && (Arc::ptr_eq(&a.groups, &b.groups) || a.groups == b.groups)
+        && a.routers == b.routers
+        && a.router_macs == b.router_macs
 }
 
 /// Whether a port's device is plugged into its bridge and up.

@@ -281,12 +281,9 @@ fn apply_one(nl: &mut Nl, op: &Op) -> Result<(), HostError> {
 /// IPv4 (and IPv6) forwarding of the namespace the thread is in.
 fn set_forwarding(on: bool) -> Result<(), SocketError> {
     let v = if on { "1" } else { "0" };
-    for f in [
-        "/proc/sys/net/ipv4/ip_forward",
-        "/proc/sys/net/ipv6/conf/all/forwarding",
-    ] {
-        std::fs::write(f, v).map_err(SocketError::Io)?;
-    }
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", v).map_err(SocketError::Io)?;
+    // Absent when IPv6 is disabled on the host: IPv4 forwarding is what counts.
+    let _ = std::fs::write("/proc/sys/net/ipv6/conf/all/forwarding", v);
     Ok(())
 }
 

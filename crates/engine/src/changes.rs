@@ -31,6 +31,11 @@ pub const MEMBER_MARKER: &str = "member";
 /// routers); its id is the router's.
 pub const ROUTER_MARKER: &str = "l3";
 
+/// Kind of the feed-only change a server start records: what came before
+/// it lacks the markers above (they are not stored), so a host resuming
+/// across it gets its groups' memberships whole again.
+pub const RESYNC_GROUPS_MARKER: &str = "resync-groups";
+
 struct Ring {
     /// Every change after this revision is in `entries`.
     floor: u64,

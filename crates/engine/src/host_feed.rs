@@ -16,7 +16,7 @@ use neutrino_model::{
     SecurityGroupRule, Subnet,
 };
 
-use crate::changes::{Changed, MEMBER_MARKER, ROUTER_MARKER, Since};
+use crate::changes::{Changed, MEMBER_MARKER, RESYNC_GROUPS_MARKER, ROUTER_MARKER, Since};
 use crate::state::State;
 
 /// A port that is a leg of a router (its device_id is the router's).
@@ -213,6 +213,14 @@ pub fn feed(state: &State, since: Since, host: &str, modes: Modes, held: Held<'_
             }
             "router" | ROUTER_MARKER if kept_router(&id) => {
                 resent_routers.insert(id);
+            }
+            RESYNC_GROUPS_MARKER => {
+                // Dropped and sent whole in one reply: the host rebuilds
+                // each group's members from what comes now.
+                for g in groups.iter().filter(|g| held.groups.contains(*g)) {
+                    reply.deleted_groups.push(g.clone());
+                    add_whole_group(state, g, &groups, &mut reply, &mut members);
+                }
             }
             "port" => match state.ports.get(&id) {
                 Some(p) if kept(&p.network_id) => reply.ports.push(port_info(p)),

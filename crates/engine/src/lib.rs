@@ -189,6 +189,26 @@ fn seed_change_log(
             },
         ));
     }
+    // The markers of what came before this start were not stored: a host
+    // resuming from before it gets its routers and group memberships whole.
+    if !entries.is_empty() {
+        for id in state.routers.keys() {
+            entries.push((
+                revision,
+                changes::Changed {
+                    kind: changes::ROUTER_MARKER.to_string(),
+                    id: id.clone(),
+                },
+            ));
+        }
+        entries.push((
+            revision,
+            changes::Changed {
+                kind: changes::RESYNC_GROUPS_MARKER.to_string(),
+                id: String::new(),
+            },
+        ));
+    }
     let seed = entries;
     Ok(changes::ChangeLog::new(floor, revision, seed, keep))
 }

@@ -127,6 +127,17 @@ impl<'a> Txn<'a> {
     /// A router's legs are ports, and its floating IPs follow their ports'
     /// hosts: a change to either is a change to what the router's hosts run.
     fn router_markers_for_port(&mut self, old: Option<&Port>, new: Option<&Port>) {
+        // Only what a router's hosts use: a leg's addresses and identity, and
+        // where an instance with a floating IP lives (not its status or name).
+        if let (Some(o), Some(n)) = (old, new)
+            && o.fixed_ips == n.fixed_ips
+            && o.mac_address == n.mac_address
+            && o.binding_host_id == n.binding_host_id
+            && o.device_owner == n.device_owner
+            && o.device_id == n.device_id
+        {
+            return;
+        }
         let mut routers = std::collections::BTreeSet::new();
         for p in old.into_iter().chain(new) {
             if crate::host_feed::is_router_leg(p) {

@@ -55,12 +55,18 @@ pub fn port_filter(p: &PortInfo) -> Option<(String, PortFilter)> {
     ))
 }
 
-/// Addresses of the instances of a network (for `allow_same_net_traffic`).
+/// Addresses the instances of a network may send from (for
+/// `allow_same_net_traffic`): fixed IPs and allowed address pairs.
 pub fn instance_addresses<'a>(ports: impl Iterator<Item = &'a PortInfo>) -> BTreeSet<Cidr> {
     ports
         .filter(|p| !p.device_owner.starts_with("network:"))
-        .flat_map(|p| p.fixed_ips.iter())
-        .filter_map(|f| Cidr::parse(&f.ip_address))
+        .flat_map(|p| {
+            p.fixed_ips
+                .iter()
+                .map(|f| f.ip_address.as_str())
+                .chain(p.allowed_address_pairs.iter().map(|a| a.ip_address.as_str()))
+        })
+        .filter_map(Cidr::parse)
         .collect()
 }
 

@@ -111,11 +111,31 @@ pub fn add_routers(d: &mut Desired, view: &HostView, cfg: &AgentConfig) {
             }
             d.host.endpoints.insert(ep.host_side.clone(), ep);
         }
+        // Extra routes the kernel would refuse, or that would fight another
+        // route, are left out: one bad route must not stop the host's pass.
+        let connected: Vec<Cidr> = d
+            .host
+            .endpoints
+            .values()
+            .filter(|e| e.namespace == namespace)
+            .flat_map(|e| e.addrs.iter())
+            .filter_map(|(ip, len)| Cidr::parse(&format!("{ip}/{len}")))
+            .collect();
         for route in &r.routes {
-            let (Some(dst), Ok(via)) = (Cidr::parse(&route.destination), route.nexthop.parse())
-            else {
+            let (Some(dst), Ok(via)) = (
+                Cidr::parse(&route.destination),
+                route.nexthop.parse::<IpAddr>(),
+            ) else {
                 continue;
             };
+            let on_link = connected.iter().any(|c| c.contains(&Cidr::host(via)));
+            let taken = routing
+                .routes
+                .iter()
+                .any(|r| r.dst == dst.addr && r.prefix == dst.len);
+            if dst.addr.is_ipv4() != via.is_ipv4() || !on_link || taken {
+                continue;
+            }
             routing.routes.insert(NsRoute {
                 dst: dst.addr,
                 prefix: dst.len,

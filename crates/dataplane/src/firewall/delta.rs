@@ -20,6 +20,7 @@ pub fn plan_delta(old: &FirewallSpec, new: &FirewallSpec, observed: &Observed) -
         || old.allow_same_net_traffic != new.allow_same_net_traffic
         || old.router_macs != new.router_macs
         || old.uplinks != new.uplinks
+        || old.zones != new.zones
     {
         return None;
     }

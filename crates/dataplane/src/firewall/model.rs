@@ -186,4 +186,6 @@ pub struct FirewallSpec {
     /// copy on their own host.
     pub router_macs: BTreeSet<Mac>,
     pub uplinks: BTreeSet<String>,
+    /// Network bridge → its conntrack zone (unique on the host, never 0).
+    pub zones: BTreeMap<String, u16>,
 }

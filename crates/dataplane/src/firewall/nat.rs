@@ -30,9 +30,9 @@ pub struct RouterNat {
 pub fn render_nat(n: &RouterNat) -> Ruleset {
     let mut rs = Ruleset::default();
     let f = Family::Ip;
-    let Some(qg) = &n.gateway_interface else {
-        return rs;
-    };
+    // Without a gateway the table stays, empty of translations: what a
+    // removed gateway left is planned away like any other change.
+    let qg = n.gateway_interface.as_deref();
     let chain = |hook: &str, rules: Vec<String>| Chain {
         hook: Some(hook.to_string()),
         rules,
@@ -52,12 +52,17 @@ pub fn render_nat(n: &RouterNat) -> Ruleset {
         (f, "transit".into()),
         chain(
             "type filter hook forward priority 0; policy accept;",
-            vec![format!("iifname \"{qg}\" oifname \"{qg}\" drop")],
+            qg.map(|qg| format!("iifname \"{qg}\" oifname \"{qg}\" drop"))
+                .into_iter()
+                .collect(),
         ),
     );
-    let mut post = vec![format!("oifname \"{qg}\" snat to ip saddr map @fip_snat")];
-    if let Some(a) = n.snat_address {
-        post.push(format!("oifname \"{qg}\" ip saddr @internal snat to {a}"));
+    let mut post = Vec::new();
+    if let Some(qg) = qg {
+        post.push(format!("oifname \"{qg}\" snat to ip saddr map @fip_snat"));
+        if let Some(a) = n.snat_address {
+            post.push(format!("oifname \"{qg}\" ip saddr @internal snat to {a}"));
+        }
     }
     rs.chains.insert((f, "post".into()), chain(POST_HOOK, post));
     let map = |pairs: Vec<(Ipv4Addr, Ipv4Addr)>| Set {

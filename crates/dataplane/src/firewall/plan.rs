@@ -75,6 +75,13 @@ pub fn plan(desired: &Ruleset, observed: &Observed) -> Plan {
         }
         if have.is_some_and(Option::is_some) {
             p.cmd(format_args!("flush chain {f} {TABLE} {name}"));
+            // A base chain's hook (priority) may be what changed, and only a
+            // new chain takes a new one; nothing jumps to a base chain, so it
+            // can be replaced within the transaction.
+            if let Some(h) = &c.hook {
+                p.cmd(format_args!("delete chain {f} {TABLE} {name}"));
+                p.cmd(format_args!("add chain {f} {TABLE} {name} {{ {h} }}"));
+            }
         }
         for (i, r) in c.rules.iter().enumerate() {
             match (&want, i) {
@@ -120,9 +127,7 @@ pub fn plan(desired: &Ruleset, observed: &Observed) -> Plan {
     }
     for (f, name) in observed.sets.keys() {
         if !desired.sets.contains_key(&(*f, name.clone())) && desired_family(&families, *f) {
-            let kind = if name == "ports"
-                || name == "egress"
-                || name == "ingress"
+            let kind = if ["ports", "egress", "ingress", "zones"].contains(&name.as_str())
                 || name.starts_with("fip_")
             {
                 "map"

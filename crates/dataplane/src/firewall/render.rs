@@ -9,7 +9,11 @@ use super::ruleset::{Chain, Elem, Family, Part, Ruleset, Set, Value};
 use crate::model::Mac;
 
 const BRIDGE_PRE_HOOK: &str = "type filter hook prerouting priority -300; policy accept;";
-const BRIDGE_FW_HOOK: &str = "type filter hook forward priority -1; policy accept;";
+// Below br_netfilter's forward hook on every kernel (-1 before 6.7, 0 after),
+// so the re-mark always happens before the inet `fw` chain looks at it.
+const BRIDGE_FW_HOOK: &str = "type filter hook forward priority -200; policy accept;";
+// Conntrack zones are set before conntrack (priority -200) sees the packet.
+const INET_ZONE_HOOK: &str = "type filter hook prerouting priority -300; policy accept;";
 const INET_PRE_HOOK: &str = "type filter hook prerouting priority 0; policy accept;";
 const INET_FW_HOOK: &str = "type filter hook forward priority 0; policy accept;";
 
@@ -110,6 +114,9 @@ fn render_bridge(spec: &FirewallSpec, rs: &mut Ruleset) {
             "oifname @uplinks ether daddr @router_macs drop",
             "meta mark set 0",
             "meta mark set oifname map @ports",
+            // Only what the security groups can judge reaches a port: tagged
+            // or other ethertypes would pass the inet hooks unseen.
+            "meta mark != 0 ether type != { arp, ip, ip6 } drop",
         ]),
     );
     set(
@@ -180,14 +187,14 @@ pub fn port_elements(tap: &str, p: &PortFilter, isolate: bool) -> Vec<(SetKey, E
     let b = |n: &str| (Family::Bridge, n.to_string());
     let name = || Part::Ifname(tap.to_string());
     let mut out = vec![(b("ports"), Elem::map(vec![name()], Value::Mark(p.mark)))];
+    let mut sources = p.sources.clone();
     for mac in &p.macs {
         out.push((b("port_macs"), Elem::key(vec![name(), Part::Mac(*mac)])));
-        // IPv6 link-local, derived from each MAC the port may use.
-        let ll = Cidr::host(IpAddr::V6(link_local(mac)));
-        out.push((b("port_src6"), Elem::key(vec![name(), Part::Mac(*mac), Part::Net(ll)])));
-        out.push((b("port_nd6"), Elem::key(vec![name(), Part::Mac(*mac), Part::Raw6(ll)])));
+        // IPv6 link-local, derived from each MAC the port may use (through
+        // `outermost` like the rest: a pair may cover it).
+        sources.insert((*mac, Cidr::host(IpAddr::V6(link_local(mac)))));
     }
-    for (mac, cidr) in outermost(&p.sources) {
+    for (mac, cidr) in outermost(&sources) {
         if cidr.is_v4() {
             out.push((b("port_src4"), Elem::key(vec![name(), Part::Mac(mac), Part::Net(cidr)])));
         } else {
@@ -312,6 +319,22 @@ fn render_inet(spec: &FirewallSpec, rs: &mut Ruleset) {
             "icmpv6 type { nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-query } accept",
             "meta mark vmap @ingress",
         ]),
+    );
+
+    // One conntrack zone per network (by its bridge, which br_netfilter
+    // shows as the input device): overlapping tenant addresses never share
+    // connection state.
+    chain(rs, i, "zone", Some(INET_ZONE_HOOK), strs(&["ct zone set iifname map @zones"]));
+    set(
+        rs,
+        i,
+        "zones",
+        "typeof iifname : ct zone;",
+        vec!["ifname"],
+        spec.zones
+            .iter()
+            .map(|(bridge, z)| Elem::map(vec![Part::Ifname(bridge.clone())], Value::Mark(u32::from(*z))))
+            .collect(),
     );
 
     let isolate = !spec.allow_same_net_traffic;
@@ -461,6 +484,9 @@ pub fn rule_text(r: &Rule) -> Option<String> {
                 (Some(a), None) => parts.push(format!("th dport {a}")),
                 _ => {}
             }
+        } else if p == 58 && r.ipv4 {
+            // ICMPv6 in an IPv4 rule matches nothing.
+            return None;
         } else if (p == 1 && r.ipv4) || p == 58 {
             let icmp = if p == 1 { "icmp" } else { "icmpv6" };
             if let Some(t) = min {
