@@ -668,6 +668,10 @@ async fn extra_routes() {
     set(json!([{"destination": "192.168.0.0/16", "nexthop": "10.0.0.1"}]))
         .await
         .expect_error(400, "InvalidRoutes");
+    let m = set(json!([{"destination": "2001:db8::/32", "nexthop": "10.0.0.5"}]))
+        .await
+        .expect_error(400, "InvalidRoutes");
+    assert!(m.contains("different IP versions"), "{m}");
     set(json!([{"destination": "192.168.0.1/16", "nexthop": "10.0.0.5"}]))
         .await
         .expect_error(400, "InvalidInput");

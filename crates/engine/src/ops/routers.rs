@@ -420,6 +420,10 @@ fn check_routes(txn: &Txn<'_>, r: &Router, routes: &[HostRoute]) -> ApiResult<()
         if !connected {
             return Err(invalid(route, "the nexthop is not connected with router"));
         }
+        let dst_v4 = route.destination.split('/').next().is_some_and(|d| !d.contains(':'));
+        if dst_v4 != hop.is_ipv4() {
+            return Err(invalid(route, "the nexthop and the destination are of different IP versions"));
+        }
         if own
             .iter()
             .any(|f| parse_ip(&f.ip_address).ok() == Some(hop))
