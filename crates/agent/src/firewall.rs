@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use neutrino_dataplane::firewall::{
-    Family, FirewallSpec, Observed, Part, Plan, Value, nft, plan, plan_delta, render,
+    Family, FirewallSpec, Observed, Part, Plan, Value, nfnl, nft, plan, plan_delta, render,
 };
 
 use crate::desired::Desired;
@@ -71,7 +71,15 @@ impl Firewall {
         if let (Some(last), Some(observed)) = (&self.last, &self.observed)
             && let Some((p, after)) = plan_delta(last, &spec, observed)
         {
-            if let Err(e) = nft::apply(&p.script) {
+            // Straight to the kernel over netlink: `nft` would first read
+            // every set of the table.
+            let applied = if nfnl::writable(&p.element_ops) {
+                nfnl::apply_elements(&p.element_ops)
+                    .map_err(|e| nft::NftError::Failed(e.to_string()))
+            } else {
+                nft::apply(&p.script)
+            };
+            if let Err(e) = applied {
                 self.observed = None;
                 self.last = None;
                 return Err(e);
@@ -147,12 +155,7 @@ impl Firewall {
 /// bridge → zone).
 fn numbers_in(o: &Observed, family: Family, map: &str) -> BTreeMap<String, u32> {
     let mut marks = BTreeMap::new();
-    for e in o
-        .sets
-        .get(&(family, map.to_string()))
-        .into_iter()
-        .flatten()
-    {
+    for e in o.sets.get(&(family, map.to_string())).into_iter().flatten() {
         if let ([Part::Ifname(tap)], Some(Value::Mark(m))) = (e.key.as_slice(), &e.value) {
             marks.insert(tap.clone(), *m);
         }

@@ -66,7 +66,9 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 
 /// Split one datagram into (nlmsg_type, nlmsg_seq, payload) messages,
 /// bounds-checked: a bad length is an error, never a panic.
-fn messages(mut buf: &[u8]) -> impl Iterator<Item = Result<(u16, u32, &[u8]), SocketError>> {
+pub(crate) fn messages(
+    mut buf: &[u8],
+) -> impl Iterator<Item = Result<(u16, u32, &[u8]), SocketError>> {
     std::iter::from_fn(move || {
         if buf.is_empty() {
             return None;
@@ -85,7 +87,7 @@ fn messages(mut buf: &[u8]) -> impl Iterator<Item = Result<(u16, u32, &[u8]), So
 }
 
 /// The errno of an NLMSG_ERROR payload; 0 is an ack.
-fn error_code(payload: &[u8]) -> Result<i32, SocketError> {
+pub(crate) fn error_code(payload: &[u8]) -> Result<i32, SocketError> {
     u32_at(payload, 0)
         .map(|c| c as i32)
         .ok_or_else(|| decode_err("truncated NLMSG_ERROR"))

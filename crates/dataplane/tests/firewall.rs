@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use neutrino_dataplane::firewall::{
-    Cidr, Direction, FirewallSpec, GroupFilter, PortFilter, Remote, Rule, nft, plan, render,
+    Cidr, Direction, FirewallSpec, GroupFilter, PortFilter, Remote, Rule, nfnl, nft, plan, render,
 };
 use nix::sched::{CloneFlags, unshare};
 
@@ -192,6 +192,51 @@ fn incremental_changes_apply_and_converge() {
     // A port's mark changes: the map value is replaced in one transaction.
     s.ports.get_mut("tap00000007").unwrap().mark = 2000;
     assert!(converge(&s) > 0);
+    assert_converged(&s);
+    // Port changes and a membership written over netlink (what the agent
+    // does for a change of a few ports), then read back by nft.
+    let before = s.clone();
+    s.ports.remove("tap00000010");
+    let mut p = s.ports["tap00000011"].clone();
+    p.mark = 3000;
+    p.sources.insert((
+        p.macs.iter().next().copied().unwrap(),
+        Cidr::parse("10.250.0.9").unwrap(),
+    ));
+    s.ports.insert("tapnl".into(), p);
+    s.members
+        .get_mut(&g)
+        .unwrap()
+        .insert(Cidr::parse("10.200.0.2").unwrap());
+    let observed = nft::observe().unwrap();
+    let (delta, after) =
+        neutrino_dataplane::firewall::plan_delta(&before, &s, &observed).expect("a delta");
+    assert!(nfnl::writable(&delta.element_ops));
+    nfnl::apply_elements(&delta.element_ops).expect("netlink batch");
+    assert_converged(&s);
+    assert_eq!(after, nft::observe().unwrap());
+    // Deleting what is not there fails the whole batch: nothing changes.
+    let bad = vec![
+        nfnl::ElemOp {
+            add: true,
+            family: neutrino_dataplane::firewall::Family::Bridge,
+            set: "port_macs".into(),
+            elem: neutrino_dataplane::firewall::Elem::key(vec![
+                neutrino_dataplane::firewall::Part::Ifname("tapzz".into()),
+                neutrino_dataplane::firewall::Part::Mac([2, 0, 0, 0, 0, 1]),
+            ]),
+        },
+        nfnl::ElemOp {
+            add: false,
+            family: neutrino_dataplane::firewall::Family::Bridge,
+            set: "port_macs".into(),
+            elem: neutrino_dataplane::firewall::Elem::key(vec![
+                neutrino_dataplane::firewall::Part::Ifname("tapnothere".into()),
+                neutrino_dataplane::firewall::Part::Mac([2, 0, 0, 0, 0, 2]),
+            ]),
+        },
+    ];
+    assert!(nfnl::apply_elements(&bad).is_err());
     assert_converged(&s);
     // Isolation on, then off again: chains are rewritten and removed.
     s.allow_same_net_traffic = false;

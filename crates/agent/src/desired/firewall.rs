@@ -61,10 +61,11 @@ pub fn instance_addresses<'a>(ports: impl Iterator<Item = &'a PortInfo>) -> BTre
     ports
         .filter(|p| !p.device_owner.starts_with("network:"))
         .flat_map(|p| {
-            p.fixed_ips
-                .iter()
-                .map(|f| f.ip_address.as_str())
-                .chain(p.allowed_address_pairs.iter().map(|a| a.ip_address.as_str()))
+            p.fixed_ips.iter().map(|f| f.ip_address.as_str()).chain(
+                p.allowed_address_pairs
+                    .iter()
+                    .map(|a| a.ip_address.as_str()),
+            )
         })
         .filter_map(Cidr::parse)
         .collect()

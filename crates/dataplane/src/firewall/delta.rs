@@ -8,14 +8,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::FirewallSpec;
+use super::nfnl::ElemOp;
 use super::observe::Observed;
 use super::plan::{Plan, element_commands};
-use super::render::{SetKey, address_elements, combo_chains, port_elements};
+use super::render::{SetKey, address_elements, combo_chains, is_interval_set, port_elements};
 use super::ruleset::{Elem, Family};
 
 /// The plan from `old` (what `observed` reflects) to `new`, and what the
 /// kernel holds after it; None when only a full render can say.
-pub fn plan_delta(old: &FirewallSpec, new: &FirewallSpec, observed: &Observed) -> Option<(Plan, Observed)> {
+pub fn plan_delta(
+    old: &FirewallSpec,
+    new: &FirewallSpec,
+    observed: &Observed,
+) -> Option<(Plan, Observed)> {
     if old.groups != new.groups
         || old.allow_same_net_traffic != new.allow_same_net_traffic
         || old.router_macs != new.router_macs
@@ -63,12 +68,11 @@ pub fn plan_delta(old: &FirewallSpec, new: &FirewallSpec, observed: &Observed) -
             let was = before.get(id).unwrap_or(&empty);
             let now = after.get(id).unwrap_or(&empty);
             let v4 = format!("{prefix}4-{id}");
-            if was == now || !observed.sets.contains_key(&(Family::Inet, v4.clone())) {
+            if was == now || !observed.sets.contains_key(&(Family::Inet, v4)) {
                 continue;
             }
-            let v6 = format!("{prefix}6-{id}");
-            put(&mut gone, address_elements(&v4, &v6, was));
-            put(&mut added, address_elements(&v4, &v6, now));
+            put(&mut gone, address_elements(prefix, id, was));
+            put(&mut added, address_elements(prefix, id, now));
         }
     }
     // What is in both (an unchanged part of a changed port) stays.
@@ -81,8 +85,27 @@ pub fn plan_delta(old: &FirewallSpec, new: &FirewallSpec, observed: &Observed) -
             }
         }
     }
+    // Networks (allowed address pairs with a prefix) live in interval sets,
+    // which only a full plan through nft handles.
+    if gone
+        .iter()
+        .chain(added.iter())
+        .any(|((_, name), set)| !set.is_empty() && is_interval_set(name))
+    {
+        return None;
+    }
     let mut plan = Plan::default();
     let mut after = observed.clone();
+    for (add, changes) in [(false, &gone), (true, &added)] {
+        for ((family, set), elems) in changes {
+            plan.element_ops.extend(elems.iter().map(|e| ElemOp {
+                add,
+                family: *family,
+                set: set.clone(),
+                elem: e.clone(),
+            }));
+        }
+    }
     for (k, set) in &gone {
         let v: Vec<&Elem> = set.iter().collect();
         element_commands(&mut plan, "delete", k.0, &k.1, &v, true);
@@ -95,7 +118,11 @@ pub fn plan_delta(old: &FirewallSpec, new: &FirewallSpec, observed: &Observed) -
     for (k, set) in &added {
         let v: Vec<&Elem> = set.iter().collect();
         element_commands(&mut plan, "add", k.0, &k.1, &v, false);
-        after.sets.entry(k.clone()).or_default().extend(set.iter().cloned());
+        after
+            .sets
+            .entry(k.clone())
+            .or_default()
+            .extend(set.iter().cloned());
     }
     Some((plan, after))
 }

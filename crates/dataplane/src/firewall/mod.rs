@@ -28,14 +28,15 @@
 mod delta;
 mod model;
 mod nat;
+pub mod nfnl;
 pub mod nft;
 mod observe;
 mod plan;
 mod render;
 mod ruleset;
 
-pub use model::{Cidr, Direction, FirewallSpec, GroupFilter, PortFilter, Remote, Rule};
 pub use delta::plan_delta;
+pub use model::{Cidr, Direction, FirewallSpec, GroupFilter, PortFilter, Remote, Rule};
 pub use nat::{RouterNat, render_nat};
 pub use observe::{ObserveError, Observed};
 pub use plan::{Plan, plan};

@@ -53,7 +53,11 @@ impl Cidr {
             IpAddr::V6(a) => {
                 let lo = u128::from(a);
                 let host_bits = 128 - u32::from(self.len);
-                let hi = if host_bits == 128 { u128::MAX } else { lo | ((1u128 << host_bits) - 1) };
+                let hi = if host_bits == 128 {
+                    u128::MAX
+                } else {
+                    lo | ((1u128 << host_bits) - 1)
+                };
                 (lo, hi)
             }
             IpAddr::V4(_) => (0, 0),
@@ -65,7 +69,9 @@ impl Cidr {
         let size = hi.checked_sub(lo)?.checked_add(1);
         let len = match size {
             None => 0, // the whole space
-            Some(n) if n.is_power_of_two() && lo % n == 0 => u8::try_from(128 - n.trailing_zeros()).ok()?,
+            Some(n) if n.is_power_of_two() && lo % n == 0 => {
+                u8::try_from(128 - n.trailing_zeros()).ok()?
+            }
             Some(_) => return None,
         };
         Some(Cidr {

@@ -175,7 +175,9 @@ fn parse_part(v: &Json, ty: &str) -> Result<Part, ObserveError> {
                 u128::from_str_radix(x.as_str()?.strip_prefix("0x")?, 16).ok()
             };
             let (lo, hi) = match v.get("range").and_then(Json::as_array) {
-                Some(r) if r.len() == 2 => (int(&r[0]).ok_or_else(bad)?, int(&r[1]).ok_or_else(bad)?),
+                Some(r) if r.len() == 2 => {
+                    (int(&r[0]).ok_or_else(bad)?, int(&r[1]).ok_or_else(bad)?)
+                }
                 _ => {
                     let x = int(v).ok_or_else(bad)?;
                     (x, x)

@@ -18,6 +18,9 @@ pub struct Plan {
     pub chains_written: usize,
     /// Set and map elements added or deleted.
     pub elements: usize,
+    /// The same changes as data, when they are elements only (a delta): the
+    /// agent writes them over netlink instead of running `script`.
+    pub element_ops: Vec<super::nfnl::ElemOp>,
 }
 
 impl Plan {

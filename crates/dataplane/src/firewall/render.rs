@@ -90,16 +90,16 @@ fn render_bridge(spec: &FirewallSpec, rs: &mut Ruleset) {
             "iifname . ether saddr != @port_macs counter drop",
             // ARP probes (RFC 5227) come from 0.0.0.0.
             "arp saddr ip 0.0.0.0 return",
-            "iifname . arp saddr ether . arp saddr ip != @port_src4 counter drop",
+            "iifname . arp saddr ether . arp saddr ip != @port_src4 iifname . arp saddr ether . arp saddr ip != @port_net4 counter drop",
             "ip saddr 0.0.0.0 udp sport 68 udp dport 67 return",
-            "iifname . ether saddr . ip saddr != @port_src4 counter drop",
+            "iifname . ether saddr . ip saddr != @port_src4 iifname . ether saddr . ip saddr != @port_net4 counter drop",
             // A DHCP server inside an instance is not heard.
             "ether type ip udp sport 67 counter drop",
             // Duplicate address detection and MLD come from ::.
             "ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld-listener-report, mld2-listener-report } return",
-            "iifname . ether saddr . ip6 saddr != @port_src6 counter drop",
+            "iifname . ether saddr . ip6 saddr != @port_src6 iifname . ether saddr . ip6 saddr != @port_net6 counter drop",
             // A neighbour advertisement may only claim the port's own addresses.
-            "icmpv6 type nd-neighbor-advert iifname . ether saddr . @th,64,128 != @port_nd6 counter drop",
+            "icmpv6 type nd-neighbor-advert iifname . ether saddr . @th,64,128 != @port_nd6 iifname . ether saddr . @th,64,128 != @port_ndnet6 counter drop",
             "icmpv6 type { nd-router-advert, nd-redirect } counter drop",
             "ether type ip6 udp sport 547 counter drop",
         ]),
@@ -143,7 +143,14 @@ fn render_bridge(spec: &FirewallSpec, rs: &mut Ruleset) {
     );
 
     let none = BTreeSet::new;
-    set(rs, b, "ports", "type ifname : mark;", vec!["ifname"], none());
+    set(
+        rs,
+        b,
+        "ports",
+        "type ifname : mark;",
+        vec!["ifname"],
+        none(),
+    );
     set(
         rs,
         b,
@@ -152,30 +159,52 @@ fn render_bridge(spec: &FirewallSpec, rs: &mut Ruleset) {
         vec!["ifname", "ether_addr"],
         none(),
     );
-    set(
-        rs,
-        b,
-        "port_src4",
-        "type ifname . ether_addr . ipv4_addr; flags interval;",
-        vec!["ifname", "ether_addr", "ipv4_addr"],
-        none(),
-    );
-    set(
-        rs,
-        b,
-        "port_src6",
-        "type ifname . ether_addr . ipv6_addr; flags interval;",
-        vec!["ifname", "ether_addr", "ipv6_addr"],
-        none(),
-    );
-    set(
-        rs,
-        b,
-        "port_nd6",
-        "typeof iifname . ether saddr . @th,64,128; flags interval;",
-        vec!["ifname", "ether_addr", "integer"],
-        none(),
-    );
+    // Addresses in hash sets (a port's change is a few elements the kernel
+    // takes directly), networks from allowed address pairs in interval sets.
+    for (name, decl, types) in [
+        (
+            "port_src4",
+            "type ifname . ether_addr . ipv4_addr;",
+            ["ifname", "ether_addr", "ipv4_addr"],
+        ),
+        (
+            "port_net4",
+            "type ifname . ether_addr . ipv4_addr; flags interval;",
+            ["ifname", "ether_addr", "ipv4_addr"],
+        ),
+        (
+            "port_src6",
+            "type ifname . ether_addr . ipv6_addr;",
+            ["ifname", "ether_addr", "ipv6_addr"],
+        ),
+        (
+            "port_net6",
+            "type ifname . ether_addr . ipv6_addr; flags interval;",
+            ["ifname", "ether_addr", "ipv6_addr"],
+        ),
+        (
+            "port_nd6",
+            "typeof iifname . ether saddr . @th,64,128;",
+            ["ifname", "ether_addr", "integer"],
+        ),
+        (
+            "port_ndnet6",
+            "typeof iifname . ether saddr . @th,64,128; flags interval;",
+            ["ifname", "ether_addr", "integer"],
+        ),
+    ] {
+        set(rs, b, name, decl, types.to_vec(), none());
+    }
+}
+
+/// Sets with `flags interval` (they hold networks): the only ones a change
+/// cannot write element by element through netlink here.
+pub fn is_interval_set(name: &str) -> bool {
+    name.starts_with("port_net")
+        || name == "port_ndnet6"
+        || ["g4n-", "g6n-", "n4n-", "n6n-"]
+            .iter()
+            .any(|p| name.starts_with(p))
 }
 
 /// Which set an element goes in.
@@ -195,29 +224,46 @@ pub fn port_elements(tap: &str, p: &PortFilter, isolate: bool) -> Vec<(SetKey, E
         sources.insert((*mac, Cidr::host(IpAddr::V6(link_local(mac)))));
     }
     for (mac, cidr) in outermost(&sources) {
-        if cidr.is_v4() {
-            out.push((b("port_src4"), Elem::key(vec![name(), Part::Mac(mac), Part::Net(cidr)])));
+        let (v4, v6, nd) = if cidr.is_host() {
+            ("port_src4", "port_src6", "port_nd6")
         } else {
-            out.push((b("port_src6"), Elem::key(vec![name(), Part::Mac(mac), Part::Net(cidr)])));
-            out.push((b("port_nd6"), Elem::key(vec![name(), Part::Mac(mac), Part::Raw6(cidr)])));
+            ("port_net4", "port_net6", "port_ndnet6")
+        };
+        let key = |p: Part| Elem::key(vec![name(), Part::Mac(mac), p]);
+        if cidr.is_v4() {
+            out.push((b(v4), key(Part::Net(cidr))));
+        } else {
+            out.push((b(v6), key(Part::Net(cidr))));
+            out.push((b(nd), key(Part::Raw6(cidr))));
         }
     }
     let net = isolate.then_some(p.network_id.as_str());
     let (pi, pe) = combo_names(&p.groups, net);
     let i = |n: &str| (Family::Inet, n.to_string());
-    out.push((i("ingress"), Elem::map(vec![Part::Mark(p.mark)], Value::Goto(pi))));
-    out.push((i("egress"), Elem::map(vec![Part::Mark(p.mark)], Value::Goto(pe))));
+    out.push((
+        i("ingress"),
+        Elem::map(vec![Part::Mark(p.mark)], Value::Goto(pi)),
+    ));
+    out.push((
+        i("egress"),
+        Elem::map(vec![Part::Mark(p.mark)], Value::Goto(pe)),
+    ));
     out
 }
 
-/// The elements of an address set pair (`<v4>`, `<v6>`): addresses another
-/// one covers are left out (interval sets refuse overlaps).
-pub fn address_elements(v4_name: &str, v6_name: &str, addrs: &BTreeSet<Cidr>) -> Vec<(SetKey, Elem)> {
+/// The elements of the address sets of a group or network (`<p>4-<id>`,
+/// `<p>6-<id>` for addresses, `<p>4n-<id>`, `<p>6n-<id>` for networks; a
+/// network another one covers is left out, as interval sets refuse overlaps).
+pub fn address_elements(prefix: &str, id: &str, addrs: &BTreeSet<Cidr>) -> Vec<(SetKey, Elem)> {
     let (v4, v6) = split_outermost(addrs);
-    let key = |n: &str| (Family::Inet, n.to_string());
+    let key = |e: &Elem, v: u8| {
+        let net = matches!(e.key.first(), Some(Part::Net(c)) if !c.is_host());
+        let n = if net { "n" } else { "" };
+        (Family::Inet, format!("{prefix}{v}{n}-{id}"))
+    };
     v4.into_iter()
-        .map(|e| (key(v4_name), e))
-        .chain(v6.into_iter().map(|e| (key(v6_name), e)))
+        .map(|e| (key(&e, 4), e))
+        .chain(v6.into_iter().map(|e| (key(&e, 6), e)))
         .collect()
 }
 
@@ -324,7 +370,13 @@ fn render_inet(spec: &FirewallSpec, rs: &mut Ruleset) {
     // One conntrack zone per network (by its bridge, which br_netfilter
     // shows as the input device): overlapping tenant addresses never share
     // connection state.
-    chain(rs, i, "zone", Some(INET_ZONE_HOOK), strs(&["ct zone set iifname map @zones"]));
+    chain(
+        rs,
+        i,
+        "zone",
+        Some(INET_ZONE_HOOK),
+        strs(&["ct zone set iifname map @zones"]),
+    );
     set(
         rs,
         i,
@@ -333,7 +385,12 @@ fn render_inet(spec: &FirewallSpec, rs: &mut Ruleset) {
         vec!["ifname"],
         spec.zones
             .iter()
-            .map(|(bridge, z)| Elem::map(vec![Part::Ifname(bridge.clone())], Value::Mark(u32::from(*z))))
+            .map(|(bridge, z)| {
+                Elem::map(
+                    vec![Part::Ifname(bridge.clone())],
+                    Value::Mark(u32::from(*z)),
+                )
+            })
             .collect(),
     );
 
@@ -351,7 +408,9 @@ fn render_inet(spec: &FirewallSpec, rs: &mut Ruleset) {
         if let Some(net) = net {
             networks.insert(net.to_string());
             in_rules.push(format!("ip saddr @n4-{net} drop"));
+            in_rules.push(format!("ip saddr @n4n-{net} drop"));
             in_rules.push(format!("ip6 saddr @n6-{net} drop"));
+            in_rules.push(format!("ip6 saddr @n6n-{net} drop"));
             in_rules.extend(p.groups.iter().map(|g| format!("jump sg-{g}-is")));
         }
         in_rules.push("drop".to_string());
@@ -379,12 +438,20 @@ fn render_inet(spec: &FirewallSpec, rs: &mut Ruleset) {
                 remote_groups.insert(rg.clone());
             }
             let Some(text) = rule_text(r) else { continue };
-            match r.direction {
-                Direction::Egress => e.push(text),
-                Direction::Ingress if isolate && r.remote == Remote::Group(g.clone()) => {
-                    own.push(text)
+            // A remote group's members are addresses and (pairs) networks.
+            let texts = match &r.remote {
+                Remote::Group(_) => {
+                    let nets = text.replace("@g4-", "@g4n-").replace("@g6-", "@g6n-");
+                    vec![text, nets]
                 }
-                Direction::Ingress => ing.push(text),
+                _ => vec![text],
+            };
+            match r.direction {
+                Direction::Egress => e.extend(texts),
+                Direction::Ingress if isolate && r.remote == Remote::Group(g.clone()) => {
+                    own.extend(texts)
+                }
+                Direction::Ingress => ing.extend(texts),
             }
         }
         chain(rs, i, &format!("sg-{g}-e"), None, e);
@@ -396,45 +463,52 @@ fn render_inet(spec: &FirewallSpec, rs: &mut Ruleset) {
     let empty = BTreeSet::new();
     let pairs = remote_groups
         .iter()
-        .map(|g| (format!("g4-{g}"), format!("g6-{g}"), spec.members.get(g)))
-        .chain(networks.iter().map(|n| {
-            (format!("n4-{n}"), format!("n6-{n}"), spec.network_addresses.get(n))
-        }));
-    for (v4, v6, addrs) in pairs {
-        addr_sets(rs, &v4, &v6, BTreeSet::new(), BTreeSet::new());
-        for (key, e) in address_elements(&v4, &v6, addrs.unwrap_or(&empty)) {
+        .map(|g| ("g", g, spec.members.get(g)))
+        .chain(
+            networks
+                .iter()
+                .map(|n| ("n", n, spec.network_addresses.get(n))),
+        );
+    for (prefix, id, addrs) in pairs {
+        for (v, t) in [(4, "ipv4_addr"), (6, "ipv6_addr")] {
+            set(
+                rs,
+                i,
+                &format!("{prefix}{v}-{id}"),
+                &format!("type {t};"),
+                vec![t],
+                BTreeSet::new(),
+            );
+            set(
+                rs,
+                i,
+                &format!("{prefix}{v}n-{id}"),
+                &format!("type {t}; flags interval;"),
+                vec![t],
+                BTreeSet::new(),
+            );
+        }
+        for (key, e) in address_elements(prefix, id, addrs.unwrap_or(&empty)) {
             if let Some(set) = rs.sets.get_mut(&key) {
                 set.elements.insert(e);
             }
         }
     }
-    set(rs, i, "egress", "type mark : verdict;", vec!["mark"], BTreeSet::new());
-    set(rs, i, "ingress", "type mark : verdict;", vec!["mark"], BTreeSet::new());
-}
-
-fn addr_sets(
-    rs: &mut Ruleset,
-    v4_name: &str,
-    v6_name: &str,
-    v4: BTreeSet<Elem>,
-    v6: BTreeSet<Elem>,
-) {
-    let i = Family::Inet;
     set(
         rs,
         i,
-        v4_name,
-        "type ipv4_addr; flags interval;",
-        vec!["ipv4_addr"],
-        v4,
+        "egress",
+        "type mark : verdict;",
+        vec!["mark"],
+        BTreeSet::new(),
     );
     set(
         rs,
         i,
-        v6_name,
-        "type ipv6_addr; flags interval;",
-        vec!["ipv6_addr"],
-        v6,
+        "ingress",
+        "type mark : verdict;",
+        vec!["mark"],
+        BTreeSet::new(),
     );
 }
 

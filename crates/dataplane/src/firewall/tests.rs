@@ -214,13 +214,21 @@ fn isolation_drops_same_network_sources_before_own_group_rules() {
         vec![
             "jump sg-g0-i",
             "ip saddr @n4-net drop",
+            "ip saddr @n4n-net drop",
             "ip6 saddr @n6-net drop",
+            "ip6 saddr @n6n-net drop",
             "jump sg-g0-is",
             "drop"
         ]
     );
     let own = &rs.chains[&(Family::Inet, "sg-g0-is".to_string())].rules;
-    assert_eq!(own, &vec!["ip saddr @g4-g0 accept".to_string()]);
+    assert_eq!(
+        own,
+        &vec![
+            "ip saddr @g4-g0 accept".to_string(),
+            "ip saddr @g4n-g0 accept".to_string()
+        ]
+    );
 }
 
 #[test]
@@ -276,12 +284,17 @@ fn covered_sources_are_left_out_of_interval_sets() {
     let p = s.ports.get_mut("tap00000001").unwrap();
     p.sources
         .insert((mac(1), Cidr::parse("10.0.0.0/24").unwrap()));
+    p.sources
+        .insert((mac(1), Cidr::parse("10.0.0.0/16").unwrap()));
     let rs = render(&s);
+    // Addresses go in the hash set; of the networks only the outermost.
     let src4 = &rs.sets[&(Family::Bridge, "port_src4".to_string())].elements;
-    assert_eq!(src4.len(), 1);
+    assert_eq!(src4.len(), 0, "10.0.0.1 is covered by the pair's network");
+    let net4 = &rs.sets[&(Family::Bridge, "port_net4".to_string())].elements;
+    assert_eq!(net4.len(), 1);
     assert_eq!(
-        src4.iter().next().unwrap().to_string(),
-        "\"tap00000001\" . fa:16:00:00:00:01 . 10.0.0.0/24"
+        net4.iter().next().unwrap().to_string(),
+        "\"tap00000001\" . fa:16:00:00:00:01 . 10.0.0.0/16"
     );
 }
 
@@ -359,7 +372,11 @@ fn a_delta_touches_only_the_changed_ports_and_members() {
         let mut after = before.clone();
         add_port(&mut after, n + 1, 5);
         after.ports.remove("tap00000003");
-        after.members.get_mut("g3").unwrap().remove(&Cidr::parse("10.0.0.3").unwrap());
+        after
+            .members
+            .get_mut("g3")
+            .unwrap()
+            .remove(&Cidr::parse("10.0.0.3").unwrap());
         let (p, observed) = after_delta(&before, &after).expect("a delta");
         // One port in (8 elements), one out (8).
         assert_eq!(p.elements, 16, "{}", p.script);
@@ -372,7 +389,11 @@ fn a_delta_touches_only_the_changed_ports_and_members() {
 fn a_delta_of_a_membership_is_one_element() {
     let before = spec(100, 5);
     let mut after = before.clone();
-    after.members.get_mut("g1").unwrap().insert(Cidr::parse("10.9.9.9").unwrap());
+    after
+        .members
+        .get_mut("g1")
+        .unwrap()
+        .insert(Cidr::parse("10.9.9.9").unwrap());
     let (p, observed) = after_delta(&before, &after).unwrap();
     assert_eq!(p.script, "add element inet neutrino g4-g1 { 10.9.9.9 }\n");
     assert_eq!(observed, Observed::from_ruleset(&render(&after)));
@@ -401,7 +422,10 @@ fn a_mark_change_replaces_the_map_values() {
     let mut after = before.clone();
     after.ports.get_mut("tap00000004").unwrap().mark = 99;
     let (p, observed) = after_delta(&before, &after).unwrap();
-    let del = p.script.find("delete element bridge neutrino ports").unwrap();
+    let del = p
+        .script
+        .find("delete element bridge neutrino ports")
+        .unwrap();
     let add = p.script.find("add element bridge neutrino ports").unwrap();
     assert!(del < add, "{}", p.script);
     assert_eq!(observed, Observed::from_ruleset(&render(&after)));
@@ -415,12 +439,21 @@ fn ndp_targets_read_back_as_rendered() {
         {"concat": ["tapa", "02:00:00:00:00:0a", {"range": ["0x20010db8000100000000000000000000", "0x20010db80001ffffffffffffffffffff"]}]}]}}]}"#;
     let mut o = Observed::default();
     o.add_json(Family::Bridge, json).unwrap();
-    let got: Vec<String> = o.sets[&(Family::Bridge, "port_nd6".into())].iter().map(|e| e.to_string()).collect();
-    assert_eq!(got, vec![
-        "\"tapa\" . 02:00:00:00:00:0a . 0x20010db8000000000000000000000005",
-        "\"tapa\" . 02:00:00:00:00:0a . 0x20010db8000100000000000000000000-0x20010db80001ffffffffffffffffffff",
-    ]);
+    let got: Vec<String> = o.sets[&(Family::Bridge, "port_nd6".into())]
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            "\"tapa\" . 02:00:00:00:00:0a . 0x20010db8000000000000000000000005",
+            "\"tapa\" . 02:00:00:00:00:0a . 0x20010db8000100000000000000000000-0x20010db80001ffffffffffffffffffff",
+        ]
+    );
     // A range that is no network is an error, not a wrong element.
-    let bad = json.replace("0x20010db80001ffffffffffffffffffff", "0x20010db80001fffffffffffffffffffe");
+    let bad = json.replace(
+        "0x20010db80001ffffffffffffffffffff",
+        "0x20010db80001fffffffffffffffffffe",
+    );
     assert!(Observed::default().add_json(Family::Bridge, &bad).is_err());
 }
