@@ -407,10 +407,16 @@ fn render_inet(spec: &FirewallSpec, rs: &mut Ruleset) {
         let mut in_rules: Vec<String> = p.groups.iter().map(|g| format!("jump sg-{g}-i")).collect();
         if let Some(net) = net {
             networks.insert(net.to_string());
+            let nets = spec.network_addresses.get(net);
+            let has = |v4: bool| nets.is_some_and(|a| a.iter().any(|c| !c.is_host() && c.is_v4() == v4));
             in_rules.push(format!("ip saddr @n4-{net} drop"));
-            in_rules.push(format!("ip saddr @n4n-{net} drop"));
+            if has(true) {
+                in_rules.push(format!("ip saddr @n4n-{net} drop"));
+            }
             in_rules.push(format!("ip6 saddr @n6-{net} drop"));
-            in_rules.push(format!("ip6 saddr @n6n-{net} drop"));
+            if has(false) {
+                in_rules.push(format!("ip6 saddr @n6n-{net} drop"));
+            }
             in_rules.extend(p.groups.iter().map(|g| format!("jump sg-{g}-is")));
         }
         in_rules.push("drop".to_string());
@@ -438,9 +444,10 @@ fn render_inet(spec: &FirewallSpec, rs: &mut Ruleset) {
                 remote_groups.insert(rg.clone());
             }
             let Some(text) = rule_text(r) else { continue };
-            // A remote group's members are addresses and (pairs) networks.
+            // A remote group's members are addresses, and networks (address
+            // pairs with a prefix) in a second set when it has any.
             let texts = match &r.remote {
-                Remote::Group(_) => {
+                Remote::Group(rg) if has_networks(spec, rg, r.ipv4) => {
                     let nets = text.replace("@g4-", "@g4n-").replace("@g6-", "@g6n-");
                     vec![text, nets]
                 }
@@ -510,6 +517,14 @@ fn render_inet(spec: &FirewallSpec, rs: &mut Ruleset) {
         vec!["mark"],
         BTreeSet::new(),
     );
+}
+
+/// Whether a remote group has network members of a family (then its rules
+/// also look in the group's interval set).
+fn has_networks(spec: &FirewallSpec, group: &str, v4: bool) -> bool {
+    spec.members
+        .get(group)
+        .is_some_and(|m| m.iter().any(|c| !c.is_host() && c.is_v4() == v4))
 }
 
 /// Protocols whose rules may name ports.
