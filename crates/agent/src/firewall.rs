@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use neutrino_dataplane::firewall::{
-    Family, FirewallSpec, Observed, Part, Plan, Value, nfnl, nft, plan, plan_delta, render,
+    Cidr, Family, FirewallSpec, Observed, Part, Plan, Touched, Value, cold, nfnl, nft, plan,
+    plan_delta, render,
 };
 
 use crate::desired::Desired;
@@ -63,13 +64,13 @@ impl Firewall {
             self.read_at = Some(Instant::now());
             self.last = None;
         }
-        let spec = self.spec(want);
+        let (spec, touched) = self.spec(want);
         if self.last.as_ref() == Some(&spec) {
             return Ok(Plan::default());
         }
         // A few ports or members: their elements only.
         if let (Some(last), Some(observed)) = (&self.last, &self.observed)
-            && let Some((p, after)) = plan_delta(last, &spec, observed)
+            && let Some(p) = plan_delta(last, &spec, observed, &touched)
         {
             // Straight to the kernel over netlink: `nft` would first read
             // every set of the table.
@@ -84,14 +85,33 @@ impl Firewall {
                 self.last = None;
                 return Err(e);
             }
-            self.observed = Some(after);
+            if let Some(o) = self.observed.as_mut() {
+                o.apply_elements(&p.element_ops);
+            }
             self.last = Some(spec);
             return Ok(p);
         }
         let rs = render(&spec);
         let observed = self.observed.as_ref().expect("read above");
-        let p = plan(&rs, observed);
-        if let Err(e) = nft::apply(&p.script) {
+        let (p, applied) = if observed.tables.is_empty() {
+            // A first load: the elements over netlink (see `cold`).
+            let count = rs.sets.values().map(|s| s.elements.len()).sum();
+            let p = Plan {
+                commands: rs.chains.values().map(|c| c.rules.len()).sum::<usize>() + count,
+                chains_written: rs.chains.len(),
+                elements: count,
+                ..Plan::default()
+            };
+            (
+                p,
+                cold::load(&rs).map_err(|e| nft::NftError::Failed(e.to_string())),
+            )
+        } else {
+            let p = plan(&rs, observed);
+            let applied = nft::apply(&p.script);
+            (p, applied)
+        };
+        if let Err(e) = applied {
             // What the kernel holds is unknown now: read it next time.
             self.observed = None;
             self.last = None;
@@ -102,12 +122,17 @@ impl Firewall {
         Ok(p)
     }
 
-    fn spec(&mut self, want: &Desired) -> FirewallSpec {
+    /// The spec for `want`, and the keys that differ from the last one.
+    fn spec(&mut self, want: &Desired) -> (FirewallSpec, Touched) {
+        let mut touched = Touched::default();
         self.marks
             .retain(|tap, _| want.port_filters.contains_key(tap));
         let mut used: BTreeSet<u32> = self.marks.values().copied().collect();
         let mut next = 1u32;
-        let mut ports = BTreeMap::new();
+        // From the last spec, touching only what changed: the persistent
+        // maps then share everything else, and the delta skips it.
+        let prev = self.last.clone().unwrap_or_default();
+        let mut ports = prev.ports.clone();
         for (tap, f) in &want.port_filters {
             let mark = *self.marks.entry(tap.clone()).or_insert_with(|| {
                 while used.contains(&next) {
@@ -116,10 +141,35 @@ impl Firewall {
                 used.insert(next);
                 next
             });
-            let mut f = f.clone();
-            f.mark = mark;
-            ports.insert(tap.clone(), f);
+            let same = ports.get(tap).is_some_and(|p| {
+                p.mark == mark
+                    && p.network_id == f.network_id
+                    && p.sources == f.sources
+                    && p.macs == f.macs
+                    && p.groups == f.groups
+            });
+            if !same {
+                let mut f = f.clone();
+                f.mark = mark;
+                ports.insert(tap.clone(), f);
+                touched.ports.insert(tap.clone());
+            }
         }
+        let gone: Vec<String> = ports
+            .keys()
+            .filter(|t| !want.port_filters.contains_key(*t))
+            .cloned()
+            .collect();
+        for t in gone {
+            ports.remove(&t);
+            touched.ports.insert(t);
+        }
+        let members = sync_sets(&prev.members, &want.groups.members, &mut touched.members);
+        let network_addresses = sync_sets(
+            &prev.network_addresses,
+            &want.network_addresses,
+            &mut touched.networks,
+        );
         // One conntrack zone per network bridge, kept like the marks.
         let bridges = &want.host.bridges;
         self.zones.retain(|b, _| bridges.contains_key(b));
@@ -134,21 +184,50 @@ impl Firewall {
                 self.zones.insert(b.clone(), next);
             }
         }
-        FirewallSpec {
+        let spec = FirewallSpec {
             zones: self.zones.clone(),
             ports,
             groups: want.groups.groups.clone(),
-            members: want.groups.members.clone(),
+            members,
             allow_same_net_traffic: self.allow_same_net_traffic,
-            network_addresses: want.network_addresses.clone(),
+            network_addresses,
             uplinks: if want.router_macs.is_empty() {
                 BTreeSet::new()
             } else {
                 crate::desired::l3::uplinks(want)
             },
             router_macs: want.router_macs.clone(),
+        };
+        (spec, touched)
+    }
+}
+
+/// `prev` updated to hold `want`, sharing every set that did not change.
+fn sync_sets(
+    prev: &imbl::OrdMap<String, imbl::OrdSet<Cidr>>,
+    want: &BTreeMap<String, BTreeSet<Cidr>>,
+    touched: &mut BTreeSet<String>,
+) -> imbl::OrdMap<String, imbl::OrdSet<Cidr>> {
+    let mut out = prev.clone();
+    for (id, addrs) in want {
+        let same = out
+            .get(id)
+            .is_some_and(|have| have.len() == addrs.len() && have.iter().eq(addrs.iter()));
+        if !same {
+            out.insert(id.clone(), addrs.iter().copied().collect());
+            touched.insert(id.clone());
         }
     }
+    let gone: Vec<String> = out
+        .keys()
+        .filter(|k| !want.contains_key(*k))
+        .cloned()
+        .collect();
+    for k in gone {
+        out.remove(&k);
+        touched.insert(k);
+    }
+    out
 }
 
 /// name → number as one of the kernel's maps has them (tap → mark,

@@ -63,8 +63,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use neutrino_dataplane::firewall::{
-    Cidr, Direction, FirewallSpec, GroupFilter, Observed, PortFilter, Remote, Rule, nfnl, nft,
-    plan, plan_delta, render,
+    Cidr, Direction, FirewallSpec, GroupFilter, Observed, PortFilter, Remote, Rule, Touched, nfnl,
+    nft, plan, plan_delta, render,
 };
 use nix::sched::{CloneFlags, unshare};
 use serde_json::{Value as Json, json};
@@ -520,21 +520,23 @@ impl Agent {
         &mut self,
         label: &str,
         samples: &mut Samples,
-        change: impl FnOnce(&mut FirewallSpec),
+        change: impl FnOnce(&mut FirewallSpec, &mut Touched),
     ) -> Result<()> {
         let t0 = Instant::now();
         let mut spec = self.spec.clone();
-        change(&mut spec);
+        // The change names what it touched, as the agent's spec builder does.
+        let mut touched = Touched::default();
+        change(&mut spec, &mut touched);
         // What the agent does (crates/agent/src/firewall.rs): a change of a
         // few ports or members is planned from their elements alone and
         // written over netlink; anything structural is rendered and planned
         // in full and run through nft.
         let t1 = Instant::now();
-        let (p, after) = match plan_delta(&self.spec, &spec, &self.observed) {
-            Some(d) => d,
+        let (p, full) = match plan_delta(&self.spec, &spec, &self.observed, &touched) {
+            Some(p) => (p, None),
             None => {
                 let rs = render(&spec);
-                (plan(&rs, &self.observed), Observed::from_ruleset(&rs))
+                (plan(&rs, &self.observed), Some(Observed::from_ruleset(&rs)))
             }
         };
         let t2 = Instant::now();
@@ -546,7 +548,10 @@ impl Agent {
             nft::apply(&p.script).map_err(|e| anyhow::anyhow!("nft apply: {e}\n{}", p.script))?;
         }
         let t4 = Instant::now();
-        self.observed = after;
+        match full {
+            Some(o) => self.observed = o,
+            None => self.observed.apply_elements(&p.element_ops),
+        }
         self.spec = spec;
         samples.total.push(ms(t4 - t0));
         samples.spec.push(ms(t1 - t0));
@@ -558,6 +563,7 @@ impl Agent {
             std::fs::write(dir.join(format!("neutrino-{n}-{label}.nft")), &p.script)?;
         }
         self.check()
+            .with_context(|| format!("after step {label} #{}", samples.total.len()))
     }
 
     fn check(&self) -> Result<()> {
@@ -595,16 +601,23 @@ fn neutrino_size(
     let spec = spec_of(w, &host);
 
     // Full sync.
+    // As the agent does on a host with none of its tables: render, then the
+    // first load (`firewall::cold`: structure through nft, elements over
+    // netlink, base chains last). The agent computes no plan for it; the
+    // plan below (timed apart, not in the total) only sizes the script nft
+    // alone would have had to parse.
     let t0 = Instant::now();
     let rs = render(&spec);
     let t1 = Instant::now();
+    neutrino_dataplane::firewall::cold::load(&rs)
+        .map_err(|e| anyhow::anyhow!("first load (full sync): {e}"))?;
+    let t3 = Instant::now();
+    // No plan is part of a first load.
+    let t2 = t1;
     let p = plan(&rs, &Observed::default());
-    let t2 = Instant::now();
-    nft::apply(&p.script).map_err(|e| anyhow::anyhow!("nft apply (full sync): {e}"))?;
     if let Some(d) = dump {
         std::fs::write(d.join(format!("neutrino-{n}-full.nft")), &p.script)?;
     }
-    let t3 = Instant::now();
     let elements: usize = rs.sets.values().map(|s| s.elements.len()).sum();
     let full = json!({
         "total_ms": round3(ms(t3 - t0)),
@@ -646,7 +659,10 @@ fn neutrino_size(
     for r in 0..repeats {
         let i = add_candidate(n, r);
         let gs = w.ports[i].groups.clone();
-        agent.step("add", &mut add, |s| {
+        agent.step("add", &mut add, |s, t| {
+            t.ports.insert(w.ports[i].tap.clone());
+            t.members.extend(gs.iter().map(|g| w.group_ids[*g].clone()));
+            t.networks.insert(format!("net{}", w.ports[i].net));
             s.ports
                 .insert(w.ports[i].tap.clone(), port_filter(w, i, &gs));
             for g in &gs {
@@ -660,7 +676,10 @@ fn neutrino_size(
                 .or_default()
                 .extend(addrs(w, i));
         })?;
-        agent.step("remove", &mut remove, |s| {
+        agent.step("remove", &mut remove, |s, t| {
+            t.ports.insert(w.ports[i].tap.clone());
+            t.members.extend(gs.iter().map(|g| w.group_ids[*g].clone()));
+            t.networks.insert(format!("net{}", w.ports[i].net));
             s.ports.remove(&w.ports[i].tap);
             for g in &gs {
                 let m = s.members.get_mut(&w.group_ids[*g]).expect("group");
@@ -680,7 +699,9 @@ fn neutrino_size(
         let (p, g) = join_candidate(w, &host, r);
         let gid = w.group_ids[g].clone();
         let tap = w.ports[p].tap.clone();
-        agent.step("join", &mut join, |s| {
+        agent.step("join", &mut join, |s, t| {
+            t.ports.insert(tap.clone());
+            t.members.insert(gid.clone());
             let pf = s.ports.get_mut(&tap).expect("port");
             pf.groups.push(gid.clone());
             pf.groups.sort();
@@ -689,7 +710,9 @@ fn neutrino_size(
                 .or_default()
                 .extend(addrs(w, p));
         })?;
-        agent.step("leave", &mut leave, |s| {
+        agent.step("leave", &mut leave, |s, t| {
+            t.ports.insert(tap.clone());
+            t.members.insert(gid.clone());
             let pf = s.ports.get_mut(&tap).expect("port");
             pf.groups.retain(|x| *x != gid);
             let m = s.members.get_mut(&gid).expect("group");
@@ -702,13 +725,15 @@ fn neutrino_size(
         // for the peer).
         let ext = w.ports.len() - 1 - r;
         let gid = w.group_ids[(r * 13) % w.group_ids.len()].clone();
-        agent.step("remote-join", &mut rjoin, |s| {
+        agent.step("remote-join", &mut rjoin, |s, t| {
+            t.members.insert(gid.clone());
             s.members
                 .entry(gid.clone())
                 .or_default()
                 .extend(addrs(w, ext));
         })?;
-        agent.step("remote-leave", &mut rleave, |s| {
+        agent.step("remote-leave", &mut rleave, |s, t| {
+            t.members.insert(gid.clone());
             let m = s.members.get_mut(&gid).expect("group");
             for a in addrs(w, ext) {
                 m.remove(&a);
@@ -1671,7 +1696,9 @@ fn print_table(out: &Json) {
         println!("{row}");
     }
     println!();
-    println!("Where neutrino's change time goes (median ms: spec clone / plan (delta, else render+plan) / - / kernel write):");
+    println!(
+        "Where neutrino's change time goes (median ms: spec clone / plan (delta, else render+plan) / - / kernel write):"
+    );
     for s in &sizes {
         let n = &s["neutrino"];
         let part = |k: &str| {

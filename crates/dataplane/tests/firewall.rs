@@ -209,8 +209,11 @@ fn incremental_changes_apply_and_converge() {
         .unwrap()
         .insert(Cidr::parse("10.200.0.2").unwrap());
     let observed = nft::observe().unwrap();
-    let (delta, after) =
-        neutrino_dataplane::firewall::plan_delta(&before, &s, &observed).expect("a delta");
+    let mut after = observed.clone();
+    let touched = neutrino_dataplane::firewall::Touched::between(&before, &s);
+    let delta = neutrino_dataplane::firewall::plan_delta(&before, &s, &observed, &touched)
+        .expect("a delta");
+    after.apply_elements(&delta.element_ops);
     assert!(nfnl::writable(&delta.element_ops));
     nfnl::apply_elements(&delta.element_ops).expect("netlink batch");
     assert_converged(&s);

@@ -25,6 +25,7 @@
 //! ([`Observed`], read back with [`nft::observe`] at start) into one nft
 //! script, which [`nft::apply`] runs as one transaction.
 
+pub mod cold;
 mod delta;
 mod model;
 mod nat;
@@ -35,7 +36,7 @@ mod plan;
 mod render;
 mod ruleset;
 
-pub use delta::plan_delta;
+pub use delta::{Touched, plan_delta};
 pub use model::{Cidr, Direction, FirewallSpec, GroupFilter, PortFilter, Remote, Rule};
 pub use nat::{RouterNat, render_nat};
 pub use observe::{ObserveError, Observed};

@@ -69,7 +69,7 @@ impl Cidr {
         let size = hi.checked_sub(lo)?.checked_add(1);
         let len = match size {
             None => 0, // the whole space
-            Some(n) if n.is_power_of_two() && lo % n == 0 => {
+            Some(n) if n.is_power_of_two() && lo.is_multiple_of(n) => {
                 u8::try_from(128 - n.trailing_zeros()).ok()?
             }
             Some(_) => return None,
@@ -171,22 +171,25 @@ pub struct PortFilter {
     pub groups: Vec<String>,
 }
 
-/// Everything the firewall of one host should hold.
+/// Everything the firewall of one host should hold. The maps that grow with
+/// the host are persistent (imbl): a copy is O(1) and two copies that share
+/// most of their structure are compared without visiting what they share,
+/// so a change of one port costs the same on any host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FirewallSpec {
     /// Keyed by tap name.
-    pub ports: BTreeMap<String, PortFilter>,
+    pub ports: imbl::OrdMap<String, PortFilter>,
     /// Rules of every group a local port uses.
     pub groups: BTreeMap<String, GroupFilter>,
     /// Addresses of the members of every group named as a remote group.
-    pub members: BTreeMap<String, BTreeSet<Cidr>>,
+    pub members: imbl::OrdMap<String, imbl::OrdSet<Cidr>>,
     /// nova-network's `allow_same_net_traffic`: false drops traffic between
     /// instances of one network unless a rule other than "from my own
     /// group" admits it.
     pub allow_same_net_traffic: bool,
     /// Instance addresses per network (used when `allow_same_net_traffic`
     /// is false).
-    pub network_addresses: BTreeMap<String, BTreeSet<Cidr>>,
+    pub network_addresses: imbl::OrdMap<String, imbl::OrdSet<Cidr>>,
     /// MACs of router copies' legs (multi-host routing): frames from or to
     /// them never cross `uplinks`, so each host's instances only reach the
     /// copy on their own host.

@@ -35,6 +35,8 @@ const NFTA_DATA_VERDICT: u16 = 2;
 const NFTA_VERDICT_CODE: u16 = 1;
 const NFTA_VERDICT_CHAIN: u16 = 2;
 const NFT_GOTO: i32 = -4;
+/// An element takes at most ~120 bytes here: 400 stay well below 64 KiB.
+const ELEMENTS_PER_MESSAGE: usize = 400;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NfnlError {
@@ -70,7 +72,7 @@ struct Buf(Vec<u8>);
 
 impl Buf {
     fn align(&mut self) {
-        while self.0.len() % 4 != 0 {
+        while !self.0.len().is_multiple_of(4) {
             self.0.push(0);
         }
     }
@@ -153,7 +155,7 @@ fn encode_part(p: &Part, out: &mut Vec<u8>) -> Result<(), NfnlError> {
             )));
         }
     }
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
     Ok(())
@@ -193,14 +195,14 @@ pub fn apply_elements(ops: &[ElemOp]) -> Result<(), NfnlError> {
     if ops.is_empty() {
         return Ok(());
     }
-    // One message per (delete/add, family, set), deletions first.
+    // One message per (delete/add, family, set), deletions first, each
+    // small enough for its element list's 16-bit attribute length.
     let mut groups: Vec<(bool, Family, &str, Vec<&Elem>)> = Vec::new();
     for add in [false, true] {
         for op in ops.iter().filter(|o| o.add == add) {
-            match groups
-                .iter_mut()
-                .find(|g| g.0 == add && g.1 == op.family && g.2 == op.set)
-            {
+            match groups.iter_mut().find(|g| {
+                g.0 == add && g.1 == op.family && g.2 == op.set && g.3.len() < ELEMENTS_PER_MESSAGE
+            }) {
                 Some(g) => g.3.push(&op.elem),
                 None => groups.push((add, op.family, &op.set, vec![&op.elem])),
             }
@@ -255,6 +257,14 @@ pub fn apply_elements(ops: &[ElemOp]) -> Result<(), NfnlError> {
     );
 
     let mut sock = Socket::new(NETLINK_NETFILTER)?;
+    // Errors without an echo of the (possibly large) request.
+    sock.set_cap_ack(true)?;
+    // A batch is one datagram: room for a first load's batches.
+    use nix::sys::socket::{setsockopt, sockopt};
+    let room = 8 << 20;
+    if setsockopt(&sock, sockopt::SndBufForce, &room).is_err() {
+        let _ = setsockopt(&sock, sockopt::SndBuf, &room);
+    }
     sock.bind_auto()?;
     sock.connect(&SocketAddr::new(0, 0))?;
     sock.send(&b.0, 0)?;
@@ -263,6 +273,8 @@ pub fn apply_elements(ops: &[ElemOp]) -> Result<(), NfnlError> {
     let mut buf = Vec::with_capacity(64 * 1024);
     while !pending.is_empty() {
         buf.clear();
+        let size = sock.recv(&mut Vec::new(), nix::libc::MSG_PEEK | nix::libc::MSG_TRUNC)?;
+        buf.reserve(size);
         sock.recv(&mut buf, 0)?;
         for m in messages(&buf) {
             let (kind, mseq, payload) = m.map_err(|e| NfnlError::Reply(e.to_string()))?;

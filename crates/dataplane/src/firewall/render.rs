@@ -254,7 +254,7 @@ pub fn port_elements(tap: &str, p: &PortFilter, isolate: bool) -> Vec<(SetKey, E
 /// The elements of the address sets of a group or network (`<p>4-<id>`,
 /// `<p>6-<id>` for addresses, `<p>4n-<id>`, `<p>6n-<id>` for networks; a
 /// network another one covers is left out, as interval sets refuse overlaps).
-pub fn address_elements(prefix: &str, id: &str, addrs: &BTreeSet<Cidr>) -> Vec<(SetKey, Elem)> {
+pub fn address_elements(prefix: &str, id: &str, addrs: &imbl::OrdSet<Cidr>) -> Vec<(SetKey, Elem)> {
     let (v4, v6) = split_outermost(addrs);
     let key = |e: &Elem, v: u8| {
         let net = matches!(e.key.first(), Some(Part::Net(c)) if !c.is_host());
@@ -288,7 +288,7 @@ fn outermost(sources: &BTreeSet<(Mac, Cidr)>) -> Vec<(Mac, Cidr)> {
 
 /// Addresses with those another one covers dropped (interval sets refuse
 /// overlaps), split by family.
-fn split_outermost(addrs: &BTreeSet<Cidr>) -> (BTreeSet<Elem>, BTreeSet<Elem>) {
+fn split_outermost(addrs: &imbl::OrdSet<Cidr>) -> (BTreeSet<Elem>, BTreeSet<Elem>) {
     let mut v4 = BTreeSet::new();
     let mut v6 = BTreeSet::new();
     // Only networks can cover others, and there are few of them.
@@ -408,7 +408,8 @@ fn render_inet(spec: &FirewallSpec, rs: &mut Ruleset) {
         if let Some(net) = net {
             networks.insert(net.to_string());
             let nets = spec.network_addresses.get(net);
-            let has = |v4: bool| nets.is_some_and(|a| a.iter().any(|c| !c.is_host() && c.is_v4() == v4));
+            let has =
+                |v4: bool| nets.is_some_and(|a| a.iter().any(|c| !c.is_host() && c.is_v4() == v4));
             in_rules.push(format!("ip saddr @n4-{net} drop"));
             if has(true) {
                 in_rules.push(format!("ip saddr @n4n-{net} drop"));
@@ -467,7 +468,7 @@ fn render_inet(spec: &FirewallSpec, rs: &mut Ruleset) {
             chain(rs, i, &format!("sg-{g}-is"), None, own);
         }
     }
-    let empty = BTreeSet::new();
+    let empty = imbl::OrdSet::new();
     let pairs = remote_groups
         .iter()
         .map(|g| ("g", g, spec.members.get(g)))

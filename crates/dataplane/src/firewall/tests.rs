@@ -165,7 +165,11 @@ fn a_rule_change_rewrites_only_its_group_chain() {
 fn unused_groups_and_combinations_are_removed() {
     let before = spec(10, 5);
     let mut after = before.clone();
-    after.ports.retain(|_, p| p.groups[0] != "g4");
+    after.ports = after
+        .ports
+        .into_iter()
+        .filter(|(_, p)| p.groups[0] != "g4")
+        .collect();
     let p = plan(&render(&after), &Observed::from_ruleset(&render(&before)));
     let deleted: Vec<&str> = p
         .script
@@ -197,7 +201,7 @@ fn isolation_drops_same_network_sources_before_own_group_rules() {
     s.allow_same_net_traffic = false;
     s.network_addresses.insert(
         "net".into(),
-        BTreeSet::from([
+        imbl::OrdSet::from(vec![
             Cidr::parse("10.0.0.1").unwrap(),
             Cidr::parse("10.0.0.2").unwrap(),
         ]),
@@ -354,7 +358,10 @@ fn nft_json_reads_back_as_rendered() {
 
 /// What the kernel holds after a delta is what a full plan would leave.
 fn after_delta(before: &FirewallSpec, after: &FirewallSpec) -> Option<(Plan, Observed)> {
-    plan_delta(before, after, &Observed::from_ruleset(&render(before)))
+    let mut observed = Observed::from_ruleset(&render(before));
+    let p = plan_delta(before, after, &observed, &Touched::between(before, after))?;
+    observed.apply_elements(&p.element_ops);
+    Some((p, observed))
 }
 
 #[test]
@@ -448,4 +455,24 @@ fn ndp_targets_read_back_as_rendered() {
         "0x20010db80001fffffffffffffffffffe",
     );
     assert!(Observed::default().add_json(Family::Bridge, &bad).is_err());
+}
+
+#[test]
+fn a_port_changed_in_place_is_seen_by_the_delta() {
+    // Every port of a big host, one at a time, gains a group: the delta must
+    // see each change (persistent maps share all but the changed path).
+    let base = spec(1000, 5);
+    let observed = Observed::from_ruleset(&render(&base));
+    for i in (1..=1000).step_by(37) {
+        let mut after = base.clone();
+        let p = after.ports.get_mut(&format!("tap{i:08}")).unwrap();
+        p.groups.push("zz".into());
+        let touched = Touched::between(&base, &after);
+        assert_eq!(touched.ports.len(), 1, "port {i}");
+        // No chain for the new combination: a full plan.
+        assert!(
+            plan_delta(&base, &after, &observed, &touched).is_none(),
+            "port {i}"
+        );
+    }
 }
