@@ -325,6 +325,11 @@ impl PortInfo {
     pub fn is_dhcp(&self) -> bool {
         self.device_owner == DHCP_OWNER
     }
+
+    /// DHCP, router and floating IP ports: trusted, never an instance.
+    pub fn is_network_owned(&self) -> bool {
+        self.device_owner.starts_with("network:")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

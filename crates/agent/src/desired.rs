@@ -282,7 +282,7 @@ fn network(view: &HostView, cfg: &AgentConfig, net: &NetworkInfo) -> Desired {
     // Instances: router and DHCP legs bound here are not taps.
     for p in ports
         .iter()
-        .filter(|p| p.host == me && !p.device_owner.starts_with("network:"))
+        .filter(|p| p.host == me && !p.is_network_owned())
     {
         let tap = names::tap(&p.id);
         has_local_instances = true;

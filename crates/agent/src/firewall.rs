@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use neutrino_dataplane::firewall::{
-    Cidr, Family, FirewallSpec, Observed, Part, Plan, Touched, Value, cold, nfnl, nft, plan,
-    plan_delta, render,
+    Cidr, Family, FirewallSpec, Observed, Part, Plan, PortFilter, Touched, Value, cold, nfnl, nft,
+    plan, plan_delta, render,
 };
 
 use crate::desired::Desired;
@@ -141,12 +141,21 @@ impl Firewall {
                 used.insert(next);
                 next
             });
+            // Everything but the mark, which the desired state leaves at 0
+            // (destructured so a new field cannot be forgotten here).
+            let PortFilter {
+                mark: _,
+                network_id,
+                sources,
+                macs,
+                groups,
+            } = f;
             let same = ports.get(tap).is_some_and(|p| {
                 p.mark == mark
-                    && p.network_id == f.network_id
-                    && p.sources == f.sources
-                    && p.macs == f.macs
-                    && p.groups == f.groups
+                    && &p.network_id == network_id
+                    && &p.sources == sources
+                    && &p.macs == macs
+                    && &p.groups == groups
             });
             if !same {
                 let mut f = f.clone();

@@ -198,28 +198,36 @@ async fn external(app: &App) -> (String, String) {
     (net, sub)
 }
 
+/// A router (with its gateway on `public` when given) and, with `subnet`,
+/// an interface there; its id.
+async fn new_router(app: &App, name: &str, public: Option<&str>, subnet: Option<&str>) -> String {
+    let mut body = json!({"name": name});
+    if let Some(net) = public {
+        body["external_gateway_info"] = json!({"network_id": net});
+    }
+    let r = id(&app
+        .post(&app.alice, "/v2.0/routers", json!({ "router": body }))
+        .await
+        .expect(201)["router"]
+        .clone());
+    if let Some(sub) = subnet {
+        app.put(
+            &app.alice,
+            &format!("/v2.0/routers/{r}/add_router_interface"),
+            json!({ "subnet_id": sub }),
+        )
+        .await
+        .expect(200);
+    }
+    r
+}
+
 #[tokio::test]
 async fn routers_reach_their_hosts_with_legs_and_floating_ips() {
     let app = App::new().await;
     let (public, _) = external(&app).await;
     let (net, sub) = app.net_with_subnet(&app.alice, "a", "10.1.0.0/24").await;
-    let router = id(&app
-        .post(
-            &app.alice,
-            "/v2.0/routers",
-            json!({"router": {"name": "r",
-            "external_gateway_info": {"network_id": public}}}),
-        )
-        .await
-        .expect(201)["router"]
-        .clone());
-    app.put(
-        &app.alice,
-        &format!("/v2.0/routers/{router}/add_router_interface"),
-        json!({"subnet_id": sub}),
-    )
-    .await
-    .expect(200);
+    let router = new_router(&app, "r", Some(&public), Some(&sub)).await;
     let vm = app.port(&app.alice, &net, json!({})).await;
     bind(&app, "h1", &id(&vm)).await;
     let empty = json!({"networks": [], "groups": [], "routers": []});
@@ -277,23 +285,7 @@ async fn routers_reach_their_hosts_with_legs_and_floating_ips() {
     // Moved to a port of another router's network: the old router is sent
     // again too (without it), though nothing of it changed.
     let (net2, sub2) = app.net_with_subnet(&app.alice, "b", "10.2.0.0/24").await;
-    let router2 = id(&app
-        .post(
-            &app.alice,
-            "/v2.0/routers",
-            json!({"router": {"name": "r2",
-            "external_gateway_info": {"network_id": public}}}),
-        )
-        .await
-        .expect(201)["router"]
-        .clone());
-    app.put(
-        &app.alice,
-        &format!("/v2.0/routers/{router2}/add_router_interface"),
-        json!({"subnet_id": sub2}),
-    )
-    .await
-    .expect(200);
+    let router2 = new_router(&app, "r2", Some(&public), Some(&sub2)).await;
     let vm2 = app.port(&app.alice, &net2, json!({})).await;
     let f = feed(&app, "nn", rev, "all", &held).await;
     let held = held_after(&f, &held);
@@ -333,25 +325,8 @@ async fn routers_reach_their_hosts_with_legs_and_floating_ips() {
 async fn per_host_gateway_ports_for_multi_host() {
     let app = App::new().await;
     let (public, _) = external(&app).await;
-    let bare = id(&app
-        .post(
-            &app.alice,
-            "/v2.0/routers",
-            json!({"router": {"name": "bare"}}),
-        )
-        .await
-        .expect(201)["router"]
-        .clone());
-    let router = id(&app
-        .post(
-            &app.alice,
-            "/v2.0/routers",
-            json!({"router": {"name": "r",
-            "external_gateway_info": {"network_id": public}}}),
-        )
-        .await
-        .expect(201)["router"]
-        .clone());
+    let bare = new_router(&app, "bare", None, None).await;
+    let router = new_router(&app, "r", Some(&public), None).await;
     let ask = |r: String| json!({"host": "h1", "router_id": r});
     let (s, b) = agent(&app, Method::POST, "/agent/v1/host-gateway", ask(bare)).await;
     assert_eq!(

@@ -63,8 +63,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use neutrino_dataplane::firewall::{
-    Cidr, Direction, FirewallSpec, GroupFilter, Observed, PortFilter, Remote, Rule, Touched, nfnl,
-    nft, plan, plan_delta, render,
+    Cidr, Direction, FirewallSpec, GroupFilter, Observed, PortFilter, Remote, Rule, Touched,
+    link_local, nfnl, nft, plan, plan_delta, render,
 };
 use nix::sched::{CloneFlags, unshare};
 use serde_json::{Value as Json, json};
@@ -1212,19 +1212,6 @@ fn rule_cache(w: &Workload) -> Vec<[Vec<String>; 2]> {
             out
         })
         .collect()
-}
-
-fn link_local(mac: &[u8; 6]) -> Ipv6Addr {
-    Ipv6Addr::new(
-        0xfe80,
-        0,
-        0,
-        0,
-        u16::from_be_bytes([mac[0] ^ 0x02, mac[1]]),
-        u16::from_be_bytes([mac[2], 0xff]),
-        u16::from_be_bytes([0xfe, mac[3]]),
-        u16::from_be_bytes([mac[4], mac[5]]),
-    )
 }
 
 fn ipset_restore_text(w: &Workload, host: &Host) -> String {

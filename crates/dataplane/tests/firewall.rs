@@ -98,7 +98,8 @@ fn spec(n: u32, allow_same_net: bool) -> FirewallSpec {
     }
     let gids: Vec<String> = s.groups.keys().cloned().collect();
     for i in 1..=n {
-        let mac = [0xfa, 0x16, 0x3e, 0, (i >> 8) as u8, i as u8];
+        let b = i.to_be_bytes();
+        let mac = [0xfa, 0x16, 0x3e, 0, b[2], b[3]];
         let v4 = cidr(&format!("10.0.{}.{}", i >> 8, i & 255));
         let v6 = cidr(&format!("2001:db8::{i:x}"));
         let mut groups = vec![gids[i as usize % 4].clone()];
@@ -110,7 +111,7 @@ fn spec(n: u32, allow_same_net: bool) -> FirewallSpec {
         if i % 10 == 0 {
             // An allowed address pair with its own MAC and a CIDR.
             sources.insert((
-                [0x02, 0, 0, 0, 0, i as u8],
+                [0x02, 0, 0, 0, 0, b[3]],
                 cidr(&format!("172.16.{}.0/24", i % 250)),
             ));
         }

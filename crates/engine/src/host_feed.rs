@@ -12,8 +12,8 @@ use neutrino_agent_rpc::{
     RuleInfo, SecurityGroupInfo, SubnetInfo,
 };
 use neutrino_model::{
-    IP_PROTOCOLS, Network, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, Router,
-    SecurityGroupRule, Subnet,
+    Network, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, Router, SecurityGroupRule, Subnet,
+    protocol_number,
 };
 
 use crate::changes::{Changed, MEMBER_MARKER, RESYNC_GROUPS_MARKER, ROUTER_MARKER, Since};
@@ -352,13 +352,7 @@ fn group_info(state: &State, id: &str) -> Option<SecurityGroupInfo> {
 }
 
 pub fn rule_info(r: &SecurityGroupRule) -> RuleInfo {
-    let protocol = r.protocol.as_deref().and_then(|p| {
-        IP_PROTOCOLS
-            .iter()
-            .find(|(n, _)| *n == p)
-            .map(|(_, n)| *n)
-            .or_else(|| p.parse().ok())
-    });
+    let protocol = r.protocol.as_deref().and_then(protocol_number);
     RuleInfo {
         id: r.id.clone(),
         direction: r.direction.clone(),

@@ -12,6 +12,7 @@ use neutrino_model::{
     FloatingIp, Kind, Network, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, QuotaOverrides,
     Router, SecurityGroup, SecurityGroupRule, Subnet,
 };
+use neutrino_agent_rpc::HOST_GATEWAY_OWNER;
 use neutrino_store::Document;
 
 use crate::error::EngineError;
@@ -40,8 +41,6 @@ pub struct State {
     pub rules_by_group: HashMap<String, OrdSet<String>>,
     /// rule dedup key → rule id.
     pub rule_keys: HashMap<String, String>,
-    /// security group id → number of ports using it.
-    pub group_users: HashMap<String, usize>,
     /// security group id → the ports in it (remote-group membership).
     pub ports_by_group: HashMap<String, OrdSet<String>>,
     /// project id → its `default` security group.
@@ -52,6 +51,8 @@ pub struct State {
     pub router_interfaces: HashMap<String, OrdSet<String>>,
     /// router id → its `network:router_gateway` port (device_id = router id).
     pub router_gateways: HashMap<String, String>,
+    /// router id → the per-host gateway ports of its multi-host copies.
+    pub host_gateways: HashMap<String, OrdSet<String>>,
     /// internal port id → the floating IPs associated with it.
     pub fips_by_port: HashMap<String, OrdSet<String>>,
     /// router id → the floating IPs it translates.
@@ -205,33 +206,20 @@ impl State {
         } else {
             self.bump_usage(&p.std.project_id, "port", 1);
         }
-        self.ports_by_network
-            .entry(p.network_id.clone())
-            .or_default()
-            .insert(p.id.clone());
+        link(&mut self.ports_by_network, &p.network_id, &p.id);
         if !p.binding_host_id.is_empty() {
-            self.ports_by_host
-                .entry(p.binding_host_id.clone())
-                .or_default()
-                .insert(p.id.clone());
+            link(&mut self.ports_by_host, &p.binding_host_id, &p.id);
         }
         self.macs
             .insert((p.network_id.clone(), p.mac_address.clone()), p.id.clone());
         for g in &p.security_groups {
-            *self.group_users.entry(g.clone()).or_default() += 1;
-            self.ports_by_group
-                .entry(g.clone())
-                .or_default()
-                .insert(p.id.clone());
+            link(&mut self.ports_by_group, g, &p.id);
         }
         match p.device_owner.as_str() {
-            OWNER_ROUTER_INTERFACE if !p.device_id.is_empty() => {
-                self.router_interfaces
-                    .entry(p.device_id.clone())
-                    .or_default()
-                    .insert(p.id.clone());
-            }
-            OWNER_ROUTER_GATEWAY if !p.device_id.is_empty() => {
+            _ if p.device_id.is_empty() => {}
+            OWNER_ROUTER_INTERFACE => link(&mut self.router_interfaces, &p.device_id, &p.id),
+            HOST_GATEWAY_OWNER => link(&mut self.host_gateways, &p.device_id, &p.id),
+            OWNER_ROUTER_GATEWAY => {
                 self.router_gateways
                     .insert(p.device_id.clone(), p.id.clone());
             }
@@ -241,42 +229,26 @@ impl State {
     }
 
     fn unindex_port_refs(&mut self, old: &Port) {
-        if let Some(set) = self.ports_by_network.get_mut(&old.network_id) {
-            set.remove(&old.id);
-        }
-        if let Some(set) = self.ports_by_host.get_mut(&old.binding_host_id) {
-            set.remove(&old.id);
-            if set.is_empty() {
-                self.ports_by_host.remove(&old.binding_host_id);
-            }
-        }
+        unlink(&mut self.ports_by_network, &old.network_id, &old.id);
+        unlink(&mut self.ports_by_host, &old.binding_host_id, &old.id);
         self.macs
             .remove(&(old.network_id.clone(), old.mac_address.clone()));
         for g in &old.security_groups {
-            if let Some(n) = self.group_users.get_mut(g) {
-                *n = n.saturating_sub(1);
-            }
-            if let Some(set) = self.ports_by_group.get_mut(g) {
-                set.remove(&old.id);
-                if set.is_empty() {
-                    self.ports_by_group.remove(g);
-                }
-            }
+            unlink(&mut self.ports_by_group, g, &old.id);
         }
         match old.device_owner.as_str() {
-            OWNER_ROUTER_INTERFACE => {
-                if let Some(set) = self.router_interfaces.get_mut(&old.device_id) {
-                    set.remove(&old.id);
-                    if set.is_empty() {
-                        self.router_interfaces.remove(&old.device_id);
-                    }
-                }
-            }
+            OWNER_ROUTER_INTERFACE => unlink(&mut self.router_interfaces, &old.device_id, &old.id),
+            HOST_GATEWAY_OWNER => unlink(&mut self.host_gateways, &old.device_id, &old.id),
             OWNER_ROUTER_GATEWAY if self.router_gateways.get(&old.device_id) == Some(&old.id) => {
                 self.router_gateways.remove(&old.device_id);
             }
             _ => {}
         }
+    }
+
+    /// How many ports use a security group.
+    pub fn group_users(&self, group_id: &str) -> usize {
+        self.ports_by_group.get(group_id).map_or(0, |s| s.len())
     }
 
     pub fn unindex_port(&mut self, id: &str) -> Option<Arc<Port>> {
@@ -304,7 +276,6 @@ impl State {
                 self.default_groups.remove(&g.std.project_id);
             }
             self.rules_by_group.remove(id);
-            self.group_users.remove(id);
         }
     }
 
@@ -492,4 +463,19 @@ pub fn pool_objects(
         .into_iter()
         .map(|(start, end)| neutrino_model::AllocationPool { start, end })
         .collect()
+}
+
+/// Adds `id` to the set under `key` (an index of ids by something).
+fn link(index: &mut HashMap<String, OrdSet<String>>, key: &str, id: &str) {
+    index.entry(key.to_string()).or_default().insert(id.to_string());
+}
+
+/// Removes `id` from the set under `key`, and the set once it is empty.
+fn unlink(index: &mut HashMap<String, OrdSet<String>>, key: &str, id: &str) {
+    if let Some(set) = index.get_mut(key) {
+        set.remove(id);
+        if set.is_empty() {
+            index.remove(key);
+        }
+    }
 }

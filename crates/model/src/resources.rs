@@ -287,6 +287,15 @@ pub const IP_PROTOCOLS: &[(&str, u8)] = &[
     ("vrrp", 112),
 ];
 
+/// The number of a protocol as a rule names it (`tcp` or `6`).
+pub fn protocol_number(p: &str) -> Option<u8> {
+    IP_PROTOCOLS
+        .iter()
+        .find(|(n, _)| *n == p)
+        .map(|(_, n)| *n)
+        .or_else(|| p.parse().ok())
+}
+
 impl SecurityGroupRule {
     /// The identity of a rule for duplicate detection: `0.0.0.0/0`, `::/0`
     /// and no prefix are the same, and a protocol name is the same as its
@@ -296,12 +305,10 @@ impl SecurityGroupRule {
             None | Some("0.0.0.0/0") | Some("::/0") => "",
             Some(p) => p,
         };
-        let protocol = self.protocol.as_deref().map(|p| {
-            IP_PROTOCOLS
-                .iter()
-                .find(|(n, _)| *n == p)
-                .map_or_else(|| p.to_string(), |(_, n)| n.to_string())
-        });
+        let protocol = self
+            .protocol
+            .as_deref()
+            .map(|p| protocol_number(p).map_or_else(|| p.to_string(), |n| n.to_string()));
         format!(
             "{}|{}|{}|{:?}|{:?}|{:?}|{}|{}",
             self.security_group_id,

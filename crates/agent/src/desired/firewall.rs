@@ -21,7 +21,7 @@ pub struct GroupState {
 /// A local port's filter (its mark is given by the worker), or None when
 /// port security is off for it.
 pub fn port_filter(p: &PortInfo) -> Option<(String, PortFilter)> {
-    if !p.port_security_enabled || p.device_owner.starts_with("network:") {
+    if !p.port_security_enabled || p.is_network_owned() {
         return None;
     }
     let mac = parse_mac(&p.mac_address)?;
@@ -59,7 +59,7 @@ pub fn port_filter(p: &PortInfo) -> Option<(String, PortFilter)> {
 /// `allow_same_net_traffic`): fixed IPs and allowed address pairs.
 pub fn instance_addresses<'a>(ports: impl Iterator<Item = &'a PortInfo>) -> BTreeSet<Cidr> {
     ports
-        .filter(|p| !p.device_owner.starts_with("network:"))
+        .filter(|p| !p.is_network_owned())
         .flat_map(|p| {
             p.fixed_ips.iter().map(|f| f.ip_address.as_str()).chain(
                 p.allowed_address_pairs

@@ -41,7 +41,7 @@ pub use model::{Cidr, Direction, FirewallSpec, GroupFilter, PortFilter, Remote, 
 pub use nat::{RouterNat, render_nat};
 pub use observe::{ObserveError, Observed};
 pub use plan::{Plan, plan};
-pub use render::{render, rule_text};
+pub use render::{link_local, render, rule_text};
 pub use ruleset::{Chain, Elem, Family, Part, Ruleset, Set, TABLE, Value};
 
 #[cfg(test)]

@@ -130,14 +130,8 @@ pub fn plan(desired: &Ruleset, observed: &Observed) -> Plan {
     }
     for (f, name) in observed.sets.keys() {
         if !desired.sets.contains_key(&(*f, name.clone())) && desired_family(&families, *f) {
-            let kind = if ["ports", "egress", "ingress", "zones"].contains(&name.as_str())
-                || name.starts_with("fip_")
-            {
-                "map"
-            } else {
-                "set"
-            };
-            p.cmd(format_args!("delete {kind} {f} {TABLE} {name}"));
+            // `delete set` removes maps too.
+            p.cmd(format_args!("delete set {f} {TABLE} {name}"));
         }
     }
     p

@@ -237,8 +237,7 @@ pub fn port_elements(tap: &str, p: &PortFilter, isolate: bool) -> Vec<(SetKey, E
             out.push((b(nd), key(Part::Raw6(cidr))));
         }
     }
-    let net = isolate.then_some(p.network_id.as_str());
-    let (pi, pe) = combo_names(&p.groups, net);
+    let (pi, pe) = combo_chains(p, isolate);
     let i = |n: &str| (Family::Inet, n.to_string());
     out.push((
         i("ingress"),
@@ -307,18 +306,11 @@ fn split_outermost(addrs: &imbl::OrdSet<Cidr>) -> (BTreeSet<Elem>, BTreeSet<Elem
     (v4, v6)
 }
 
-/// fe80::/64 with the modified EUI-64 of `mac`.
+/// fe80::/64 with the modified EUI-64 of `mac` (IPAM's SLAAC computation).
 pub fn link_local(mac: &Mac) -> Ipv6Addr {
-    Ipv6Addr::new(
-        0xfe80,
-        0,
-        0,
-        0,
-        u16::from_be_bytes([mac[0] ^ 0x02, mac[1]]),
-        u16::from_be_bytes([mac[2], 0xff]),
-        u16::from_be_bytes([0xfe, mac[3]]),
-        u16::from_be_bytes([mac[4], mac[5]]),
-    )
+    let fe80 = neutrino_ipam::Cidr::new(IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0)), 64);
+    fe80.and_then(|c| neutrino_ipam::eui64(&c, *mac))
+        .unwrap_or(Ipv6Addr::UNSPECIFIED)
 }
 
 fn digest_of(s: &str) -> String {

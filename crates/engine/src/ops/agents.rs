@@ -216,17 +216,12 @@ pub async fn delete_dhcp_port(engine: &Engine, host: String, network_id: String)
 
 /// The per-host gateway ports of a router (multi-host mode).
 pub fn host_gateway_ports(state: &State, router_id: &str) -> Vec<Arc<Port>> {
-    let Some(net) = state
-        .routers
-        .get(router_id)
-        .and_then(|r| r.external_gateway.as_ref())
-        .map(|g| g.network_id.clone())
-    else {
-        return Vec::new();
-    };
     state
-        .ports_of(&net)
-        .filter(|p| p.device_owner == HOST_GATEWAY_OWNER && p.device_id == router_id)
+        .host_gateways
+        .get(router_id)
+        .into_iter()
+        .flatten()
+        .filter_map(|id| state.ports.get(id))
         .cloned()
         .collect()
 }

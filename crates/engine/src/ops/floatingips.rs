@@ -35,11 +35,7 @@ const ATTRS: &[Attr] = &[
 
 /// Neutron's `BadRequest(resource='floatingip', …)`.
 fn bad_request(msg: impl std::fmt::Display) -> ApiError {
-    ApiError::new(
-        ErrorKind::BadRequest,
-        "BadRequest",
-        format!("Bad floatingip request: {msg}."),
-    )
+    super::bad_resource_request("floatingip", msg)
 }
 
 /// `port_id`: absent, null (disassociate) or a UUID.

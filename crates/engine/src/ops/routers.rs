@@ -34,11 +34,7 @@ const ATTRS: &[Attr] = &[
 
 /// Neutron's `BadRequest(resource='router', …)`.
 fn bad_request(msg: impl std::fmt::Display) -> ApiError {
-    ApiError::new(
-        ErrorKind::BadRequest,
-        "BadRequest",
-        format!("Bad router request: {msg}."),
-    )
+    super::bad_resource_request("router", msg)
 }
 
 /// What `external_gateway_info` asks for.
@@ -420,9 +416,16 @@ fn check_routes(txn: &Txn<'_>, r: &Router, routes: &[HostRoute]) -> ApiResult<()
         if !connected {
             return Err(invalid(route, "the nexthop is not connected with router"));
         }
-        let dst_v4 = route.destination.split('/').next().is_some_and(|d| !d.contains(':'));
+        let dst_v4 = route
+            .destination
+            .split('/')
+            .next()
+            .is_some_and(|d| !d.contains(':'));
         if dst_v4 != hop.is_ipv4() {
-            return Err(invalid(route, "the nexthop and the destination are of different IP versions"));
+            return Err(invalid(
+                route,
+                "the nexthop and the destination are of different IP versions",
+            ));
         }
         if own
             .iter()

@@ -195,7 +195,7 @@ pub async fn update(
                 g.std.description = d;
             }
             if let Some(s) = stateful {
-                if s != g.stateful && txn.state.group_users.get(&id).copied().unwrap_or(0) > 0 {
+                if s != g.stateful && txn.state.group_users(&id) > 0 {
                     return Err(ApiError::conflict(
                         "SecurityGroupInUse",
                         format!(
@@ -229,7 +229,7 @@ pub async fn delete(
                     "Insufficient rights for removing default security group.",
                 ));
             }
-            if txn.state.group_users.get(&id).copied().unwrap_or(0) > 0 {
+            if txn.state.group_users(&id) > 0 {
                 return Err(ApiError::conflict(
                     "SecurityGroupInUse",
                     format!("Security Group {id} in use."),
