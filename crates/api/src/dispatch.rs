@@ -11,7 +11,7 @@ use axum::response::Response;
 use neutrino_model::{ApiError, ApiResult, ErrorKind};
 use serde_json::{Value, json};
 
-use crate::resources::{self, Call, Collection};
+use crate::resources::{self, Call};
 use crate::{AppState, extensions, reply};
 
 pub async fn dispatch(State(state): State<Arc<AppState>>, req: Request<Body>) -> Response {
@@ -124,36 +124,26 @@ async fn route(state: &Arc<AppState>, req: Request<Body>) -> ApiResult<Response>
             Ok(reply::json(200, &v))
         }
         coll => {
-            let Some(c) = Collection::from_path(coll) else {
+            let Some(c) = resources::collection(coll) else {
                 return Err(ApiError::hidden());
             };
             match (segs.len(), &method) {
-                (1, &Method::GET) => {
-                    if c == Collection::SecurityGroups {
-                        // The project's default group appears on first look, as in Neutron.
-                        neutrino_engine::ops::security_groups::ensure_default(
-                            &state.engine,
-                            ctx.project_id.clone(),
-                        )
-                        .await?;
-                    }
-                    resources::list(state, &call, c)
-                }
-                (1, &Method::POST) => resources::create(state, &call, c, body).await,
+                (1, &Method::GET) => c.list(state, &call).await,
+                (1, &Method::POST) => c.create(state, &call, body).await,
                 (1, _) => Err(method_not_allowed()),
-                (2, &Method::GET) => resources::show(state, &call, c, &segs[1]),
-                (2, &Method::PUT) => resources::update(state, &call, c, &segs[1], body).await,
+                (2, &Method::GET) => c.show(state, &call, &segs[1]),
+                (2, &Method::PUT) => c.update(state, &call, &segs[1], body).await,
                 (2, &Method::DELETE) => {
                     if body.is_some() {
                         return Err(ApiError::bad_request(
                             "Request body is not supported in DELETE.",
                         ));
                     }
-                    resources::delete(state, &call, c, &segs[1]).await
+                    c.delete(state, &call, &segs[1]).await
                 }
                 (2, _) => Err(method_not_allowed()),
                 (3, m)
-                    if c == Collection::Routers
+                    if c.path() == "routers"
                         && matches!(
                             segs[2].as_str(),
                             "add_router_interface" | "remove_router_interface"
@@ -167,7 +157,7 @@ async fn route(state: &Arc<AppState>, req: Request<Body>) -> ApiResult<Response>
                 (3 | 4, _) if segs[2] == "tags" => {
                     // Tags may legitimately end in `.json`-like text; use the raw last segment.
                     let tag = (segs.len() == 4).then(|| decode(segments[3]));
-                    resources::tags(state, &call, c, &segs[1], tag, body).await
+                    c.tags(state, &call, &segs[1], tag, body).await
                 }
                 _ => Err(ApiError::hidden()),
             }

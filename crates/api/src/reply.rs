@@ -4,7 +4,6 @@ use axum::body::Body;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use neutrino_model::ApiError;
-use serde::Serialize;
 use serde_json::Value;
 
 pub fn json_bytes(status: u16, body: Vec<u8>) -> Response {
@@ -54,26 +53,13 @@ pub fn error(e: &ApiError) -> Response {
     json(e.kind.status(), &e.body())
 }
 
-/// Serialises a view, keeping only `fields` when given.
-pub fn write_item<V: Serialize>(out: &mut Vec<u8>, v: &V, fields: &[String]) {
-    if fields.is_empty() {
-        let _ = serde_json::to_writer(&mut *out, v);
-        return;
-    }
-    let mut val = serde_json::to_value(v).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut val {
-        m.retain(|k, _| fields.iter().any(|f| f == k));
-    }
-    let _ = serde_json::to_writer(&mut *out, &val);
-}
-
-/// `{"<key>": <view>}`.
-pub fn single<V: Serialize>(status: u16, key: &str, v: &V, fields: &[String]) -> Response {
+/// `{"<key>": <item>}`, the item written by `write`.
+pub fn single(status: u16, key: &str, write: impl FnOnce(&mut Vec<u8>)) -> Response {
     let mut out = Vec::with_capacity(1024);
     out.extend_from_slice(b"{\"");
     out.extend_from_slice(key.as_bytes());
     out.extend_from_slice(b"\":");
-    write_item(&mut out, v, fields);
+    write(&mut out);
     out.push(b'}');
     json_bytes(status, out)
 }

@@ -2,7 +2,8 @@
 //! immutable snapshot of the model; writes run one at a time in the writer
 //! thread, are grouped into durable commits and become visible only once
 //! committed. Every resource operation (validation against the model, IPAM,
-//! quotas, policy) lives in `ops`.
+//! quotas, policy) lives in `ops`; every API resource implements
+//! [`resource::Resource`].
 
 pub mod changes;
 mod config;
@@ -10,9 +11,9 @@ mod error;
 pub mod host_feed;
 pub mod ops;
 pub mod policy;
+pub mod resource;
 mod state;
 mod txn;
-pub mod view;
 mod writer;
 
 use std::sync::Arc;

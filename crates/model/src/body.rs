@@ -13,18 +13,6 @@ pub enum Op {
     Update,
 }
 
-/// One attribute's rules: may it be given on POST, on PUT.
-#[derive(Debug, Clone, Copy)]
-pub struct Attr {
-    pub name: &'static str,
-    pub post: bool,
-    pub put: bool,
-}
-
-pub const fn attr(name: &'static str, post: bool, put: bool) -> Attr {
-    Attr { name, post, put }
-}
-
 /// Splits a request body into resource objects: `{"network": {...}}` gives one,
 /// `{"networks": [...]}` (POST only) gives a bulk list whose items may be bare
 /// or wrapped.
@@ -80,12 +68,18 @@ pub struct Body {
 }
 
 impl Body {
-    /// Checks for unknown attributes and attributes not allowed in this operation.
-    pub fn new(map: Map<String, Value>, attrs: &[Attr], op: Op) -> ApiResult<Body> {
+    /// Checks for unknown attributes and attributes not allowed in this
+    /// operation. `rules` gives, for a known attribute, whether it may be
+    /// set on create and on update.
+    pub fn new(
+        map: Map<String, Value>,
+        rules: &dyn Fn(&str) -> Option<(bool, bool)>,
+        op: Op,
+    ) -> ApiResult<Body> {
         let mut unknown: Vec<&str> = map
             .keys()
             .map(String::as_str)
-            .filter(|k| !attrs.iter().any(|a| a.name == *k))
+            .filter(|k| rules(k).is_none())
             .collect();
         if !unknown.is_empty() {
             unknown.sort_unstable();
@@ -94,23 +88,20 @@ impl Body {
                 unknown.join(", ")
             )));
         }
-        for a in attrs {
-            if map.contains_key(a.name) {
-                match op {
-                    Op::Create if !a.post => {
-                        return Err(ApiError::bad_request(format!(
-                            "Attribute '{}' not allowed in POST",
-                            a.name
-                        )));
-                    }
-                    Op::Update if !a.put => {
-                        return Err(ApiError::bad_request(format!(
-                            "Cannot update read-only attribute {}",
-                            a.name
-                        )));
-                    }
-                    _ => {}
+        for k in map.keys() {
+            let Some((post, put)) = rules(k) else { continue };
+            match op {
+                Op::Create if !post => {
+                    return Err(ApiError::bad_request(format!(
+                        "Attribute '{k}' not allowed in POST"
+                    )));
                 }
+                Op::Update if !put => {
+                    return Err(ApiError::bad_request(format!(
+                        "Cannot update read-only attribute {k}"
+                    )));
+                }
+                _ => {}
             }
         }
         Ok(Body { map })
@@ -324,7 +315,11 @@ mod tests {
 
     #[test]
     fn unknown_and_readonly_attributes() {
-        let attrs = [attr("name", true, true), attr("network_id", true, false)];
+        let attrs = |k: &str| match k {
+            "name" => Some((true, true)),
+            "network_id" => Some((true, false)),
+            _ => None,
+        };
         let m = json!({"name": "a", "foo": 1, "bar": 2});
         let e = Body::new(m.as_object().unwrap().clone(), &attrs, Op::Create)
             .err()

@@ -5,7 +5,6 @@
 pub mod auth;
 pub mod body;
 pub mod error;
-pub mod listing;
 pub mod query;
 pub mod resources;
 pub mod time;

@@ -17,13 +17,18 @@ pub enum FilterType {
     Lower,
 }
 
-/// A resource's queryable attributes.
-pub struct Schema {
-    pub singular: &'static str,
-    pub plural: &'static str,
-    pub filters: &'static [(&'static str, FilterType)],
-    pub sort_keys: &'static [&'static str],
-    pub taggable: bool,
+/// What a collection offers to list queries: which attributes may be
+/// filtered and sorted on, and each item's values. The engine derives it from
+/// each resource's attribute table.
+pub trait Schema<T: ?Sized> {
+    /// How a filter on `name` converts its value; `None` if it is not filterable.
+    fn filter_type(&self, name: &str) -> Option<FilterType>;
+    fn sortable(&self, name: &str) -> bool;
+    fn taggable(&self) -> bool;
+    fn id<'a>(&self, item: &'a T) -> &'a str;
+    /// The value filters and sorting compare (`Null` for an unknown name).
+    fn attr<'a>(&self, item: &'a T, name: &str) -> AttrValue<'a>;
+    fn tags<'a>(&self, item: &'a T) -> &'a [String];
 }
 
 /// One attribute value as filters and sorting see it.
@@ -38,6 +43,20 @@ pub enum AttrValue<'a> {
     Many(Vec<String>),
 }
 
+/// A plain value is shown in a resource's JSON as it is compared.
+impl serde::Serialize for AttrValue<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            AttrValue::Null => s.serialize_none(),
+            AttrValue::Bool(b) => s.serialize_bool(*b),
+            AttrValue::Int(i) => s.serialize_i64(*i),
+            AttrValue::Str(v) => s.serialize_str(v),
+            AttrValue::Owned(v) => s.serialize_str(v),
+            AttrValue::Many(v) => v.serialize(s),
+        }
+    }
+}
+
 impl AttrValue<'_> {
     fn as_str(&self) -> Option<&str> {
         match self {
@@ -45,15 +64,6 @@ impl AttrValue<'_> {
             AttrValue::Owned(s) => Some(s),
             _ => None,
         }
-    }
-}
-
-/// What a collection item offers to the list algorithm.
-pub trait Listable {
-    fn id(&self) -> &str;
-    fn attr(&self, name: &str) -> AttrValue<'_>;
-    fn tags(&self) -> &[String] {
-        &[]
     }
 }
 
@@ -97,9 +107,9 @@ const RESERVED: [&str; 6] = [
 impl ListQuery {
     /// Parses decoded query pairs against a resource's schema. `max_limit`
     /// caps `limit` (and is applied when no limit is given).
-    pub fn parse(
+    pub fn parse<T: ?Sized>(
         pairs: &[(String, String)],
-        schema: &Schema,
+        schema: &dyn Schema<T>,
         max_limit: usize,
     ) -> ApiResult<ListQuery> {
         let mut q = ListQuery::default();
@@ -119,7 +129,7 @@ impl ListQuery {
                 "limit" => q.limit = parse_limit(v)?,
                 "marker" => q.marker = Some(v.clone()),
                 "page_reverse" => q.page_reverse = v.eq_ignore_ascii_case("true"),
-                "tags" | "tags-any" | "not-tags" | "not-tags-any" if schema.taggable => {
+                "tags" | "tags-any" | "not-tags" | "not-tags-any" if schema.taggable() => {
                     let tags: Vec<String> = v
                         .split(',')
                         .filter(|t| !t.is_empty())
@@ -144,7 +154,7 @@ impl ListQuery {
                     q.filters.push(Filter::ChangedSince(t));
                 }
                 key => {
-                    let Some((_, ty)) = schema.filters.iter().find(|(n, _)| *n == key) else {
+                    let Some(ty) = schema.filter_type(key) else {
                         return Err(ApiError::bad_request(format!(
                             "['{key}'] is invalid attribute for filtering"
                         )));
@@ -180,7 +190,7 @@ impl ListQuery {
                     };
                     match grouped.iter_mut().find(|(n, _, _)| n == key) {
                         Some((_, _, vals)) => vals.push(value),
-                        None => grouped.push((key.to_string(), *ty, vec![value])),
+                        None => grouped.push((key.to_string(), ty, vec![value])),
                     }
                 }
             }
@@ -198,7 +208,7 @@ impl ListQuery {
             ));
         }
         for (k, d) in sort_keys.into_iter().zip(sort_dirs) {
-            if !schema.sort_keys.contains(&k.as_str()) {
+            if !schema.sortable(&k) {
                 return Err(ApiError::bad_request(format!(
                     "['{k}'] is invalid attribute for sort_keys"
                 )));
@@ -227,18 +237,19 @@ impl ListQuery {
     }
 
     /// Whether an item passes every filter.
-    pub fn matches<T: Listable + ?Sized>(&self, item: &T) -> bool {
+    pub fn matches<T: ?Sized>(&self, schema: &dyn Schema<T>, item: &T) -> bool {
+        let tags = || schema.tags(item);
         self.filters.iter().all(|f| match f {
             Filter::AnyOf(name, ty, values) => {
-                let v = item.attr(name);
+                let v = schema.attr(item, name);
                 values.iter().any(|want| value_matches(&v, *ty, want))
             }
-            Filter::TagsAll(t) => t.iter().all(|x| item.tags().contains(x)),
-            Filter::TagsAny(t) => t.iter().any(|x| item.tags().contains(x)),
-            Filter::NotTagsAll(t) => !t.iter().all(|x| item.tags().contains(x)),
-            Filter::NotTagsAny(t) => !t.iter().any(|x| item.tags().contains(x)),
+            Filter::TagsAll(t) => t.iter().all(|x| tags().contains(x)),
+            Filter::TagsAny(t) => t.iter().any(|x| tags().contains(x)),
+            Filter::NotTagsAll(t) => !t.iter().all(|x| tags().contains(x)),
+            Filter::NotTagsAny(t) => !t.iter().any(|x| tags().contains(x)),
             Filter::ChangedSince(t) => {
-                matches!(item.attr("updated_at_unix"), AttrValue::Int(u) if u >= *t)
+                matches!(schema.attr(item, "updated_at"), AttrValue::Int(u) if u >= *t)
             }
         })
     }
@@ -246,13 +257,14 @@ impl ListQuery {
     /// Orders items by the sort keys with `id` as the final tie-breaker (so
     /// markers are stable), then cuts out the page. Returns the page and
     /// whether more items exist beyond it in the paging direction.
-    pub fn paginate<'a, T: Listable + ?Sized>(
+    pub fn paginate<'a, T: ?Sized>(
         &self,
+        schema: &dyn Schema<T>,
         mut items: Vec<&'a T>,
     ) -> ApiResult<Page<'a, T>> {
         let cmp = |a: &&T, b: &&T| -> Ordering {
             for (k, dir) in &self.sorts {
-                let o = a.attr(k).cmp(&b.attr(k));
+                let o = schema.attr(a, k).cmp(&schema.attr(b, k));
                 let o = if *dir == SortDir::Desc {
                     o.reverse()
                 } else {
@@ -262,7 +274,7 @@ impl ListQuery {
                     return o;
                 }
             }
-            a.id().cmp(b.id())
+            schema.id(a).cmp(schema.id(b))
         };
         // Unsorted, unpaginated lists keep the collection's natural order (by id).
         if !self.sorts.is_empty() || self.limit.is_some() || self.marker.is_some() {
@@ -271,7 +283,7 @@ impl ListQuery {
         let mut start = 0;
         let mut end = items.len();
         if let Some(m) = &self.marker {
-            let Some(pos) = items.iter().position(|i| i.id() == m) else {
+            let Some(pos) = items.iter().position(|i| schema.id(i) == m) else {
                 return Err(ApiError::not_found(
                     "HTTPNotFound",
                     format!("Marker {m} could not be found."),
@@ -342,43 +354,41 @@ fn limit_error(v: &str) -> ApiError {
     ))
 }
 
-/// The model keeps resources behind `Arc`s; lists page over those directly.
-impl<T: Listable + ?Sized> Listable for std::sync::Arc<T> {
-    fn id(&self) -> &str {
-        (**self).id()
-    }
-    fn attr(&self, name: &str) -> AttrValue<'_> {
-        (**self).attr(name)
-    }
-    fn tags(&self) -> &[String] {
-        (**self).tags()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     struct Item(String, String, bool);
-    impl Listable for Item {
-        fn id(&self) -> &str {
-            &self.0
-        }
-        fn attr(&self, name: &str) -> AttrValue<'_> {
+    struct Items;
+    impl Schema<Item> for Items {
+        fn filter_type(&self, name: &str) -> Option<FilterType> {
             match name {
-                "name" => AttrValue::Str(&self.1),
-                "shared" => AttrValue::Bool(self.2),
+                "name" => Some(FilterType::Str),
+                "shared" => Some(FilterType::Bool),
+                _ => None,
+            }
+        }
+        fn sortable(&self, name: &str) -> bool {
+            matches!(name, "name" | "id")
+        }
+        fn taggable(&self) -> bool {
+            false
+        }
+        fn id<'a>(&self, item: &'a Item) -> &'a str {
+            &item.0
+        }
+        fn attr<'a>(&self, item: &'a Item, name: &str) -> AttrValue<'a> {
+            match name {
+                "name" => AttrValue::Str(&item.1),
+                "shared" => AttrValue::Bool(item.2),
                 _ => AttrValue::Null,
             }
         }
+        fn tags<'a>(&self, _: &'a Item) -> &'a [String] {
+            &[]
+        }
     }
-    const SCHEMA: Schema = Schema {
-        singular: "item",
-        plural: "items",
-        filters: &[("name", FilterType::Str), ("shared", FilterType::Bool)],
-        sort_keys: &["name", "id"],
-        taggable: false,
-    };
+    const SCHEMA: &Items = &Items;
 
     fn pairs(s: &[(&str, &str)]) -> Vec<(String, String)> {
         s.iter()
@@ -395,18 +405,18 @@ mod tests {
         ];
         let q = ListQuery::parse(
             &pairs(&[("name", "a"), ("name", "c"), ("shared", "True")]),
-            &SCHEMA,
+            SCHEMA,
             0,
         )
         .unwrap();
         let got: Vec<_> = items
             .iter()
-            .filter(|i| q.matches(*i))
+            .filter(|i| q.matches(SCHEMA, *i))
             .map(|i| i.0.as_str())
             .collect();
         assert_eq!(got, ["1", "3"]);
-        assert!(ListQuery::parse(&pairs(&[("shared", "perhaps")]), &SCHEMA, 0).is_err());
-        assert!(ListQuery::parse(&pairs(&[("colour", "x")]), &SCHEMA, 0).is_err());
+        assert!(ListQuery::parse(&pairs(&[("shared", "perhaps")]), SCHEMA, 0).is_err());
+        assert!(ListQuery::parse(&pairs(&[("colour", "x")]), SCHEMA, 0).is_err());
     }
 
     #[test]
@@ -416,11 +426,11 @@ mod tests {
             .collect();
         let q = ListQuery::parse(
             &pairs(&[("sort_key", "name"), ("sort_dir", "asc"), ("limit", "2")]),
-            &SCHEMA,
+            SCHEMA,
             0,
         )
         .unwrap();
-        let p = q.paginate(items.iter().collect()).unwrap();
+        let p = q.paginate(SCHEMA, items.iter().collect()).unwrap();
         assert_eq!(
             p.items.iter().map(|i| i.0.as_str()).collect::<Vec<_>>(),
             ["4", "3"]
@@ -433,17 +443,17 @@ mod tests {
                 ("limit", "2"),
                 ("marker", "1"),
             ]),
-            &SCHEMA,
+            SCHEMA,
             0,
         )
         .unwrap();
-        let p = q.paginate(items.iter().collect()).unwrap();
+        let p = q.paginate(SCHEMA, items.iter().collect()).unwrap();
         assert_eq!(
             p.items.iter().map(|i| i.0.as_str()).collect::<Vec<_>>(),
             ["0"]
         );
         assert!(!p.more);
-        assert!(ListQuery::parse(&pairs(&[("limit", "-1")]), &SCHEMA, 0).is_err());
-        assert!(ListQuery::parse(&pairs(&[("sort_key", "name")]), &SCHEMA, 0).is_err());
+        assert!(ListQuery::parse(&pairs(&[("limit", "-1")]), SCHEMA, 0).is_err());
+        assert!(ListQuery::parse(&pairs(&[("sort_key", "name")]), SCHEMA, 0).is_err());
     }
 }

@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use super::ports::{self, not_found};
 use super::touch;
 use crate::Engine;
+use crate::resource::Resource;
 use crate::host_feed::port_info;
 use crate::state::State;
 
@@ -196,7 +197,7 @@ pub async fn ensure_dhcp_port(
     let mut m = Map::new();
     m.insert("fixed_ips".into(), Value::Array(fixed));
     let ctx = agent_ctx(&port.std.project_id);
-    let p = ports::update(engine, &ctx, port.id.clone(), m, None).await?;
+    let p = Port::update(engine, &ctx, port.id.clone(), m, None).await?;
     Ok(port_info(&p))
 }
 

@@ -7,31 +7,130 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use neutrino_ipam::parse_ip;
-use neutrino_model::body::{Attr, Body, Op, attr};
+use neutrino_model::body::{Body, Op};
+use neutrino_model::query::{AttrValue as V, FilterType as T};
 use neutrino_model::{
     ApiError, ApiResult, AuthContext, ErrorKind, FloatingIp, Network, OWNER_FLOATINGIP,
-    OWNER_ROUTER_INTERFACE, Port,
+    OWNER_ROUTER_INTERFACE, Port, StdAttrs,
 };
 use serde_json::{Map, Value};
 
-use super::networks::visible_network;
-use super::ports::{self, FixedIpRequest, create_service_port, release_port_ips};
-use super::{check_change, check_quota, new_id, new_std, touch};
+use super::ports::{FixedIpRequest, create_service_port, release_port_ips};
+use super::{check_quota, new_id, new_std, touch};
+use crate::resource::{Attr, Resource, opt_str};
 use crate::txn::Txn;
-use crate::{Engine, policy};
+use crate::{Engine, State, policy};
 
-const ATTRS: &[Attr] = &[
-    attr("floating_network_id", true, false),
-    attr("floating_ip_address", true, false),
-    attr("subnet_id", true, false),
-    attr("port_id", true, true),
-    attr("fixed_ip_address", true, true),
-    attr("description", true, true),
-    attr("project_id", true, false),
-    attr("tenant_id", true, false),
-    attr("router_id", false, false),
-    attr("status", false, false),
-];
+type A = Attr<FloatingIp>;
+
+impl Resource for FloatingIp {
+    const SINGULAR: &'static str = "floatingip";
+    const PLURAL: &'static str = "floatingips";
+    const PATH: &'static str = "floatingips";
+    const ATTRS: &'static [A] = &[
+        A::value("id", |f| V::Str(&f.id)).filter(T::Str).sort(),
+        A::value("floating_ip_address", |f| V::Str(&f.floating_ip_address))
+            .post()
+            .filter(T::Str)
+            .sort(),
+        A::value("floating_network_id", |f| V::Str(&f.floating_network_id))
+            .post()
+            .filter(T::Str)
+            .sort(),
+        A::request("subnet_id").post(),
+        // Derived from the port's subnet, never given.
+        A::value("router_id", |f| opt_str(&f.router_id))
+            .filter(T::Str)
+            .sort(),
+        A::value("port_id", |f| opt_str(&f.port_id)).set().filter(T::Str),
+        A::value("fixed_ip_address", |f| opt_str(&f.fixed_ip_address))
+            .set()
+            .filter(T::Str)
+            .sort(),
+        A::value("status", |f| V::Str(&f.status)).filter(T::Str).sort(),
+    ];
+    type Update = FipUpdate;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn std(&self) -> &StdAttrs {
+        &self.std
+    }
+    fn std_mut(&mut self) -> &mut StdAttrs {
+        &mut self.std
+    }
+    fn all(state: &State) -> &imbl::OrdMap<String, Arc<FloatingIp>> {
+        &state.floatingips
+    }
+    fn visible(ctx: &AuthContext, _: &State, f: &FloatingIp) -> bool {
+        policy::can_see_fip(ctx, f)
+    }
+    fn not_found(id: &str) -> ApiError {
+        not_found(id)
+    }
+    fn put(txn: &mut Txn<'_>, f: FloatingIp) -> ApiResult<()> {
+        txn.put_fip(f);
+        Ok(())
+    }
+
+    async fn create(
+        engine: &Engine,
+        ctx: &AuthContext,
+        items: Vec<Map<String, Value>>,
+    ) -> ApiResult<Vec<Arc<FloatingIp>>> {
+        create(engine, ctx, items).await
+    }
+
+    fn parse_update(_: &Engine, _: &AuthContext, b: Body) -> ApiResult<FipUpdate> {
+        let r = FipUpdate {
+            port_id: parse_port_id(&b)?,
+            fixed_ip: parse_ip_attr(&b, "fixed_ip_address")?,
+            description: b.string("description", 255)?,
+        };
+        if r.fixed_ip.is_some() && !matches!(r.port_id, Some(Some(_))) {
+            return Err(bad_request(
+                "fixed_ip_address cannot be specified without a port_id",
+            ));
+        }
+        Ok(r)
+    }
+
+    fn apply_update(
+        txn: &mut Txn<'_>,
+        ctx: &AuthContext,
+        _: &FloatingIp,
+        f: &mut FloatingIp,
+        r: FipUpdate,
+    ) -> ApiResult<()> {
+        if let Some(v) = r.description {
+            f.std.description = v;
+        }
+        // An absent port_id keeps the association; null drops it.
+        match r.port_id {
+            None => {}
+            Some(None) => disassociate(f),
+            Some(Some(p)) => associate(txn, ctx, f, &p, r.fixed_ip)?,
+        }
+        Ok(())
+    }
+
+    fn remove(txn: &mut Txn<'_>, _: &AuthContext, cur: Arc<FloatingIp>) -> ApiResult<()> {
+        txn.delete_fip(&cur.id);
+        if let Some(p) = txn.state.ports.get(&cur.floating_port_id).cloned() {
+            release_port_ips(txn, &p);
+            txn.delete_port(&p.id);
+        }
+        Ok(())
+    }
+}
+
+/// A validated update request.
+pub struct FipUpdate {
+    port_id: Option<Option<String>>,
+    fixed_ip: Option<IpAddr>,
+    description: Option<String>,
+}
 
 /// Neutron's `BadRequest(resource='floatingip', …)`.
 fn bad_request(msg: impl std::fmt::Display) -> ApiError {
@@ -69,7 +168,7 @@ struct NewFip {
 }
 
 fn parse_create(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<NewFip> {
-    let b = Body::new(m, ATTRS, Op::Create)?;
+    let b = FloatingIp::body(m, Op::Create)?;
     b.required("floating_network_id")?;
     let r = NewFip {
         network_id: b.uuid("floating_network_id")?.unwrap_or_default(),
@@ -100,7 +199,7 @@ fn parse_create(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<NewFip> {
     Ok(r)
 }
 
-pub async fn create(
+async fn create(
     engine: &Engine,
     ctx: &AuthContext,
     items: Vec<Map<String, Value>>,
@@ -123,7 +222,7 @@ pub async fn create(
 }
 
 fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: NewFip) -> ApiResult<FloatingIp> {
-    let net = visible_network(txn, ctx, &r.network_id)?;
+    let net = Network::find(txn.state, ctx, &r.network_id)?;
     if !net.router_external {
         return Err(bad_request(format!(
             "Network {} is not a valid external network",
@@ -250,7 +349,7 @@ fn associate(
     port_id: &str,
     fixed_ip: Option<IpAddr>,
 ) -> ApiResult<()> {
-    let port = ports::visible_port(txn, ctx, port_id)?;
+    let port = Port::find(txn.state, ctx, port_id)?;
     if !ctx.is_admin() && port.std.project_id != fip.std.project_id {
         return Err(bad_request(format!(
             "Cannot process floating IP association with Port {port_id}, since that port is owned by a different tenant"
@@ -389,72 +488,6 @@ pub fn disassociate_port(txn: &mut Txn<'_>, port_id: &str, drop: impl Fn(&Floati
         disassociate(&mut f);
         touch(&mut f.std, txn.now);
         txn.put_fip(f);
-    }
-}
-
-pub async fn update(
-    engine: &Engine,
-    ctx: &AuthContext,
-    id: String,
-    m: Map<String, Value>,
-    if_match: Option<u64>,
-) -> ApiResult<Arc<FloatingIp>> {
-    let b = Body::new(m, ATTRS, Op::Update)?;
-    let port_id = parse_port_id(&b)?;
-    let fixed_ip = parse_ip_attr(&b, "fixed_ip_address")?;
-    let description = b.string("description", 255)?;
-    if fixed_ip.is_some() && !matches!(port_id, Some(Some(_))) {
-        return Err(bad_request(
-            "fixed_ip_address cannot be specified without a port_id",
-        ));
-    }
-    let ctx = ctx.clone();
-    engine
-        .write(move |txn| {
-            let cur = visible_fip(txn, &ctx, &id)?;
-            check_change(&ctx, &cur.std, "update_floatingip", if_match)?;
-            let mut f = (*cur).clone();
-            if let Some(v) = description {
-                f.std.description = v;
-            }
-            // An absent port_id keeps the association; null drops it.
-            match port_id {
-                None => {}
-                Some(None) => disassociate(&mut f),
-                Some(Some(p)) => associate(txn, &ctx, &mut f, &p, fixed_ip)?,
-            }
-            touch(&mut f.std, txn.now);
-            txn.put_fip(f.clone());
-            Ok(Arc::new(f))
-        })
-        .await
-}
-
-pub async fn delete(
-    engine: &Engine,
-    ctx: &AuthContext,
-    id: String,
-    if_match: Option<u64>,
-) -> ApiResult<()> {
-    let ctx = ctx.clone();
-    engine
-        .write(move |txn| {
-            let cur = visible_fip(txn, &ctx, &id)?;
-            check_change(&ctx, &cur.std, "delete_floatingip", if_match)?;
-            txn.delete_fip(&id);
-            if let Some(p) = txn.state.ports.get(&cur.floating_port_id).cloned() {
-                release_port_ips(txn, &p);
-                txn.delete_port(&p.id);
-            }
-            Ok(())
-        })
-        .await
-}
-
-pub fn visible_fip(txn: &Txn<'_>, ctx: &AuthContext, id: &str) -> ApiResult<Arc<FloatingIp>> {
-    match txn.state.floatingips.get(id) {
-        Some(f) if policy::can_see_fip(ctx, f) => Ok(f.clone()),
-        _ => Err(not_found(id)),
     }
 }
 

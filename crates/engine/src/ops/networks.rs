@@ -4,30 +4,115 @@
 
 use std::sync::Arc;
 
-use neutrino_model::body::{Attr, Body, Op, attr};
-use neutrino_model::{ApiError, ApiResult, AuthContext, Network, OWNER_ROUTER_GATEWAY};
+use neutrino_model::body::{Body, Op};
+use neutrino_model::query::{AttrValue as V, FilterType as T};
+use neutrino_model::{ApiError, ApiResult, AuthContext, Network, OWNER_ROUTER_GATEWAY, StdAttrs};
 use serde_json::{Map, Value};
 
 use super::ports::release_port_ips;
-use super::{check_change, check_quota, new_id, new_std, touch};
-use crate::policy;
+use super::{check_quota, new_id, new_std};
+use crate::resource::{Attr, Resource, ViewCtx, opt_int, opt_str, put_json};
 use crate::txn::Txn;
-use crate::{Engine, ops};
+use crate::{Engine, State, ops, policy};
 
-const ATTRS: &[Attr] = &[
-    attr("name", true, true),
-    attr("description", true, true),
-    attr("admin_state_up", true, true),
-    attr("shared", true, true),
-    attr("router:external", true, true),
-    attr("mtu", true, true),
-    attr("port_security_enabled", true, true),
-    attr("provider:network_type", true, true),
-    attr("provider:physical_network", true, true),
-    attr("provider:segmentation_id", true, true),
-    attr("project_id", true, false),
-    attr("tenant_id", true, false),
-];
+type A = Attr<Network>;
+
+impl Resource for Network {
+    const SINGULAR: &'static str = "network";
+    const PLURAL: &'static str = "networks";
+    const PATH: &'static str = "networks";
+    const ATTRS: &'static [A] = &[
+        A::value("id", |n| V::Str(&n.id)).filter(T::Str).sort(),
+        A::value("name", |n| V::Str(&n.name)).set().filter(T::Str).sort(),
+        A::value("admin_state_up", |n| V::Bool(n.admin_state_up))
+            .set()
+            .filter(T::Bool)
+            .sort(),
+        A::value("status", |n| V::Str(&n.status)).filter(T::Str).sort(),
+        A::json("subnets", subnet_ids),
+        A::value("shared", |n| V::Bool(n.shared)).set().filter(T::Bool),
+        A::value("mtu", |n| V::Int(n.mtu.into())).set().filter(T::Int).sort(),
+        A::value("port_security_enabled", |n| V::Bool(n.port_security_enabled))
+            .set()
+            .filter(T::Bool),
+        A::value("router:external", |n| V::Bool(n.router_external))
+            .set()
+            .filter(T::Bool),
+        A::value("provider:network_type", |n| V::Str(&n.network_type))
+            .set()
+            .filter(T::Str)
+            .admin(),
+        A::value("provider:physical_network", |n| opt_str(&n.physical_network))
+            .set()
+            .filter(T::Str)
+            .admin(),
+        A::value("provider:segmentation_id", |n| opt_int(n.segmentation_id))
+            .set()
+            .filter(T::Int)
+            .admin(),
+    ];
+    type Update = NetworkUpdate;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn std(&self) -> &StdAttrs {
+        &self.std
+    }
+    fn std_mut(&mut self) -> &mut StdAttrs {
+        &mut self.std
+    }
+    fn all(state: &State) -> &imbl::OrdMap<String, Arc<Network>> {
+        &state.networks
+    }
+    fn visible(ctx: &AuthContext, _: &State, n: &Network) -> bool {
+        policy::can_see_network(ctx, n)
+    }
+    fn not_found(id: &str) -> ApiError {
+        not_found(id)
+    }
+    fn put(txn: &mut Txn<'_>, n: Network) -> ApiResult<()> {
+        txn.put_network(n);
+        Ok(())
+    }
+
+    async fn create(
+        engine: &Engine,
+        ctx: &AuthContext,
+        items: Vec<Map<String, Value>>,
+    ) -> ApiResult<Vec<Arc<Network>>> {
+        create(engine, ctx, items).await
+    }
+
+    fn parse_update(_: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<NetworkUpdate> {
+        parse_update(ctx, &b)
+    }
+
+    fn apply_update(
+        txn: &mut Txn<'_>,
+        ctx: &AuthContext,
+        cur: &Network,
+        n: &mut Network,
+        r: NetworkUpdate,
+    ) -> ApiResult<()> {
+        apply_update(txn, ctx, cur, n, r)
+    }
+
+    fn remove(txn: &mut Txn<'_>, _: &AuthContext, cur: Arc<Network>) -> ApiResult<()> {
+        remove(txn, &cur)
+    }
+}
+
+/// The network's subnets, in creation order.
+fn subnet_ids(n: &Network, cx: &ViewCtx<'_>, out: &mut Vec<u8>) {
+    let ids: Vec<&str> = cx
+        .state
+        .subnets_by_network
+        .get(&n.id)
+        .map(|v| v.iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    put_json(out, &ids);
+}
 
 /// A validated create request.
 struct NewNetwork {
@@ -45,7 +130,7 @@ struct NewNetwork {
 }
 
 fn parse_create(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<NewNetwork> {
-    let b = Body::new(m, ATTRS, Op::Create)?;
+    let b = Network::body(m, Op::Create)?;
     let n = NewNetwork {
         name: b.name("name")?.unwrap_or_default(),
         description: b.string("description", 255)?,
@@ -80,7 +165,7 @@ fn parse_create(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<NewNetwor
     Ok(n)
 }
 
-pub async fn create(
+async fn create(
     engine: &Engine,
     ctx: &AuthContext,
     items: Vec<Map<String, Value>>,
@@ -282,128 +367,127 @@ fn first_free(txn: &Txn<'_>, t: &str, physnet: &str, lo: u32, hi: u32) -> Option
     (next <= hi).then_some(next)
 }
 
-pub async fn update(
-    engine: &Engine,
-    ctx: &AuthContext,
-    id: String,
-    m: Map<String, Value>,
-    if_match: Option<u64>,
-) -> ApiResult<Arc<Network>> {
-    let b = Body::new(m, ATTRS, Op::Update)?;
-    let name = b.name("name")?;
-    let description = b.string("description", 255)?;
-    let admin_state_up = b.bool("admin_state_up")?;
-    let shared = b.bool("shared")?;
-    let external = b.bool("router:external")?;
-    let mtu = b.u32_in("mtu", 68, 65535)?.flatten();
-    let port_security = b.bool("port_security_enabled")?;
-    let provider_type = b.nullable_string("provider:network_type", 32)?;
-    let provider_physnet = b.nullable_string("provider:physical_network", 64)?;
-    let provider_seg = b.u32_in("provider:segmentation_id", 0, 16_777_215)?;
-    if (shared.is_some() || external.is_some()) && !ctx.is_admin() {
-        return Err(ApiError::forbidden("rule:update_network:shared"));
-    }
-    let ctx = ctx.clone();
-    engine
-        .write(move |txn| {
-            let cur = visible_network(txn, &ctx, &id)?;
-            check_change(&ctx, &cur.std, "update_network", if_match)?;
-            let provider_given = provider_type.is_some() || provider_physnet.is_some() || provider_seg.is_some();
-            if provider_given {
-                if !ctx.is_admin() {
-                    return Err(ApiError::forbidden("rule:update_network:provider:network_type"));
-                }
-                let same = provider_type.as_ref().is_none_or(|t| t.as_deref() == Some(cur.network_type.as_str()))
-                    && provider_physnet.as_ref().is_none_or(|p| *p == cur.physical_network)
-                    && provider_seg.as_ref().is_none_or(|s| *s == cur.segmentation_id);
-                if !same {
-                    return Err(ApiError::invalid_input("Plugin does not support updating provider attributes"));
-                }
-            }
-            let mut n = (*cur).clone();
-            if let Some(v) = name {
-                n.name = v;
-            }
-            if let Some(v) = description {
-                n.std.description = v;
-            }
-            if let Some(v) = admin_state_up {
-                n.admin_state_up = v;
-            }
-            if let Some(v) = shared {
-                if !v && n.shared {
-                    let foreign = txn.state.ports_of(&n.id).any(|p| p.std.project_id != n.std.project_id && !p.is_network_owned());
-                    if foreign {
-                        return Err(ApiError::conflict("InvalidSharedSetting", format!(
-                            "Unable to reconfigure sharing settings for network {}. Multiple tenants are using it.", n.id
-                        )));
-                    }
-                }
-                n.shared = v;
-            }
-            if let Some(v) = external {
-                // Routers' gateways need the network to stay external.
-                if !v && n.router_external && txn.state.ports_of(&n.id).any(|p| p.device_owner == OWNER_ROUTER_GATEWAY) {
-                    return Err(ApiError::conflict("ExternalNetworkInUse", format!(
-                        "External network {} cannot be updated to be made non-external, since it has existing gateway ports.", n.id
-                    )));
-                }
-                n.router_external = v;
-            }
-            if let Some(v) = mtu {
-                let max = txn.config.default_mtu(&n.network_type);
-                if v > max {
-                    return Err(ApiError::invalid_input(format!("Requested MTU is too big, maximum is {max}")));
-                }
-                if v < 1280 && txn.state.subnets_of(&n.id).any(|s| s.ip_version == 6) {
-                    return Err(ApiError::conflict("NetworkMTUSubnetConflict", format!(
-                        "MTU of {} contains subnets with incompatible MTU {v}", n.id
-                    )));
-                }
-                n.mtu = v;
-            }
-            if let Some(v) = port_security {
-                n.port_security_enabled = v;
-            }
-            touch(&mut n.std, txn.now);
-            txn.put_network(n.clone());
-            Ok(Arc::new(n))
-        })
-        .await
+/// A validated update request.
+pub struct NetworkUpdate {
+    name: Option<String>,
+    description: Option<String>,
+    admin_state_up: Option<bool>,
+    shared: Option<bool>,
+    external: Option<bool>,
+    mtu: Option<u32>,
+    port_security: Option<bool>,
+    provider_type: Option<Option<String>>,
+    provider_physnet: Option<Option<String>>,
+    provider_seg: Option<Option<u32>>,
 }
 
-pub async fn delete(
-    engine: &Engine,
+fn parse_update(ctx: &AuthContext, b: &Body) -> ApiResult<NetworkUpdate> {
+    let r = NetworkUpdate {
+        name: b.name("name")?,
+        description: b.string("description", 255)?,
+        admin_state_up: b.bool("admin_state_up")?,
+        shared: b.bool("shared")?,
+        external: b.bool("router:external")?,
+        mtu: b.u32_in("mtu", 68, 65535)?.flatten(),
+        port_security: b.bool("port_security_enabled")?,
+        provider_type: b.nullable_string("provider:network_type", 32)?,
+        provider_physnet: b.nullable_string("provider:physical_network", 64)?,
+        provider_seg: b.u32_in("provider:segmentation_id", 0, 16_777_215)?,
+    };
+    if (r.shared.is_some() || r.external.is_some()) && !ctx.is_admin() {
+        return Err(ApiError::forbidden("rule:update_network:shared"));
+    }
+    Ok(r)
+}
+
+fn apply_update(
+    txn: &mut Txn<'_>,
     ctx: &AuthContext,
-    id: String,
-    if_match: Option<u64>,
+    cur: &Network,
+    n: &mut Network,
+    r: NetworkUpdate,
 ) -> ApiResult<()> {
-    let ctx = ctx.clone();
-    engine
-        .write(move |txn| {
-            let cur = visible_network(txn, &ctx, &id)?;
-            check_change(&ctx, &cur.std, "delete_network", if_match)?;
-            let ports: Vec<_> = txn.state.ports_of(&id).cloned().collect();
-            let blocking: Vec<&str> =
-                ports.iter().filter(|p| !is_auto_delete_owner(&p.device_owner)).map(|p| p.id.as_str()).collect();
-            if !blocking.is_empty() {
-                return Err(ApiError::conflict("NetworkInUse", format!(
-                    "Unable to complete operation on network {id}. There are one or more ports still in use on the network, id for these ports is: {}.",
-                    blocking.join(",")
+    let NetworkUpdate { name, description, admin_state_up, shared, external, mtu, port_security, provider_type, provider_physnet, provider_seg } = r;
+    let provider_given = provider_type.is_some() || provider_physnet.is_some() || provider_seg.is_some();
+    if provider_given {
+        if !ctx.is_admin() {
+            return Err(ApiError::forbidden("rule:update_network:provider:network_type"));
+        }
+        let same = provider_type.as_ref().is_none_or(|t| t.as_deref() == Some(cur.network_type.as_str()))
+            && provider_physnet.as_ref().is_none_or(|p| *p == cur.physical_network)
+            && provider_seg.as_ref().is_none_or(|s| *s == cur.segmentation_id);
+        if !same {
+            return Err(ApiError::invalid_input("Plugin does not support updating provider attributes"));
+        }
+    }
+    if let Some(v) = name {
+        n.name = v;
+    }
+    if let Some(v) = description {
+        n.std.description = v;
+    }
+    if let Some(v) = admin_state_up {
+        n.admin_state_up = v;
+    }
+    if let Some(v) = shared {
+        if !v && n.shared {
+            let foreign = txn.state.ports_of(&n.id).any(|p| p.std.project_id != n.std.project_id && !p.is_network_owned());
+            if foreign {
+                return Err(ApiError::conflict("InvalidSharedSetting", format!(
+                    "Unable to reconfigure sharing settings for network {}. Multiple tenants are using it.", n.id
                 )));
             }
-            for p in &ports {
-                release_port_ips(txn, p);
-                txn.delete_port(&p.id);
-            }
-            let subnets: Vec<String> = txn.state.subnets_of(&id).map(|s| s.id.clone()).collect();
-            for s in subnets {
-                txn.delete_subnet(&s);
-            }
-            txn.delete_network(&id);
-            Ok(())
-        })
-        .await
+        }
+        n.shared = v;
+    }
+    if let Some(v) = external {
+        // Routers' gateways need the network to stay external.
+        if !v && n.router_external && txn.state.ports_of(&n.id).any(|p| p.device_owner == OWNER_ROUTER_GATEWAY) {
+            return Err(ApiError::conflict("ExternalNetworkInUse", format!(
+                "External network {} cannot be updated to be made non-external, since it has existing gateway ports.", n.id
+            )));
+        }
+        n.router_external = v;
+    }
+    if let Some(v) = mtu {
+        let max = txn.config.default_mtu(&n.network_type);
+        if v > max {
+            return Err(ApiError::invalid_input(format!("Requested MTU is too big, maximum is {max}")));
+        }
+        if v < 1280 && txn.state.subnets_of(&n.id).any(|s| s.ip_version == 6) {
+            return Err(ApiError::conflict("NetworkMTUSubnetConflict", format!(
+                "MTU of {} contains subnets with incompatible MTU {v}", n.id
+            )));
+        }
+        n.mtu = v;
+    }
+    if let Some(v) = port_security {
+        n.port_security_enabled = v;
+    }
+    Ok(())
+}
+
+fn remove(txn: &mut Txn<'_>, cur: &Network) -> ApiResult<()> {
+    let id = cur.id.as_str();
+    let ports: Vec<_> = txn.state.ports_of(&id).cloned().collect();
+    let blocking: Vec<&str> =
+        ports.iter().filter(|p| !is_auto_delete_owner(&p.device_owner)).map(|p| p.id.as_str()).collect();
+    if !blocking.is_empty() {
+        return Err(ApiError::conflict("NetworkInUse", format!(
+            "Unable to complete operation on network {id}. There are one or more ports still in use on the network, id for these ports is: {}.",
+            blocking.join(",")
+        )));
+    }
+    for p in &ports {
+        release_port_ips(txn, p);
+        txn.delete_port(&p.id);
+    }
+    let subnets: Vec<String> = txn.state.subnets_of(&id).map(|s| s.id.clone()).collect();
+    for s in subnets {
+        txn.delete_subnet(&s);
+    }
+    txn.delete_network(&id);
+    Ok(())
 }
 
 /// Ports that go away with their network (Neutron's AUTO_DELETE_PORT_OWNERS).
@@ -412,14 +496,6 @@ pub fn is_auto_delete_owner(owner: &str) -> bool {
         owner,
         "network:dhcp" | "network:distributed" | "network:floatingip_agent_gateway"
     )
-}
-
-/// The network if the caller may see it, else 404 NetworkNotFound.
-pub fn visible_network(txn: &Txn<'_>, ctx: &AuthContext, id: &str) -> ApiResult<Arc<Network>> {
-    match txn.state.networks.get(id) {
-        Some(n) if policy::can_see_network(ctx, n) => Ok(n.clone()),
-        _ => Err(not_found(id)),
-    }
 }
 
 pub fn not_found(id: &str) -> ApiError {

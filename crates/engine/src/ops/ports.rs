@@ -7,42 +7,231 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use neutrino_ipam::{AddressRequest, Cidr, Ipam, eui64, parse_ip, parse_mac};
-use neutrino_model::body::{Attr, Body, Op, attr, item_str};
+use neutrino_model::body::{Body, Op, item_str};
+use neutrino_model::query::{AttrValue as V, FilterType as T};
 use neutrino_model::{
     AddressPair, ApiError, ApiResult, AuthContext, ExtraDhcpOpt, FixedIp, Network,
-    OWNER_FLOATINGIP, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port,
+    OWNER_FLOATINGIP, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, SecurityGroup,
+    StdAttrs,
 };
+use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::networks::{self, visible_network};
-use super::{check_change, check_quota, check_revision, ipam_error, new_id, new_std, touch};
-use crate::policy;
+use super::networks;
+use super::{check_quota, check_revision, ipam_error, new_id, new_std, touch};
+use crate::resource::{Attr, Resource, ViewCtx, put_json};
 use crate::txn::Txn;
-use crate::{Engine, ops};
+use crate::{Engine, State, ops, policy};
 
-const ATTRS: &[Attr] = &[
-    attr("name", true, true),
-    attr("description", true, true),
-    attr("network_id", true, false),
-    attr("admin_state_up", true, true),
-    attr("mac_address", true, true),
-    attr("fixed_ips", true, true),
-    attr("device_id", true, true),
-    attr("device_owner", true, true),
-    attr("security_groups", true, true),
-    attr("port_security_enabled", true, true),
-    attr("allowed_address_pairs", true, true),
-    attr("extra_dhcp_opts", true, true),
-    attr("binding:host_id", true, true),
-    attr("binding:vnic_type", true, true),
-    attr("binding:profile", true, true),
-    attr("binding:vif_type", false, false),
-    attr("binding:vif_details", false, false),
-    attr("dns_name", true, true),
-    attr("project_id", true, false),
-    attr("tenant_id", true, false),
-    attr("status", false, false),
-];
+type A = Attr<Port>;
+
+impl Resource for Port {
+    const SINGULAR: &'static str = "port";
+    const PLURAL: &'static str = "ports";
+    const PATH: &'static str = "ports";
+    const ATTRS: &'static [A] = &[
+        A::value("id", |p| V::Str(&p.id)).filter(T::Str).sort(),
+        A::value("name", |p| V::Str(&p.name)).set().filter(T::Str).sort(),
+        A::value("network_id", |p| V::Str(&p.network_id))
+            .post()
+            .filter(T::Str)
+            .sort(),
+        A::value("admin_state_up", |p| V::Bool(p.admin_state_up))
+            .set()
+            .filter(T::Bool)
+            .sort(),
+        A::value("status", |p| V::Str(&p.status)).filter(T::Str).sort(),
+        A::value("mac_address", |p| V::Str(&p.mac_address))
+            .set()
+            .filter(T::Lower)
+            .sort(),
+        // `fixed_ips=ip_address=10.0.0.5` and `fixed_ips=subnet_id=…` match any entry.
+        A::json("fixed_ips", |p, _, out| put_json(out, &p.fixed_ips))
+            .compare(|p| {
+                V::Many(
+                    p.fixed_ips
+                        .iter()
+                        .flat_map(|f| {
+                            [
+                                format!("ip_address={}", f.ip_address),
+                                format!("subnet_id={}", f.subnet_id),
+                            ]
+                        })
+                        .collect(),
+                )
+            })
+            .set()
+            .filter(T::Str),
+        A::value("device_id", |p| V::Str(&p.device_id))
+            .set()
+            .filter(T::Str)
+            .sort(),
+        A::value("device_owner", |p| V::Str(&p.device_owner))
+            .set()
+            .filter(T::Str)
+            .sort(),
+        A::value("security_groups", |p| V::Many(p.security_groups.clone()))
+            .set()
+            .filter(T::Str),
+        A::value("port_security_enabled", |p| V::Bool(p.port_security_enabled))
+            .set()
+            .filter(T::Bool),
+        A::json("allowed_address_pairs", |p, _, out| {
+            put_json(out, &p.allowed_address_pairs)
+        })
+        .set(),
+        A::json("extra_dhcp_opts", |p, _, out| put_json(out, &p.extra_dhcp_opts)).set(),
+        A::value("binding:vnic_type", |p| V::Str(&p.binding_vnic_type))
+            .set()
+            .filter(T::Str),
+        A::value("binding:host_id", |p| V::Str(&p.binding_host_id))
+            .set()
+            .filter(T::Str)
+            .admin(),
+        A::json("binding:profile", |p, _, out| put_json(out, &p.binding_profile))
+            .set()
+            .admin(),
+        A::value("binding:vif_type", |p| V::Str(&p.binding_vif_type)).admin(),
+        A::json("binding:vif_details", |p, _, out| {
+            put_json(out, &p.binding_vif_details)
+        })
+        .admin(),
+        A::value("dns_name", |p| V::Str(&p.dns_name)).set().filter(T::Str),
+        A::json("dns_assignment", dns_assignment),
+    ];
+    type Update = PortRequest;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn std(&self) -> &StdAttrs {
+        &self.std
+    }
+    fn std_mut(&mut self) -> &mut StdAttrs {
+        &mut self.std
+    }
+    fn all(state: &State) -> &imbl::OrdMap<String, Arc<Port>> {
+        &state.ports
+    }
+    fn visible(ctx: &AuthContext, state: &State, p: &Port) -> bool {
+        policy::can_see_port(ctx, state, p)
+    }
+    fn not_found(id: &str) -> ApiError {
+        not_found(id)
+    }
+    fn put(txn: &mut Txn<'_>, p: Port) -> ApiResult<()> {
+        txn.put_port(p);
+        Ok(())
+    }
+
+    async fn create(
+        engine: &Engine,
+        ctx: &AuthContext,
+        items: Vec<Map<String, Value>>,
+    ) -> ApiResult<Vec<Arc<Port>>> {
+        create(engine, ctx, items).await
+    }
+
+    fn parse_update(_: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<PortRequest> {
+        parse(ctx, &b, Op::Update)
+    }
+
+    fn apply_update(
+        txn: &mut Txn<'_>,
+        ctx: &AuthContext,
+        cur: &Port,
+        p: &mut Port,
+        r: PortRequest,
+    ) -> ApiResult<()> {
+        apply_update(txn, ctx, cur, p, r)
+    }
+
+    /// The network's owner may delete other projects' ports on it.
+    fn check_delete(
+        txn: &Txn<'_>,
+        ctx: &AuthContext,
+        cur: &Port,
+        if_match: Option<u64>,
+    ) -> ApiResult<()> {
+        let net_owner = txn
+            .state
+            .networks
+            .get(&cur.network_id)
+            .is_some_and(|n| policy::owns(ctx, &n.std.project_id));
+        if !net_owner {
+            policy::require_owner(ctx, &cur.std.project_id, "delete_port")?;
+        } else {
+            policy::require_writer(ctx, "delete_port")?;
+        }
+        check_revision(&cur.std, if_match)?;
+        check_not_service_port(txn, cur)
+    }
+
+    fn remove(txn: &mut Txn<'_>, _: &AuthContext, cur: Arc<Port>) -> ApiResult<()> {
+        // Its floating IPs stay, unassociated.
+        ops::floatingips::disassociate_port(txn, &cur.id, |_| true);
+        release_port_ips(txn, &cur);
+        txn.delete_port(&cur.id);
+        Ok(())
+    }
+
+    /// A `network_id` filter walks only that network's ports.
+    fn listed<'s>(
+        state: &'s State,
+        ctx: &AuthContext,
+        pairs: &[(String, String)],
+    ) -> Vec<&'s Arc<Port>> {
+        let nets: Vec<&str> = pairs
+            .iter()
+            .filter(|(k, _)| k == "network_id")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        if nets.is_empty() {
+            return state
+                .ports
+                .values()
+                .filter(|p| policy::can_see_port(ctx, state, p))
+                .collect();
+        }
+        let mut v: Vec<_> = nets
+            .into_iter()
+            .flat_map(|n| state.ports_of(n))
+            .filter(|p| policy::can_see_port(ctx, state, p))
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+}
+
+#[derive(Serialize)]
+struct DnsAssignment {
+    hostname: String,
+    ip_address: String,
+    fqdn: String,
+}
+
+/// `host-10-0-0-5` / the port's dns_name, per fixed IP.
+fn dns_assignment(p: &Port, cx: &ViewCtx<'_>, out: &mut Vec<u8>) {
+    let domain = cx.dns_domain;
+    let names: Vec<DnsAssignment> = p
+        .fixed_ips
+        .iter()
+        .map(|ip| {
+            let hostname = if p.dns_name.is_empty() || domain == "openstacklocal" {
+                format!("host-{}", ip.ip_address.replace(['.', ':'], "-"))
+            } else {
+                p.dns_name.clone()
+            };
+            let fqdn = format!("{hostname}.{}.", domain.trim_end_matches('.'));
+            DnsAssignment {
+                hostname,
+                ip_address: ip.ip_address.clone(),
+                fqdn,
+            }
+        })
+        .collect();
+    put_json(out, &names);
+}
 
 const VNIC_TYPES: &[&str] = &[
     "normal",
@@ -87,9 +276,24 @@ impl FixedIpRequest {
     }
 }
 
-/// The parsed, context-free part of a port request.
+/// One requested allowed address pair (the port's MAC when none is given).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddressPairRequest {
+    ip_address: String,
+    mac_address: Option<String>,
+}
+
+/// One requested extra DHCP option; no value deletes it on update.
+#[derive(Debug, Clone)]
+pub struct DhcpOptRequest {
+    name: String,
+    value: Option<String>,
+    ip_version: u8,
+}
+
+/// The parsed, context-free part of a port request (create or update).
 #[derive(Default)]
-struct PortRequest {
+pub struct PortRequest {
     name: Option<String>,
     description: Option<String>,
     network_id: Option<String>,
@@ -100,8 +304,8 @@ struct PortRequest {
     device_owner: Option<String>,
     security_groups: Option<Vec<String>>,
     port_security_enabled: Option<bool>,
-    allowed_address_pairs: Option<Vec<(String, Option<String>)>>,
-    extra_dhcp_opts: Option<Vec<(String, Option<String>, u8)>>,
+    allowed_address_pairs: Option<Vec<AddressPairRequest>>,
+    extra_dhcp_opts: Option<Vec<DhcpOptRequest>>,
     host_id: Option<String>,
     vnic_type: Option<String>,
     profile: Option<Value>,
@@ -109,8 +313,7 @@ struct PortRequest {
     project_id: Option<String>,
 }
 
-fn parse(ctx: &AuthContext, m: Map<String, Value>, op: Op) -> ApiResult<PortRequest> {
-    let b = Body::new(m, ATTRS, op)?;
+fn parse(ctx: &AuthContext, b: &Body, op: Op) -> ApiResult<PortRequest> {
     let mut r = PortRequest {
         name: b.name("name")?,
         description: b.string("description", 255)?,
@@ -145,165 +348,19 @@ fn parse(ctx: &AuthContext, m: Map<String, Value>, op: Op) -> ApiResult<PortRequ
             }
         });
     }
-    if let Some(items) = b.list("fixed_ips")? {
-        let mut out = Vec::with_capacity(items.len());
-        let mut seen = Vec::new();
-        for item in items {
-            let Value::Object(o) = item else {
-                return Err(ApiError::invalid_attr(
-                    "fixed_ips",
-                    "Invalid data format for fixed IP",
-                ));
-            };
-            let subnet_id = item_str("fixed_ips", &o, "subnet_id")?;
-            if let Some(s) = &subnet_id
-                && !neutrino_model::body::is_uuid(s)
-            {
-                return Err(ApiError::invalid_attr(
-                    "fixed_ips",
-                    format!("'{s}' is not a valid UUID"),
-                ));
-            }
-            let ip = match item_str("fixed_ips", &o, "ip_address")? {
-                Some(s) => {
-                    let ip = parse_ip(&s).map_err(|e| ApiError::invalid_attr("fixed_ips", e))?;
-                    if seen.contains(&ip) {
-                        return Err(ApiError::invalid_attr(
-                            "fixed_ips",
-                            format!("Duplicate IP address '{s}'"),
-                        ));
-                    }
-                    seen.push(ip);
-                    Some(ip)
-                }
-                None => None,
-            };
-            if subnet_id.is_none() && ip.is_none() {
-                return Err(ApiError::invalid_attr(
-                    "fixed_ips",
-                    "Exactly one of subnet_id or ip_address, or both, is required",
-                ));
-            }
-            out.push(FixedIpRequest { subnet_id, ip });
-        }
-        r.fixed_ips = Some(out);
-    }
-    if let Some(groups) = b.string_list("security_groups", 36)? {
-        let mut uniq: Vec<String> = Vec::new();
-        for g in groups {
-            if !neutrino_model::body::is_uuid(&g) {
-                return Err(ApiError::invalid_attr(
-                    "security_groups",
-                    format!("'{g}' is not a valid UUID"),
-                ));
-            }
-            if !uniq.contains(&g) {
-                uniq.push(g);
-            }
-        }
-        r.security_groups = Some(uniq);
-    }
-    if let Some(pairs) = b.list("allowed_address_pairs")? {
-        let mut out: Vec<(String, Option<String>)> = Vec::new();
-        for p in pairs {
-            let Value::Object(o) = p else {
-                return Err(ApiError::invalid_attr(
-                    "allowed_address_pairs",
-                    "Allowed address pairs must be a list of dictionaries",
-                ));
-            };
-            if let Some(k) = o.keys().find(|k| *k != "ip_address" && *k != "mac_address") {
-                return Err(ApiError::invalid_attr(
-                    "allowed_address_pairs",
-                    format!("Unrecognized attribute '{k}'"),
-                ));
-            }
-            let Some(ip) = item_str("allowed_address_pairs", &o, "ip_address")? else {
-                return Err(ApiError::bad_request(
-                    "AllowedAddressPair must contain ip_address",
-                ));
-            };
-            let ip = if ip.contains('/') {
-                Cidr::parse(&ip)
-                    .map_err(|e| ApiError::invalid_attr("allowed_address_pairs", e))?
-                    .to_string()
-            } else {
-                parse_ip(&ip)
-                    .map_err(|e| ApiError::invalid_attr("allowed_address_pairs", e))?
-                    .to_string()
-            };
-            let mac = item_str("allowed_address_pairs", &o, "mac_address")?
-                .map(|m| normalize_mac(&m))
-                .transpose()?;
-            if out.iter().any(|(i, m)| *i == ip && *m == mac) {
-                return Err(ApiError::bad_request(
-                    "Request contains duplicate address pair",
-                ));
-            }
-            out.push((ip, mac));
-        }
-        r.allowed_address_pairs = Some(out);
-    }
-    if let Some(opts) = b.list("extra_dhcp_opts")? {
-        let mut out = Vec::new();
-        for o in opts {
-            let Value::Object(o) = o else {
-                return Err(ApiError::invalid_attr(
-                    "extra_dhcp_opts",
-                    "each option must be a dictionary",
-                ));
-            };
-            if let Some(k) = o
-                .keys()
-                .find(|k| !matches!(k.as_str(), "opt_name" | "opt_value" | "ip_version"))
-            {
-                return Err(ApiError::invalid_attr(
-                    "extra_dhcp_opts",
-                    format!("Unrecognized attribute '{k}'"),
-                ));
-            }
-            let Some(name) = item_str("extra_dhcp_opts", &o, "opt_name")? else {
-                return Err(ApiError::invalid_attr(
-                    "extra_dhcp_opts",
-                    "opt_name is required",
-                ));
-            };
-            if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
-                return Err(ApiError::invalid_attr(
-                    "extra_dhcp_opts",
-                    format!("'{name}' is not a valid option name"),
-                ));
-            }
-            let value = item_str("extra_dhcp_opts", &o, "opt_value")?;
-            if value
-                .as_ref()
-                .is_some_and(|v| v.len() > 255 || v.contains('\n'))
-            {
-                return Err(ApiError::invalid_attr(
-                    "extra_dhcp_opts",
-                    "opt_value must be one line of at most 255 characters",
-                ));
-            }
-            let version = match o.get("ip_version") {
-                None | Some(Value::Null) => 4,
-                Some(v) => match v
-                    .as_i64()
-                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                {
-                    Some(4) => 4,
-                    Some(6) => 6,
-                    _ => {
-                        return Err(ApiError::invalid_attr(
-                            "extra_dhcp_opts",
-                            format!("'{v}' is not a valid IP version"),
-                        ));
-                    }
-                },
-            };
-            out.push((name, value, version));
-        }
-        r.extra_dhcp_opts = Some(out);
-    }
+    r.fixed_ips = b.list("fixed_ips")?.map(parse_fixed_ips).transpose()?;
+    r.security_groups = b
+        .string_list("security_groups", 36)?
+        .map(parse_security_groups)
+        .transpose()?;
+    r.allowed_address_pairs = b
+        .list("allowed_address_pairs")?
+        .map(parse_address_pairs)
+        .transpose()?;
+    r.extra_dhcp_opts = b
+        .list("extra_dhcp_opts")?
+        .map(parse_dhcp_opts)
+        .transpose()?;
     if let Some(v) = &r.vnic_type
         && !VNIC_TYPES.contains(&v.as_str())
     {
@@ -325,6 +382,182 @@ fn parse(ctx: &AuthContext, m: Map<String, Value>, op: Op) -> ApiResult<PortRequ
         ));
     }
     Ok(r)
+}
+
+
+/// `fixed_ips`: each a subnet, an address or both; no address twice.
+fn parse_fixed_ips(items: Vec<Value>) -> ApiResult<Vec<FixedIpRequest>> {
+    let mut out = Vec::with_capacity(items.len());
+    let mut seen = Vec::new();
+    for item in items {
+        let Value::Object(o) = item else {
+            return Err(ApiError::invalid_attr(
+                "fixed_ips",
+                "Invalid data format for fixed IP",
+            ));
+        };
+        let subnet_id = item_str("fixed_ips", &o, "subnet_id")?;
+        if let Some(s) = &subnet_id
+            && !neutrino_model::body::is_uuid(s)
+        {
+            return Err(ApiError::invalid_attr(
+                "fixed_ips",
+                format!("'{s}' is not a valid UUID"),
+            ));
+        }
+        let ip = match item_str("fixed_ips", &o, "ip_address")? {
+            Some(s) => {
+                let ip = parse_ip(&s).map_err(|e| ApiError::invalid_attr("fixed_ips", e))?;
+                if seen.contains(&ip) {
+                    return Err(ApiError::invalid_attr(
+                        "fixed_ips",
+                        format!("Duplicate IP address '{s}'"),
+                    ));
+                }
+                seen.push(ip);
+                Some(ip)
+            }
+            None => None,
+        };
+        if subnet_id.is_none() && ip.is_none() {
+            return Err(ApiError::invalid_attr(
+                "fixed_ips",
+                "Exactly one of subnet_id or ip_address, or both, is required",
+            ));
+        }
+        out.push(FixedIpRequest { subnet_id, ip });
+    }
+    Ok(out)
+}
+
+/// `security_groups`: UUIDs; a repeat counts once.
+fn parse_security_groups(groups: Vec<String>) -> ApiResult<Vec<String>> {
+    let mut uniq: Vec<String> = Vec::new();
+    for g in groups {
+        if !neutrino_model::body::is_uuid(&g) {
+            return Err(ApiError::invalid_attr(
+                "security_groups",
+                format!("'{g}' is not a valid UUID"),
+            ));
+        }
+        if !uniq.contains(&g) {
+            uniq.push(g);
+        }
+    }
+    Ok(uniq)
+}
+
+/// `allowed_address_pairs`: an address or a prefix, and an optional MAC.
+fn parse_address_pairs(pairs: Vec<Value>) -> ApiResult<Vec<AddressPairRequest>> {
+    let mut out: Vec<AddressPairRequest> = Vec::new();
+    for p in pairs {
+        let Value::Object(o) = p else {
+            return Err(ApiError::invalid_attr(
+                "allowed_address_pairs",
+                "Allowed address pairs must be a list of dictionaries",
+            ));
+        };
+        if let Some(k) = o.keys().find(|k| *k != "ip_address" && *k != "mac_address") {
+            return Err(ApiError::invalid_attr(
+                "allowed_address_pairs",
+                format!("Unrecognized attribute '{k}'"),
+            ));
+        }
+        let Some(ip) = item_str("allowed_address_pairs", &o, "ip_address")? else {
+            return Err(ApiError::bad_request(
+                "AllowedAddressPair must contain ip_address",
+            ));
+        };
+        let ip = if ip.contains('/') {
+            Cidr::parse(&ip)
+                .map_err(|e| ApiError::invalid_attr("allowed_address_pairs", e))?
+                .to_string()
+        } else {
+            parse_ip(&ip)
+                .map_err(|e| ApiError::invalid_attr("allowed_address_pairs", e))?
+                .to_string()
+        };
+        let mac = item_str("allowed_address_pairs", &o, "mac_address")?
+            .map(|m| normalize_mac(&m))
+            .transpose()?;
+        let pair = AddressPairRequest {
+            ip_address: ip,
+            mac_address: mac,
+        };
+        if out.contains(&pair) {
+            return Err(ApiError::bad_request(
+                "Request contains duplicate address pair",
+            ));
+        }
+        out.push(pair);
+    }
+    Ok(out)
+}
+
+/// `extra_dhcp_opts`: a name, an optional value and an IP version.
+fn parse_dhcp_opts(opts: Vec<Value>) -> ApiResult<Vec<DhcpOptRequest>> {
+    let mut out = Vec::new();
+    for o in opts {
+        let Value::Object(o) = o else {
+            return Err(ApiError::invalid_attr(
+                "extra_dhcp_opts",
+                "each option must be a dictionary",
+            ));
+        };
+        if let Some(k) = o
+            .keys()
+            .find(|k| !matches!(k.as_str(), "opt_name" | "opt_value" | "ip_version"))
+        {
+            return Err(ApiError::invalid_attr(
+                "extra_dhcp_opts",
+                format!("Unrecognized attribute '{k}'"),
+            ));
+        }
+        let Some(name) = item_str("extra_dhcp_opts", &o, "opt_name")? else {
+            return Err(ApiError::invalid_attr(
+                "extra_dhcp_opts",
+                "opt_name is required",
+            ));
+        };
+        if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+            return Err(ApiError::invalid_attr(
+                "extra_dhcp_opts",
+                format!("'{name}' is not a valid option name"),
+            ));
+        }
+        let value = item_str("extra_dhcp_opts", &o, "opt_value")?;
+        if value
+            .as_ref()
+            .is_some_and(|v| v.len() > 255 || v.contains('\n'))
+        {
+            return Err(ApiError::invalid_attr(
+                "extra_dhcp_opts",
+                "opt_value must be one line of at most 255 characters",
+            ));
+        }
+        let version = match o.get("ip_version") {
+            None | Some(Value::Null) => 4,
+            Some(v) => match v
+                .as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            {
+                Some(4) => 4,
+                Some(6) => 6,
+                _ => {
+                    return Err(ApiError::invalid_attr(
+                        "extra_dhcp_opts",
+                        format!("'{v}' is not a valid IP version"),
+                    ));
+                }
+            },
+        };
+        out.push(DhcpOptRequest {
+            name,
+            value,
+            ip_version: version,
+        });
+    }
+    Ok(out)
 }
 
 fn is_hostname(s: &str) -> bool {
@@ -357,7 +590,7 @@ fn format_mac(m: [u8; 6]) -> String {
     )
 }
 
-pub async fn create(
+async fn create(
     engine: &Engine,
     ctx: &AuthContext,
     items: Vec<Map<String, Value>>,
@@ -371,7 +604,7 @@ pub async fn create(
     }
     let reqs = items
         .into_iter()
-        .map(|m| parse(ctx, m, Op::Create))
+        .map(|m| parse(ctx, &Port::body(m, Op::Create)?, Op::Create))
         .collect::<ApiResult<Vec<_>>>()?;
     let ctx = ctx.clone();
     engine
@@ -387,7 +620,7 @@ pub async fn create(
 
 fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: PortRequest) -> ApiResult<Arc<Port>> {
     let network_id = r.network_id.clone().unwrap_or_default();
-    let net = visible_network(txn, ctx, &network_id)?;
+    let net = Network::find(txn.state, ctx, &network_id)?;
     let project = r
         .project_id
         .clone()
@@ -528,14 +761,14 @@ fn generate_mac(txn: &Txn<'_>, network_id: &str) -> ApiResult<String> {
 
 fn check_groups(txn: &Txn<'_>, ctx: &AuthContext, groups: &[String]) -> ApiResult<()> {
     for g in groups {
-        ops::security_groups::visible_group(txn, ctx, g)?;
+        SecurityGroup::find(txn.state, ctx, g)?;
     }
     Ok(())
 }
 
 fn build_pairs(
     txn: &Txn<'_>,
-    pairs: Vec<(String, Option<String>)>,
+    pairs: Vec<AddressPairRequest>,
     mac: &str,
     port_security: bool,
 ) -> ApiResult<Vec<AddressPair>> {
@@ -556,16 +789,21 @@ fn build_pairs(
     }
     Ok(pairs
         .into_iter()
-        .map(|(ip, m)| AddressPair {
-            ip_address: ip,
-            mac_address: m.unwrap_or_else(|| mac.to_string()),
+        .map(|p| AddressPair {
+            ip_address: p.ip_address,
+            mac_address: p.mac_address.unwrap_or_else(|| mac.to_string()),
         })
         .collect())
 }
 
 /// Neutron's merge semantics: upsert by (name, version); a null value deletes.
-fn merge_dhcp_opts(current: &mut Vec<ExtraDhcpOpt>, updates: Vec<(String, Option<String>, u8)>) {
-    for (name, value, version) in updates {
+fn merge_dhcp_opts(current: &mut Vec<ExtraDhcpOpt>, updates: Vec<DhcpOptRequest>) {
+    for DhcpOptRequest {
+        name,
+        value,
+        ip_version: version,
+    } in updates
+    {
         let pos = current
             .iter()
             .position(|o| o.opt_name == name && o.ip_version == version);
@@ -779,140 +1017,130 @@ pub fn release_port_ips(txn: &mut Txn<'_>, p: &Port) {
     }
 }
 
-pub async fn update(
-    engine: &Engine,
+fn apply_update(
+    txn: &mut Txn<'_>,
     ctx: &AuthContext,
-    id: String,
-    m: Map<String, Value>,
-    if_match: Option<u64>,
-) -> ApiResult<Arc<Port>> {
-    let r = parse(ctx, m, Op::Update)?;
+    cur: &Port,
+    p: &mut Port,
+    r: PortRequest,
+) -> ApiResult<()> {
     let ctx = ctx.clone();
-    engine
-        .write(move |txn| {
-            let cur = visible_port(txn, &ctx, &id)?;
-            check_change(&ctx, &cur.std, "update_port", if_match)?;
-            let net = txn.state.networks.get(&cur.network_id).cloned().ok_or_else(|| networks::not_found(&cur.network_id))?;
-            let mut p = (*cur).clone();
-            if let Some(v) = r.name {
-                p.name = v;
+    let net = txn.state.networks.get(&cur.network_id).cloned().ok_or_else(|| networks::not_found(&cur.network_id))?;
+    if let Some(v) = r.name {
+        p.name = v;
+    }
+    if let Some(v) = r.description {
+        p.std.description = v;
+    }
+    if let Some(v) = r.admin_state_up {
+        p.admin_state_up = v;
+    }
+    if let Some(v) = r.device_id {
+        p.device_id = v;
+    }
+    if let Some(v) = r.device_owner {
+        if v.starts_with("network:") && !policy::owns(&ctx, &net.std.project_id) {
+            return Err(ApiError::forbidden("rule:update_port:device_owner"));
+        }
+        p.device_owner = v;
+    }
+    if let Some(v) = r.dns_name {
+        p.dns_name = v;
+    }
+    if let Some(v) = r.vnic_type {
+        p.binding_vnic_type = v;
+    }
+    if let Some(v) = r.profile {
+        p.binding_profile = v;
+    }
+    if let Some(v) = r.host_id {
+        if v != p.binding_host_id {
+            // Moving a port to another host unbinds it until that host's agent wires it.
+            p.status = "DOWN".into();
+            p.binding_vif_type = if v.is_empty() { "unbound".into() } else { "binding_failed".into() };
+        }
+        p.binding_host_id = v;
+    }
+    if let Some(mac) = r.mac {
+        let new_mac = match mac {
+            Some(m) => m,
+            None => generate_mac(txn, &p.network_id)?,
+        };
+        if new_mac != p.mac_address {
+            if !p.binding_host_id.is_empty() {
+                return Err(ApiError::conflict("PortBound", format!(
+                    "Unable to complete operation on port {}, port is already bound, port type: {}, old_mac {}, new_mac {}.",
+                    p.id, p.binding_vif_type, p.mac_address, new_mac
+                )));
             }
-            if let Some(v) = r.description {
-                p.std.description = v;
+            if txn.state.macs.contains_key(&(p.network_id.clone(), new_mac.clone())) {
+                return Err(ApiError::conflict("MacAddressInUse", format!(
+                    "Unable to complete operation for network {}. The mac address {new_mac} is in use.", p.network_id
+                )));
             }
-            if let Some(v) = r.admin_state_up {
-                p.admin_state_up = v;
+            p.mac_address = new_mac;
+        }
+    }
+    if r.port_security_enabled.is_some() || r.security_groups.is_some() || r.allowed_address_pairs.is_some() {
+        let ps = r.port_security_enabled.unwrap_or(p.port_security_enabled);
+        let groups = match r.security_groups {
+            Some(g) => {
+                check_groups(txn, &ctx, &g)?;
+                g
             }
-            if let Some(v) = r.device_id {
-                p.device_id = v;
+            None => p.security_groups.clone(),
+        };
+        if !ps && !groups.is_empty() {
+            return Err(ApiError::conflict(
+                "PortSecurityPortHasSecurityGroup",
+                "Port has security group associated. Cannot disable port security or ip address until security group is removed",
+            ));
+        }
+        let pairs = match r.allowed_address_pairs {
+            Some(pairs) => build_pairs(txn, pairs, &p.mac_address, ps)?,
+            None if !ps && !p.allowed_address_pairs.is_empty() => {
+                return Err(ApiError::conflict(
+                    "AddressPairAndPortSecurityRequired",
+                    "Port Security must be enabled in order to have allowed address pairs on a port.",
+                ));
             }
-            if let Some(v) = r.device_owner {
-                if v.starts_with("network:") && !policy::owns(&ctx, &net.std.project_id) {
-                    return Err(ApiError::forbidden("rule:update_port:device_owner"));
+            None => p.allowed_address_pairs.clone(),
+        };
+        p.port_security_enabled = ps;
+        p.security_groups = groups;
+        p.allowed_address_pairs = pairs;
+    }
+    if let Some(opts) = r.extra_dhcp_opts {
+        merge_dhcp_opts(&mut p.extra_dhcp_opts, opts);
+    }
+    let mac_changed = p.mac_address != cur.mac_address;
+    if r.fixed_ips.is_some() || mac_changed {
+        let mac = parse_mac(&p.mac_address).unwrap_or([0; 6]);
+        let mut existing = cur.fixed_ips.clone();
+        if mac_changed {
+            // EUI-64 addresses follow the MAC: drop the old ones so they are recomputed.
+            let auto: Vec<String> = txn.state.subnets_of(&p.network_id).filter(|s| s.is_auto_address()).map(|s| s.id.clone()).collect();
+            for f in cur.fixed_ips.iter().filter(|f| auto.contains(&f.subnet_id)) {
+                if let Ok(ip) = parse_ip(&f.ip_address) {
+                    txn.state.ipam.release(&f.subnet_id, ip).map_err(ipam_error)?;
                 }
-                p.device_owner = v;
             }
-            if let Some(v) = r.dns_name {
-                p.dns_name = v;
-            }
-            if let Some(v) = r.vnic_type {
-                p.binding_vnic_type = v;
-            }
-            if let Some(v) = r.profile {
-                p.binding_profile = v;
-            }
-            if let Some(v) = r.host_id {
-                if v != p.binding_host_id {
-                    // Moving a port to another host unbinds it until that host's agent wires it.
-                    p.status = "DOWN".into();
-                    p.binding_vif_type = if v.is_empty() { "unbound".into() } else { "binding_failed".into() };
-                }
-                p.binding_host_id = v;
-            }
-            if let Some(mac) = r.mac {
-                let new_mac = match mac {
-                    Some(m) => m,
-                    None => generate_mac(txn, &p.network_id)?,
-                };
-                if new_mac != p.mac_address {
-                    if !p.binding_host_id.is_empty() {
-                        return Err(ApiError::conflict("PortBound", format!(
-                            "Unable to complete operation on port {}, port is already bound, port type: {}, old_mac {}, new_mac {}.",
-                            p.id, p.binding_vif_type, p.mac_address, new_mac
-                        )));
-                    }
-                    if txn.state.macs.contains_key(&(p.network_id.clone(), new_mac.clone())) {
-                        return Err(ApiError::conflict("MacAddressInUse", format!(
-                            "Unable to complete operation for network {}. The mac address {new_mac} is in use.", p.network_id
-                        )));
-                    }
-                    p.mac_address = new_mac;
-                }
-            }
-            if r.port_security_enabled.is_some() || r.security_groups.is_some() || r.allowed_address_pairs.is_some() {
-                let ps = r.port_security_enabled.unwrap_or(p.port_security_enabled);
-                let groups = match r.security_groups {
-                    Some(g) => {
-                        check_groups(txn, &ctx, &g)?;
-                        g
-                    }
-                    None => p.security_groups.clone(),
-                };
-                if !ps && !groups.is_empty() {
-                    return Err(ApiError::conflict(
-                        "PortSecurityPortHasSecurityGroup",
-                        "Port has security group associated. Cannot disable port security or ip address until security group is removed",
-                    ));
-                }
-                let pairs = match r.allowed_address_pairs {
-                    Some(pairs) => build_pairs(txn, pairs, &p.mac_address, ps)?,
-                    None if !ps && !p.allowed_address_pairs.is_empty() => {
-                        return Err(ApiError::conflict(
-                            "AddressPairAndPortSecurityRequired",
-                            "Port Security must be enabled in order to have allowed address pairs on a port.",
-                        ));
-                    }
-                    None => p.allowed_address_pairs.clone(),
-                };
-                p.port_security_enabled = ps;
-                p.security_groups = groups;
-                p.allowed_address_pairs = pairs;
-            }
-            if let Some(opts) = r.extra_dhcp_opts {
-                merge_dhcp_opts(&mut p.extra_dhcp_opts, opts);
-            }
-            let mac_changed = p.mac_address != cur.mac_address;
-            if r.fixed_ips.is_some() || mac_changed {
-                let mac = parse_mac(&p.mac_address).unwrap_or([0; 6]);
-                let mut existing = cur.fixed_ips.clone();
-                if mac_changed {
-                    // EUI-64 addresses follow the MAC: drop the old ones so they are recomputed.
-                    let auto: Vec<String> = txn.state.subnets_of(&p.network_id).filter(|s| s.is_auto_address()).map(|s| s.id.clone()).collect();
-                    for f in cur.fixed_ips.iter().filter(|f| auto.contains(&f.subnet_id)) {
-                        if let Ok(ip) = parse_ip(&f.ip_address) {
-                            txn.state.ipam.release(&f.subnet_id, ip).map_err(ipam_error)?;
-                        }
-                    }
-                    existing.retain(|f| !auto.contains(&f.subnet_id));
-                }
-                let requested = r.fixed_ips.or_else(|| {
-                    Some(existing.iter().map(|f| FixedIpRequest { subnet_id: Some(f.subnet_id.clone()), ip: parse_ip(&f.ip_address).ok() }).collect())
-                });
-                p.fixed_ips = allocate_update(txn, &net, &p.device_owner, mac, requested, &existing)?;
-                // A floating IP whose fixed address went away is no longer associated.
-                let held: Vec<String> = p.fixed_ips.iter().map(|f| f.ip_address.clone()).collect();
-                ops::floatingips::disassociate_port(txn, &p.id, |f| {
-                    f.fixed_ip_address.as_ref().is_none_or(|ip| !held.contains(ip))
-                });
-            }
-            if p.device_owner != cur.device_owner || p.device_id != cur.device_id {
-                check_router_device(txn, &ctx, &p.device_owner, &p.device_id)?;
-            }
-            touch(&mut p.std, txn.now);
-            txn.put_port(p.clone());
-            Ok(Arc::new(p))
-        })
-        .await
+            existing.retain(|f| !auto.contains(&f.subnet_id));
+        }
+        let requested = r.fixed_ips.or_else(|| {
+            Some(existing.iter().map(|f| FixedIpRequest { subnet_id: Some(f.subnet_id.clone()), ip: parse_ip(&f.ip_address).ok() }).collect())
+        });
+        p.fixed_ips = allocate_update(txn, &net, &p.device_owner, mac, requested, &existing)?;
+        // A floating IP whose fixed address went away is no longer associated.
+        let held: Vec<String> = p.fixed_ips.iter().map(|f| f.ip_address.clone()).collect();
+        ops::floatingips::disassociate_port(txn, &p.id, |f| {
+            f.fixed_ip_address.as_ref().is_none_or(|ip| !held.contains(ip))
+        });
+    }
+    if p.device_owner != cur.device_owner || p.device_id != cur.device_id {
+        check_router_device(txn, &ctx, &p.device_owner, &p.device_id)?;
+    }
+    Ok(())
 }
 
 /// Updates keep SLAAC addresses the request does not mention (Neutron keeps them).
@@ -945,38 +1173,6 @@ fn allocate_update(
         }
     }
     allocate(txn, net, owner, mac, Some(requested), existing)
-}
-
-pub async fn delete(
-    engine: &Engine,
-    ctx: &AuthContext,
-    id: String,
-    if_match: Option<u64>,
-) -> ApiResult<()> {
-    let ctx = ctx.clone();
-    engine
-        .write(move |txn| {
-            let cur = visible_port(txn, &ctx, &id)?;
-            // The network's owner may delete other projects' ports on it.
-            let net_owner = txn
-                .state
-                .networks
-                .get(&cur.network_id)
-                .is_some_and(|n| policy::owns(&ctx, &n.std.project_id));
-            if !net_owner {
-                policy::require_owner(&ctx, &cur.std.project_id, "delete_port")?;
-            } else {
-                policy::require_writer(&ctx, "delete_port")?;
-            }
-            check_revision(&cur.std, if_match)?;
-            check_not_service_port(txn, &cur)?;
-            // Its floating IPs stay, unassociated.
-            ops::floatingips::disassociate_port(txn, &id, |_| true);
-            release_port_ips(txn, &cur);
-            txn.delete_port(&id);
-            Ok(())
-        })
-        .await
 }
 
 /// Creates a port the L3 API owns (router interface or gateway, floating IP):
@@ -1098,13 +1294,6 @@ fn check_router_device(
     }
 }
 
-pub fn visible_port(txn: &Txn<'_>, ctx: &AuthContext, id: &str) -> ApiResult<Arc<Port>> {
-    match txn.state.ports.get(id) {
-        Some(p) if policy::can_see_port(ctx, txn.state, p) => Ok(p.clone()),
-        _ => Err(not_found(id)),
-    }
-}
-
 pub fn not_found(id: &str) -> ApiError {
     ApiError::not_found("PortNotFound", format!("Port {id} could not be found."))
 }
@@ -1115,6 +1304,6 @@ pub fn create_in(
     ctx: &AuthContext,
     m: Map<String, Value>,
 ) -> ApiResult<Arc<Port>> {
-    let r = parse(ctx, m, Op::Create)?;
+    let r = parse(ctx, &Port::body(m, Op::Create)?, Op::Create)?;
     create_one(txn, ctx, r)
 }

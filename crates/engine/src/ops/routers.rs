@@ -7,30 +7,106 @@
 use std::sync::Arc;
 
 use neutrino_ipam::{Cidr, parse_ip};
-use neutrino_model::body::{Attr, Body, Op, attr, is_uuid, item_str, to_bool, to_string};
+use neutrino_model::body::{Body, Op, is_uuid, item_str, to_bool, to_string};
+use neutrino_model::query::{AttrValue as V, FilterType as T};
 use neutrino_model::{
     ApiError, ApiResult, AuthContext, ErrorKind, ExternalGateway, FixedIp, HostRoute,
-    OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, Router,
+    OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, Router, StdAttrs, Subnet,
 };
 use serde_json::{Map, Value, json};
 
 use super::ports::{self, FixedIpRequest, create_service_port, release_port_ips};
-use super::subnets::{parse_routes, visible_subnet};
+use super::subnets::parse_routes;
 use super::{check_change, check_quota, new_id, new_std, touch};
+use crate::resource::{Attr, Resource, put_json};
 use crate::txn::Txn;
-use crate::{Engine, policy};
+use crate::{Engine, State, policy};
 
-const ATTRS: &[Attr] = &[
-    attr("name", true, true),
-    attr("description", true, true),
-    attr("admin_state_up", true, true),
-    attr("external_gateway_info", true, true),
-    // extraroute: routes are set by update only.
-    attr("routes", false, true),
-    attr("project_id", true, false),
-    attr("tenant_id", true, false),
-    attr("status", false, false),
-];
+type A = Attr<Router>;
+
+impl Resource for Router {
+    const SINGULAR: &'static str = "router";
+    const PLURAL: &'static str = "routers";
+    const PATH: &'static str = "routers";
+    const ATTRS: &'static [A] = &[
+        A::value("id", |r| V::Str(&r.id)).filter(T::Str).sort(),
+        A::value("name", |r| V::Str(&r.name)).set().filter(T::Str).sort(),
+        A::value("admin_state_up", |r| V::Bool(r.admin_state_up))
+            .set()
+            .filter(T::Bool)
+            .sort(),
+        A::value("status", |r| V::Str(&r.status)).filter(T::Str).sort(),
+        // `{network_id, enable_snat, external_fixed_ips}` or null.
+        A::json("external_gateway_info", |r, _, out| {
+            put_json(out, &r.external_gateway)
+        })
+        .set(),
+        // extraroute: routes are set by update only.
+        A::json("routes", |r, _, out| put_json(out, &r.routes)).put(),
+    ];
+    type Update = RouterUpdate;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn std(&self) -> &StdAttrs {
+        &self.std
+    }
+    fn std_mut(&mut self) -> &mut StdAttrs {
+        &mut self.std
+    }
+    fn all(state: &State) -> &imbl::OrdMap<String, Arc<Router>> {
+        &state.routers
+    }
+    fn visible(ctx: &AuthContext, _: &State, r: &Router) -> bool {
+        policy::can_see_router(ctx, r)
+    }
+    fn not_found(id: &str) -> ApiError {
+        not_found(id)
+    }
+    fn put(txn: &mut Txn<'_>, r: Router) -> ApiResult<()> {
+        txn.put_router(r);
+        Ok(())
+    }
+
+    async fn create(
+        engine: &Engine,
+        ctx: &AuthContext,
+        items: Vec<Map<String, Value>>,
+    ) -> ApiResult<Vec<Arc<Router>>> {
+        create(engine, ctx, items).await
+    }
+
+    fn parse_update(_: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<RouterUpdate> {
+        Ok(RouterUpdate {
+            name: b.name("name")?,
+            description: b.string("description", 255)?,
+            admin_state_up: b.bool("admin_state_up")?,
+            gateway: b
+                .raw("external_gateway_info")
+                .map(|v| parse_gateway(v, ctx, "update_router"))
+                .transpose()?,
+            routes: b
+                .list("routes")?
+                .map(|r| parse_routes("routes", r))
+                .transpose()?,
+        })
+    }
+
+    fn apply_update(
+        txn: &mut Txn<'_>,
+        ctx: &AuthContext,
+        _: &Router,
+        r: &mut Router,
+        req: RouterUpdate,
+    ) -> ApiResult<()> {
+        apply_update(txn, ctx, r, req)
+    }
+
+    fn remove(txn: &mut Txn<'_>, _: &AuthContext, cur: Arc<Router>) -> ApiResult<()> {
+        remove(txn, &cur)
+    }
+}
 
 /// Neutron's `BadRequest(resource='router', …)`.
 fn bad_request(msg: impl std::fmt::Display) -> ApiError {
@@ -159,7 +235,7 @@ struct NewRouter {
 }
 
 fn parse_create(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<NewRouter> {
-    let b = Body::new(m, ATTRS, Op::Create)?;
+    let b = Router::body(m, Op::Create)?;
     Ok(NewRouter {
         name: b.name("name")?.unwrap_or_default(),
         description: b.string("description", 255)?,
@@ -176,7 +252,7 @@ fn parse_create(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<NewRouter
     })
 }
 
-pub async fn create(
+async fn create(
     engine: &Engine,
     ctx: &AuthContext,
     items: Vec<Map<String, Value>>,
@@ -264,7 +340,7 @@ fn set_gateway(
     enable_snat: Option<bool>,
     fixed_ips: Option<Vec<FixedIpRequest>>,
 ) -> ApiResult<()> {
-    let net = super::networks::visible_network(txn, ctx, &network_id)?;
+    let net = neutrino_model::Network::find(txn.state, ctx, &network_id)?;
     if !net.router_external {
         return Err(bad_request(format!(
             "Network {network_id} is not an external network"
@@ -437,88 +513,65 @@ fn check_routes(txn: &Txn<'_>, r: &Router, routes: &[HostRoute]) -> ApiResult<()
     Ok(())
 }
 
-pub async fn update(
-    engine: &Engine,
-    ctx: &AuthContext,
-    id: String,
-    m: Map<String, Value>,
-    if_match: Option<u64>,
-) -> ApiResult<Arc<Router>> {
-    let b = Body::new(m, ATTRS, Op::Update)?;
-    let name = b.name("name")?;
-    let description = b.string("description", 255)?;
-    let admin_state_up = b.bool("admin_state_up")?;
-    let gateway = b
-        .raw("external_gateway_info")
-        .map(|v| parse_gateway(v, ctx, "update_router"))
-        .transpose()?;
-    let routes = b
-        .list("routes")?
-        .map(|r| parse_routes("routes", r))
-        .transpose()?;
-    let ctx = ctx.clone();
-    engine
-        .write(move |txn| {
-            let cur = visible_router(txn, &ctx, &id)?;
-            check_change(&ctx, &cur.std, "update_router", if_match)?;
-            let mut r = (*cur).clone();
-            if let Some(v) = name {
-                r.name = v;
-            }
-            if let Some(v) = description {
-                r.std.description = v;
-            }
-            if let Some(v) = admin_state_up {
-                r.admin_state_up = v;
-            }
-            match gateway {
-                None => {}
-                Some(GatewayRequest::Remove) => remove_gateway(txn, &mut r)?,
-                Some(GatewayRequest::Set {
-                    network_id,
-                    enable_snat,
-                    fixed_ips,
-                }) => set_gateway(txn, &ctx, &mut r, network_id, enable_snat, fixed_ips)?,
-            }
-            if let Some(routes) = routes {
-                check_routes(txn, &r, &routes)?;
-                r.routes = routes;
-            }
-            touch(&mut r.std, txn.now);
-            txn.put_router(r.clone());
-            Ok(Arc::new(r))
-        })
-        .await
+/// A validated update request.
+pub struct RouterUpdate {
+    name: Option<String>,
+    description: Option<String>,
+    admin_state_up: Option<bool>,
+    gateway: Option<GatewayRequest>,
+    routes: Option<Vec<HostRoute>>,
 }
 
-pub async fn delete(
-    engine: &Engine,
+fn apply_update(
+    txn: &mut Txn<'_>,
     ctx: &AuthContext,
-    id: String,
-    if_match: Option<u64>,
+    r: &mut Router,
+    req: RouterUpdate,
 ) -> ApiResult<()> {
+    let RouterUpdate { name, description, admin_state_up, gateway, routes } = req;
     let ctx = ctx.clone();
-    engine
-        .write(move |txn| {
-            let cur = visible_router(txn, &ctx, &id)?;
-            check_change(&ctx, &cur.std, "delete_router", if_match)?;
-            let ports: Vec<&str> = txn
-                .state
-                .interfaces_of(&id)
-                .map(|p| p.id.as_str())
-                .collect();
-            if !ports.is_empty() {
-                return Err(ApiError::conflict(
-                    "RouterInUse",
-                    format!("Router {id} still has ports: {}", ports.join(", ")),
-                ));
-            }
-            let mut r = (*cur).clone();
-            remove_gateway(txn, &mut r)?;
-            txn.delete_router(&id);
-            Ok(())
-        })
-        .await
+    if let Some(v) = name {
+        r.name = v;
+    }
+    if let Some(v) = description {
+        r.std.description = v;
+    }
+    if let Some(v) = admin_state_up {
+        r.admin_state_up = v;
+    }
+    match gateway {
+        None => {}
+        Some(GatewayRequest::Remove) => remove_gateway(txn, r)?,
+        Some(GatewayRequest::Set {
+            network_id,
+            enable_snat,
+            fixed_ips,
+        }) => set_gateway(txn, &ctx, r, network_id, enable_snat, fixed_ips)?,
+    }
+    if let Some(routes) = routes {
+        check_routes(txn, r, &routes)?;
+        r.routes = routes;
+    }
+    Ok(())
+}
+
+fn remove(txn: &mut Txn<'_>, cur: &Router) -> ApiResult<()> {
+    let id = cur.id.as_str();
+    let ports: Vec<&str> = txn
+        .state
+        .interfaces_of(&id)
+        .map(|p| p.id.as_str())
+        .collect();
+    if !ports.is_empty() {
+        return Err(ApiError::conflict(
+            "RouterInUse",
+            format!("Router {id} still has ports: {}", ports.join(", ")),
+        ));
+    }
+    let mut r = (*cur).clone();
+    remove_gateway(txn, &mut r)?;
+    txn.delete_router(&id);
+    Ok(())
 }
 
 /// Which interface an add/remove call names.
@@ -589,7 +642,7 @@ pub async fn add_interface(
     let ctx = ctx.clone();
     engine
         .write(move |txn| {
-            let cur = visible_router(txn, &ctx, &id)?;
+            let cur = Router::find(txn.state, &ctx, &id)?;
             check_change(&ctx, &cur.std, "add_router_interface", None)?;
             let port = match (req.port_id, req.subnet_id) {
                 (Some(pid), _) => attach_port(txn, &ctx, &cur, &pid)?,
@@ -613,7 +666,7 @@ fn attach_subnet(
     r: &Router,
     subnet_id: &str,
 ) -> ApiResult<Port> {
-    let sub = visible_subnet(txn, ctx, subnet_id)?;
+    let sub = Subnet::find(txn.state, ctx, subnet_id)?;
     let net = txn
         .state
         .networks
@@ -645,7 +698,7 @@ fn attach_subnet(
 /// A user's unbound port becomes the interface (and trusted, like any
 /// `network:*` port).
 fn attach_port(txn: &mut Txn<'_>, ctx: &AuthContext, r: &Router, port_id: &str) -> ApiResult<Port> {
-    let cur = ports::visible_port(txn, ctx, port_id)?;
+    let cur = Port::find(txn.state, ctx, port_id)?;
     if !policy::owns(ctx, &cur.std.project_id) {
         return Err(ports::not_found(port_id));
     }
@@ -703,7 +756,7 @@ pub async fn remove_interface(
     let ctx = ctx.clone();
     engine
         .write(move |txn| {
-            let cur = visible_router(txn, &ctx, &id)?;
+            let cur = Router::find(txn.state, &ctx, &id)?;
             check_change(&ctx, &cur.std, "remove_router_interface", None)?;
             let (port, subnet) = match (req.port_id, req.subnet_id) {
                 (Some(pid), sid) => {
@@ -737,7 +790,7 @@ pub async fn remove_interface(
                     (port, sid)
                 }
                 (None, Some(sid)) => {
-                    visible_subnet(txn, &ctx, &sid)?;
+                    Subnet::find(txn.state, &ctx, &sid)?;
                     let port = txn
                         .state
                         .interfaces_of(&id)
@@ -819,13 +872,6 @@ fn check_subnet_unused(txn: &Txn<'_>, r: &Router, subnet_id: &str) -> ApiResult<
         }
     }
     Ok(())
-}
-
-pub fn visible_router(txn: &Txn<'_>, ctx: &AuthContext, id: &str) -> ApiResult<Arc<Router>> {
-    match txn.state.routers.get(id) {
-        Some(r) if policy::can_see_router(ctx, r) => Ok(r.clone()),
-        _ => Err(not_found(id)),
-    }
 }
 
 pub fn not_found(id: &str) -> ApiError {

@@ -5,38 +5,231 @@
 use std::sync::Arc;
 
 use neutrino_ipam::Cidr;
-use neutrino_model::body::{Attr, Body, Op, attr};
+use neutrino_model::body::{Body, Op};
+use neutrino_model::query::{AttrValue as V, FilterType as T};
 use neutrino_model::{
     ApiError, ApiResult, AuthContext, IP_PROTOCOLS as PROTOCOLS, SecurityGroup, SecurityGroupRule,
+    StdAttrs,
 };
 use serde_json::{Map, Value};
 
-use super::{check_change, check_quota, new_id, new_std, touch};
-use crate::Engine;
-use crate::policy;
+use super::{check_quota, new_id, new_std, touch};
+use crate::resource::{Attr, Resource, ViewCtx, opt_int, opt_str, put_json, write_json};
 use crate::txn::Txn;
+use crate::{Engine, State, policy};
 
-const GROUP_ATTRS: &[Attr] = &[
-    attr("name", true, true),
-    attr("description", true, true),
-    attr("stateful", true, true),
-    attr("project_id", true, false),
-    attr("tenant_id", true, false),
-];
+type G = Attr<SecurityGroup>;
+type R = Attr<SecurityGroupRule>;
 
-const RULE_ATTRS: &[Attr] = &[
-    attr("security_group_id", true, false),
-    attr("direction", true, false),
-    attr("ethertype", true, false),
-    attr("protocol", true, false),
-    attr("port_range_min", true, false),
-    attr("port_range_max", true, false),
-    attr("remote_ip_prefix", true, false),
-    attr("remote_group_id", true, false),
-    attr("description", true, false),
-    attr("project_id", true, false),
-    attr("tenant_id", true, false),
-];
+impl Resource for SecurityGroup {
+    const SINGULAR: &'static str = "security_group";
+    const PLURAL: &'static str = "security_groups";
+    const PATH: &'static str = "security-groups";
+    const ATTRS: &'static [G] = &[
+        G::value("id", |g| V::Str(&g.id)).filter(T::Str).sort(),
+        G::value("name", |g| V::Str(&g.name)).set().filter(T::Str).sort(),
+        G::value("stateful", |g| V::Bool(g.stateful)).set().filter(T::Bool),
+        // Sharing groups through RBAC is not implemented.
+        G::json("shared", |_, _, out| put_json(out, &false)),
+        G::json("security_group_rules", group_rules),
+    ];
+    type Update = GroupUpdate;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn std(&self) -> &StdAttrs {
+        &self.std
+    }
+    fn std_mut(&mut self) -> &mut StdAttrs {
+        &mut self.std
+    }
+    fn all(state: &State) -> &imbl::OrdMap<String, Arc<SecurityGroup>> {
+        &state.security_groups
+    }
+    fn visible(ctx: &AuthContext, _: &State, g: &SecurityGroup) -> bool {
+        policy::can_see_group(ctx, g)
+    }
+    fn not_found(id: &str) -> ApiError {
+        group_not_found(id)
+    }
+    fn put(txn: &mut Txn<'_>, g: SecurityGroup) -> ApiResult<()> {
+        txn.put_group(g);
+        Ok(())
+    }
+
+    async fn create(
+        engine: &Engine,
+        ctx: &AuthContext,
+        items: Vec<Map<String, Value>>,
+    ) -> ApiResult<Vec<Arc<SecurityGroup>>> {
+        create(engine, ctx, items).await
+    }
+
+    async fn before_list(engine: &Engine, ctx: &AuthContext) -> ApiResult<()> {
+        ensure_default(engine, ctx.project_id.clone()).await
+    }
+
+    fn parse_update(_: &Engine, _: &AuthContext, b: Body) -> ApiResult<GroupUpdate> {
+        Ok(GroupUpdate {
+            name: b.string("name", 255)?,
+            description: b.string("description", 255)?,
+            stateful: b.bool("stateful")?,
+        })
+    }
+
+    fn apply_update(
+        txn: &mut Txn<'_>,
+        _: &AuthContext,
+        _: &SecurityGroup,
+        g: &mut SecurityGroup,
+        r: GroupUpdate,
+    ) -> ApiResult<()> {
+        apply_update(txn, g, r)
+    }
+
+    fn remove(txn: &mut Txn<'_>, ctx: &AuthContext, cur: Arc<SecurityGroup>) -> ApiResult<()> {
+        remove_group(txn, ctx, &cur)
+    }
+}
+
+/// A group's rules, each as the rules collection shows it.
+fn group_rules(g: &SecurityGroup, cx: &ViewCtx<'_>, out: &mut Vec<u8>) {
+    out.push(b'[');
+    for (i, r) in cx.state.rules_of(&g.id).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json(&**r, cx, &[], out);
+    }
+    out.push(b']');
+}
+
+impl Resource for SecurityGroupRule {
+    const SINGULAR: &'static str = "security_group_rule";
+    const PLURAL: &'static str = "security_group_rules";
+    const PATH: &'static str = "security-group-rules";
+    const TAGGABLE: bool = false;
+    const ATTRS: &'static [R] = &[
+        R::value("id", |r| V::Str(&r.id)).filter(T::Str).sort(),
+        R::value("security_group_id", |r| V::Str(&r.security_group_id))
+            .post()
+            .filter(T::Str)
+            .sort(),
+        R::value("direction", |r| V::Str(&r.direction))
+            .post()
+            .filter(T::Str)
+            .sort(),
+        R::value("ethertype", |r| V::Str(&r.ethertype))
+            .post()
+            .filter(T::Str)
+            .sort(),
+        R::value("protocol", |r| opt_str(&r.protocol))
+            .post()
+            .filter(T::Str)
+            .sort(),
+        R::value("port_range_min", |r| opt_int(r.port_range_min))
+            .post()
+            .filter(T::Int)
+            .sort(),
+        R::value("port_range_max", |r| opt_int(r.port_range_max))
+            .post()
+            .filter(T::Int)
+            .sort(),
+        R::value("remote_ip_prefix", |r| opt_str(&r.remote_ip_prefix))
+            .post()
+            .filter(T::Str)
+            .sort(),
+        R::value("remote_group_id", |r| opt_str(&r.remote_group_id))
+            .post()
+            .filter(T::Str)
+            .sort(),
+        R::value("normalized_cidr", |r| opt_str(&r.normalized_cidr)).filter(T::Str),
+        R::value("belongs_to_default_sg", |r| V::Bool(r.belongs_to_default_sg))
+            .filter(T::Bool),
+    ];
+    type Update = std::convert::Infallible;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn std(&self) -> &StdAttrs {
+        &self.std
+    }
+    fn std_mut(&mut self) -> &mut StdAttrs {
+        &mut self.std
+    }
+    fn all(state: &State) -> &imbl::OrdMap<String, Arc<SecurityGroupRule>> {
+        &state.rules
+    }
+    fn visible(ctx: &AuthContext, state: &State, r: &SecurityGroupRule) -> bool {
+        policy::can_see_rule(ctx, state, r)
+    }
+    fn not_found(id: &str) -> ApiError {
+        rule_not_found(id)
+    }
+    fn put(txn: &mut Txn<'_>, r: SecurityGroupRule) -> ApiResult<()> {
+        txn.put_rule(r);
+        Ok(())
+    }
+
+    async fn create(
+        engine: &Engine,
+        ctx: &AuthContext,
+        items: Vec<Map<String, Value>>,
+    ) -> ApiResult<Vec<Arc<SecurityGroupRule>>> {
+        create_rules(engine, ctx, items).await
+    }
+
+    /// Rules are immutable: a change is a delete and a create.
+    async fn update(
+        _: &Engine,
+        _: &AuthContext,
+        _: String,
+        _: Map<String, Value>,
+        _: Option<u64>,
+    ) -> ApiResult<Arc<SecurityGroupRule>> {
+        Err(ApiError::new(
+            neutrino_model::ErrorKind::MethodNotAllowed,
+            "HTTPMethodNotAllowed",
+            "Security group rules cannot be updated.",
+        ))
+    }
+
+    fn parse_update(_: &Engine, _: &AuthContext, _: Body) -> ApiResult<Self::Update> {
+        Err(ApiError::internal())
+    }
+
+    fn apply_update(
+        _: &mut Txn<'_>,
+        _: &AuthContext,
+        _: &SecurityGroupRule,
+        _: &mut SecurityGroupRule,
+        never: Self::Update,
+    ) -> ApiResult<()> {
+        match never {}
+    }
+
+    /// Only the owner of a rule deletes it; `If-Match` is not checked.
+    fn check_delete(
+        _: &Txn<'_>,
+        ctx: &AuthContext,
+        r: &SecurityGroupRule,
+        _: Option<u64>,
+    ) -> ApiResult<()> {
+        policy::require_owner(ctx, &r.std.project_id, "delete_security_group_rule")
+    }
+
+    fn remove(txn: &mut Txn<'_>, _: &AuthContext, r: Arc<SecurityGroupRule>) -> ApiResult<()> {
+        txn.delete_rule(&r.id);
+        if let Some(g) = txn.state.security_groups.get(&r.security_group_id).cloned() {
+            let mut g = (*g).clone();
+            touch(&mut g.std, txn.now);
+            txn.put_group(g);
+        }
+        Ok(())
+    }
+}
 
 fn egress_rules(txn: &Txn<'_>, group: &SecurityGroup) -> Vec<SecurityGroupRule> {
     ["IPv4", "IPv6"]
@@ -106,38 +299,49 @@ pub async fn ensure_default(engine: &Engine, project: String) -> ApiResult<()> {
         .await
 }
 
-pub async fn create(
+/// A validated create request.
+struct NewGroup {
+    name: String,
+    description: Option<String>,
+    stateful: bool,
+    project: String,
+}
+
+fn parse_create(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<NewGroup> {
+    let b = SecurityGroup::body(m, Op::Create)?;
+    let name = b.string("name", 255)?.unwrap_or_default();
+    if name.eq_ignore_ascii_case("default") {
+        return Err(ApiError::conflict(
+            "SecurityGroupDefaultAlreadyExists",
+            "Default security group already exists.",
+        ));
+    }
+    Ok(NewGroup {
+        project: policy::target_project(
+            ctx,
+            b.string("project_id", 255)?,
+            b.string("tenant_id", 255)?,
+        )?,
+        name,
+        description: b.string("description", 255)?,
+        stateful: b.bool("stateful")?.unwrap_or(true),
+    })
+}
+
+async fn create(
     engine: &Engine,
     ctx: &AuthContext,
     items: Vec<Map<String, Value>>,
 ) -> ApiResult<Vec<Arc<SecurityGroup>>> {
     policy::require_writer(ctx, "create_security_group")?;
-    let mut reqs = Vec::new();
-    for m in items {
-        let b = Body::new(m, GROUP_ATTRS, Op::Create)?;
-        let name = b.string("name", 255)?.unwrap_or_default();
-        if name.eq_ignore_ascii_case("default") {
-            return Err(ApiError::conflict(
-                "SecurityGroupDefaultAlreadyExists",
-                "Default security group already exists.",
-            ));
-        }
-        let project = policy::target_project(
-            ctx,
-            b.string("project_id", 255)?,
-            b.string("tenant_id", 255)?,
-        )?;
-        reqs.push((
-            name,
-            b.string("description", 255)?,
-            b.bool("stateful")?.unwrap_or(true),
-            project,
-        ));
-    }
+    let reqs = items
+        .into_iter()
+        .map(|m| parse_create(ctx, m))
+        .collect::<ApiResult<Vec<_>>>()?;
     engine
         .write(move |txn| {
             let mut out = Vec::new();
-            for (name, description, stateful, project) in reqs {
+            for NewGroup { name, description, stateful, project } in reqs {
                 ensure_default_group(txn, &project)?;
                 check_quota(txn, &project, "security_group", 1)?;
                 check_quota(txn, &project, "security_group_rule", 2)?;
@@ -159,97 +363,68 @@ pub async fn create(
         .await
 }
 
-pub async fn update(
-    engine: &Engine,
-    ctx: &AuthContext,
-    id: String,
-    m: Map<String, Value>,
-    if_match: Option<u64>,
-) -> ApiResult<Arc<SecurityGroup>> {
-    let b = Body::new(m, GROUP_ATTRS, Op::Update)?;
-    let name = b.string("name", 255)?;
-    let description = b.string("description", 255)?;
-    let stateful = b.bool("stateful")?;
-    let ctx = ctx.clone();
-    engine
-        .write(move |txn| {
-            let cur = visible_group(txn, &ctx, &id)?;
-            check_change(&ctx, &cur.std, "update_security_group", if_match)?;
-            let mut g = (*cur).clone();
-            if let Some(n) = name {
-                if g.is_default && n != "default" {
-                    return Err(ApiError::conflict(
-                        "SecurityGroupCannotUpdateDefault",
-                        "Updating default security group not allowed.",
-                    ));
-                }
-                if !g.is_default && n.eq_ignore_ascii_case("default") {
-                    return Err(ApiError::conflict(
-                        "SecurityGroupDefaultAlreadyExists",
-                        "Default security group already exists.",
-                    ));
-                }
-                g.name = n;
-            }
-            if let Some(d) = description {
-                g.std.description = d;
-            }
-            if let Some(s) = stateful {
-                if s != g.stateful && txn.state.group_users(&id) > 0 {
-                    return Err(ApiError::conflict(
-                        "SecurityGroupInUse",
-                        format!(
-                            "Security Group {id} in use: cannot change stateful while ports use it."
-                        ),
-                    ));
-                }
-                g.stateful = s;
-            }
-            touch(&mut g.std, txn.now);
-            txn.put_group(g.clone());
-            Ok(Arc::new(g))
-        })
-        .await
+/// A validated update request.
+pub struct GroupUpdate {
+    name: Option<String>,
+    description: Option<String>,
+    stateful: Option<bool>,
 }
 
-pub async fn delete(
-    engine: &Engine,
-    ctx: &AuthContext,
-    id: String,
-    if_match: Option<u64>,
-) -> ApiResult<()> {
-    let ctx = ctx.clone();
-    engine
-        .write(move |txn| {
-            let cur = visible_group(txn, &ctx, &id)?;
-            check_change(&ctx, &cur.std, "delete_security_group", if_match)?;
-            if cur.is_default && !ctx.is_admin() {
-                return Err(ApiError::conflict(
-                    "SecurityGroupCannotRemoveDefault",
-                    "Insufficient rights for removing default security group.",
-                ));
-            }
-            if txn.state.group_users(&id) > 0 {
-                return Err(ApiError::conflict(
-                    "SecurityGroupInUse",
-                    format!("Security Group {id} in use."),
-                ));
-            }
-            let rules: Vec<String> = txn.state.rules_of(&id).map(|r| r.id.clone()).collect();
-            for r in rules {
-                txn.delete_rule(&r);
-            }
-            txn.delete_group(&id);
-            Ok(())
-        })
-        .await
-}
-
-pub fn visible_group(txn: &Txn<'_>, ctx: &AuthContext, id: &str) -> ApiResult<Arc<SecurityGroup>> {
-    match txn.state.security_groups.get(id) {
-        Some(g) if policy::can_see_group(ctx, g) => Ok(g.clone()),
-        _ => Err(group_not_found(id)),
+fn apply_update(txn: &mut Txn<'_>, g: &mut SecurityGroup, r: GroupUpdate) -> ApiResult<()> {
+    let GroupUpdate { name, description, stateful } = r;
+    let id = g.id.clone();
+    if let Some(n) = name {
+        if g.is_default && n != "default" {
+            return Err(ApiError::conflict(
+                "SecurityGroupCannotUpdateDefault",
+                "Updating default security group not allowed.",
+            ));
+        }
+        if !g.is_default && n.eq_ignore_ascii_case("default") {
+            return Err(ApiError::conflict(
+                "SecurityGroupDefaultAlreadyExists",
+                "Default security group already exists.",
+            ));
+        }
+        g.name = n;
     }
+    if let Some(d) = description {
+        g.std.description = d;
+    }
+    if let Some(s) = stateful {
+        if s != g.stateful && txn.state.group_users(&id) > 0 {
+            return Err(ApiError::conflict(
+                "SecurityGroupInUse",
+                format!(
+                    "Security Group {id} in use: cannot change stateful while ports use it."
+                ),
+            ));
+        }
+        g.stateful = s;
+    }
+    Ok(())
+}
+
+fn remove_group(txn: &mut Txn<'_>, ctx: &AuthContext, cur: &SecurityGroup) -> ApiResult<()> {
+    let id = cur.id.as_str();
+    if cur.is_default && !ctx.is_admin() {
+        return Err(ApiError::conflict(
+            "SecurityGroupCannotRemoveDefault",
+            "Insufficient rights for removing default security group.",
+        ));
+    }
+    if txn.state.group_users(&id) > 0 {
+        return Err(ApiError::conflict(
+            "SecurityGroupInUse",
+            format!("Security Group {id} in use."),
+        ));
+    }
+    let rules: Vec<String> = txn.state.rules_of(&id).map(|r| r.id.clone()).collect();
+    for r in rules {
+        txn.delete_rule(&r);
+    }
+    txn.delete_group(&id);
+    Ok(())
 }
 
 pub fn group_not_found(id: &str) -> ApiError {
@@ -261,7 +436,7 @@ pub fn group_not_found(id: &str) -> ApiError {
 
 /// A rule request, checked without the model.
 fn parse_rule(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<(SecurityGroupRule, bool)> {
-    let b = Body::new(m, RULE_ATTRS, Op::Create)?;
+    let b = SecurityGroupRule::body(m, Op::Create)?;
     b.required("security_group_id")?;
     b.required("direction")?;
     let group = b.uuid("security_group_id")?.unwrap_or_default();
@@ -439,7 +614,7 @@ fn invalid_protocol(p: &str) -> ApiError {
     .with_type("SecurityGroupRuleInvalidProtocol")
 }
 
-pub async fn create_rules(
+async fn create_rules(
     engine: &Engine,
     ctx: &AuthContext,
     items: Vec<Map<String, Value>>,
@@ -463,14 +638,14 @@ pub async fn create_rules(
         .write(move |txn| {
             let mut out = Vec::new();
             for (mut r, explicit_project) in rules {
-                let g = visible_group(txn, &ctx, &r.security_group_id)?;
+                let g = SecurityGroup::find(txn.state, &ctx, &r.security_group_id)?;
                 policy::require_owner(&ctx, &g.std.project_id, "create_security_group_rule")?;
                 r.belongs_to_default_sg = g.is_default;
                 if !explicit_project {
                     r.std.project_id = g.std.project_id.clone();
                 }
                 if let Some(rg) = &r.remote_group_id {
-                    visible_group(txn, &ctx, rg)?;
+                    SecurityGroup::find(txn.state, &ctx, rg)?;
                 }
                 if let Some(existing) = txn.state.rule_keys.get(&r.dedup_key()) {
                     return Err(ApiError::conflict(
@@ -489,26 +664,6 @@ pub async fn create_rules(
                 out.push(Arc::new(r));
             }
             Ok(out)
-        })
-        .await
-}
-
-pub async fn delete_rule(engine: &Engine, ctx: &AuthContext, id: String) -> ApiResult<()> {
-    let ctx = ctx.clone();
-    engine
-        .write(move |txn| {
-            let r = match txn.state.rules.get(&id) {
-                Some(r) if policy::can_see_rule(&ctx, txn.state, r) => r.clone(),
-                _ => return Err(rule_not_found(&id)),
-            };
-            policy::require_owner(&ctx, &r.std.project_id, "delete_security_group_rule")?;
-            txn.delete_rule(&id);
-            if let Some(g) = txn.state.security_groups.get(&r.security_group_id).cloned() {
-                let mut g = (*g).clone();
-                touch(&mut g.std, txn.now);
-                txn.put_group(g);
-            }
-            Ok(())
         })
         .await
 }

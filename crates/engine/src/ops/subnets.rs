@@ -6,43 +6,125 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use neutrino_ipam::{AddressRequest, Cidr, Ipam, eui64, parse_ip, parse_mac, subnet_plan};
-use neutrino_model::body::{Attr, Body, Op, attr, item_str};
+use neutrino_model::body::{Body, Op, item_str};
+use neutrino_model::query::{AttrValue as V, FilterType as T};
 use neutrino_model::{
-    AllocationPool, ApiError, ApiResult, AuthContext, FixedIp, HostRoute, OWNER_ROUTER_INTERFACE,
-    Subnet,
+    AllocationPool, ApiError, ApiResult, AuthContext, FixedIp, HostRoute, Network,
+    OWNER_ROUTER_INTERFACE, StdAttrs, Subnet,
 };
 use serde_json::{Map, Value};
 
-use super::networks::{is_auto_delete_owner, visible_network};
-use super::{check_change, check_quota, ipam_error, new_id, new_std, touch};
-use crate::Engine;
-use crate::policy;
+use super::networks::is_auto_delete_owner;
+use super::{check_quota, ipam_error, new_id, new_std, touch};
+use crate::resource::{Attr, Resource, opt_str, put_json};
 use crate::state::{pool_objects, pool_pairs};
 use crate::txn::Txn;
+use crate::{Engine, State, policy};
 
-const ATTRS: &[Attr] = &[
-    attr("name", true, true),
-    attr("description", true, true),
-    attr("network_id", true, false),
-    attr("ip_version", true, false),
-    attr("cidr", true, false),
-    attr("gateway_ip", true, true),
-    attr("allocation_pools", true, true),
-    attr("dns_nameservers", true, true),
-    attr("host_routes", true, true),
-    attr("enable_dhcp", true, true),
-    attr("ipv6_ra_mode", true, false),
-    attr("ipv6_address_mode", true, false),
-    attr("subnetpool_id", true, false),
-    attr("use_default_subnetpool", true, false),
-    attr("prefixlen", true, false),
-    attr("project_id", true, false),
-    attr("tenant_id", true, false),
-];
+type A = Attr<Subnet>;
+
+impl Resource for Subnet {
+    const SINGULAR: &'static str = "subnet";
+    const PLURAL: &'static str = "subnets";
+    const PATH: &'static str = "subnets";
+    const ATTRS: &'static [A] = &[
+        A::value("id", |s| V::Str(&s.id)).filter(T::Str).sort(),
+        A::value("name", |s| V::Str(&s.name)).set().filter(T::Str).sort(),
+        A::value("network_id", |s| V::Str(&s.network_id))
+            .post()
+            .filter(T::Str)
+            .sort(),
+        A::value("ip_version", |s| V::Int(s.ip_version.into()))
+            .post()
+            .filter(T::Int)
+            .sort(),
+        A::value("cidr", |s| V::Str(&s.cidr)).post().filter(T::Str).sort(),
+        A::value("gateway_ip", |s| opt_str(&s.gateway_ip))
+            .set()
+            .filter(T::Str)
+            .sort(),
+        A::json("allocation_pools", |s, _, out| put_json(out, &s.allocation_pools)).set(),
+        A::json("dns_nameservers", |s, _, out| put_json(out, &s.dns_nameservers)).set(),
+        A::json("host_routes", |s, _, out| put_json(out, &s.host_routes)).set(),
+        A::value("enable_dhcp", |s| V::Bool(s.enable_dhcp))
+            .set()
+            .filter(T::Bool)
+            .sort(),
+        A::value("ipv6_ra_mode", |s| opt_str(&s.ipv6_ra_mode))
+            .post()
+            .filter(T::Str),
+        A::value("ipv6_address_mode", |s| opt_str(&s.ipv6_address_mode))
+            .post()
+            .filter(T::Str),
+        // Subnet pools are not implemented: always null.
+        A::value("subnetpool_id", |_| V::Null).post().filter(T::Str),
+        A::request("use_default_subnetpool").post(),
+        A::request("prefixlen").post(),
+        A::json("router:external", |s, cx, out| {
+            let external = cx
+                .state
+                .networks
+                .get(&s.network_id)
+                .is_some_and(|n| n.router_external);
+            put_json(out, &external)
+        }),
+    ];
+    type Update = Common;
+
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn std(&self) -> &StdAttrs {
+        &self.std
+    }
+    fn std_mut(&mut self) -> &mut StdAttrs {
+        &mut self.std
+    }
+    fn all(state: &State) -> &imbl::OrdMap<String, Arc<Subnet>> {
+        &state.subnets
+    }
+    fn visible(ctx: &AuthContext, state: &State, s: &Subnet) -> bool {
+        policy::can_see_subnet(ctx, state, s)
+    }
+    fn not_found(id: &str) -> ApiError {
+        not_found(id)
+    }
+    fn put(txn: &mut Txn<'_>, s: Subnet) -> ApiResult<()> {
+        txn.put_subnet(s).map_err(ApiError::from)
+    }
+
+    async fn create(
+        engine: &Engine,
+        ctx: &AuthContext,
+        items: Vec<Map<String, Value>>,
+    ) -> ApiResult<Vec<Arc<Subnet>>> {
+        create(engine, ctx, items).await
+    }
+
+    fn parse_update(engine: &Engine, _: &AuthContext, b: Body) -> ApiResult<Common> {
+        let cfg = engine.config();
+        parse_common(&b, cfg.max_dns_nameservers, cfg.max_subnet_host_routes)
+    }
+
+    fn apply_update(
+        txn: &mut Txn<'_>,
+        _: &AuthContext,
+        cur: &Subnet,
+        s: &mut Subnet,
+        c: Common,
+    ) -> ApiResult<()> {
+        apply_update(txn, cur, s, c)
+    }
+
+    fn remove(txn: &mut Txn<'_>, _: &AuthContext, cur: Arc<Subnet>) -> ApiResult<()> {
+        remove(txn, &cur)
+    }
+}
 
 const IPV6_MODES: &[&str] = &["slaac", "dhcpv6-stateful", "dhcpv6-stateless"];
 
-struct Common {
+/// The attributes a create and an update share, checked.
+pub struct Common {
     name: Option<String>,
     description: Option<String>,
     gateway: Option<Option<IpAddr>>,
@@ -197,7 +279,7 @@ fn parse_create(
     max_dns: usize,
     max_routes: usize,
 ) -> ApiResult<NewSubnet> {
-    let b = Body::new(m, ATTRS, Op::Create)?;
+    let b = Subnet::body(m, Op::Create)?;
     let network_id = b.uuid("network_id")?;
     b.required("network_id")?;
     b.required("ip_version")?;
@@ -317,7 +399,7 @@ fn plan(
     Ok((gw, pools))
 }
 
-pub async fn create(
+async fn create(
     engine: &Engine,
     ctx: &AuthContext,
     items: Vec<Map<String, Value>>,
@@ -341,7 +423,7 @@ pub async fn create(
 }
 
 fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: NewSubnet) -> ApiResult<Arc<Subnet>> {
-    let net = visible_network(txn, ctx, &r.network_id)?;
+    let net = Network::find(txn.state, ctx, &r.network_id)?;
     policy::require_owner(ctx, &net.std.project_id, "create_subnet")?;
     check_quota(txn, &r.project_id, "subnet", 1)?;
     for other in txn.state.subnets_of(&net.id) {
@@ -407,114 +489,84 @@ fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: NewSubnet) -> ApiResult<A
     Ok(Arc::new(s))
 }
 
-pub async fn update(
-    engine: &Engine,
-    ctx: &AuthContext,
-    id: String,
-    m: Map<String, Value>,
-    if_match: Option<u64>,
-) -> ApiResult<Arc<Subnet>> {
-    let b = Body::new(m, ATTRS, Op::Update)?;
-    let cfg = engine.config();
-    let c = parse_common(&b, cfg.max_dns_nameservers, cfg.max_subnet_host_routes)?;
-    let ctx = ctx.clone();
-    engine
-        .write(move |txn| {
-            let cur = visible_subnet(txn, &ctx, &id)?;
-            check_change(&ctx, &cur.std, "update_subnet", if_match)?;
-            let cidr = Cidr::parse(&cur.cidr).map_err(ipam_error)?;
-            let mut s = (*cur).clone();
-            if let Some(v) = c.name {
-                s.name = v;
-            }
-            if let Some(v) = c.description {
-                s.std.description = v;
-            }
-            if let Some(v) = c.dns {
-                s.dns_nameservers = v;
-            }
-            if let Some(v) = c.routes {
-                s.host_routes = v;
-            }
-            if let Some(v) = c.enable_dhcp {
-                if !v && (s.ipv6_ra_mode.is_some() || s.ipv6_address_mode.is_some()) {
-                    return Err(ApiError::invalid_input(
-                        "Cannot disable enable_dhcp with ipv6 attributes set",
-                    ));
-                }
-                s.enable_dhcp = v;
-            }
-            if c.gateway.is_some() || c.pools.is_some() {
-                let gw = match c.gateway {
-                    Some(g) => g,
-                    None => cur.gateway_ip.as_deref().and_then(|g| parse_ip(g).ok()),
-                };
-                if let Some(g) = gw {
-                    subnet_plan::validate_gateway(&cidr, g).map_err(ipam_error)?;
-                }
-                check_gateway_not_routed(txn, &cur, gw)?;
-                let pools: Vec<(IpAddr, IpAddr)> = match c.pools {
-                    Some(p) => p,
-                    None => pool_pairs(&s),
-                };
-                let ranges = subnet_plan::validate_pools(&cidr, &pools, gw).map_err(ipam_error)?;
-                let held: Vec<IpAddr> = txn
-                    .state
-                    .ports_of(&s.network_id)
-                    .flat_map(|p| p.fixed_ips.iter())
-                    .filter(|f| f.subnet_id == s.id)
-                    .filter_map(|f| parse_ip(&f.ip_address).ok())
-                    .collect();
-                txn.state
-                    .ipam
-                    .update_pools(&s.id, ranges.clone(), &held)
-                    .map_err(ipam_error)?;
-                s.gateway_ip = gw.map(|g| g.to_string());
-                s.allocation_pools = pool_objects(&ranges, cidr.is_v4());
-            }
-            touch(&mut s.std, txn.now);
-            txn.put_subnet(s.clone()).map_err(ApiError::from)?;
-            Ok(Arc::new(s))
-        })
-        .await
+fn apply_update(txn: &mut Txn<'_>, cur: &Subnet, s: &mut Subnet, c: Common) -> ApiResult<()> {
+    let cidr = Cidr::parse(&cur.cidr).map_err(ipam_error)?;
+    if let Some(v) = c.name {
+        s.name = v;
+    }
+    if let Some(v) = c.description {
+        s.std.description = v;
+    }
+    if let Some(v) = c.dns {
+        s.dns_nameservers = v;
+    }
+    if let Some(v) = c.routes {
+        s.host_routes = v;
+    }
+    if let Some(v) = c.enable_dhcp {
+        if !v && (s.ipv6_ra_mode.is_some() || s.ipv6_address_mode.is_some()) {
+            return Err(ApiError::invalid_input(
+                "Cannot disable enable_dhcp with ipv6 attributes set",
+            ));
+        }
+        s.enable_dhcp = v;
+    }
+    if c.gateway.is_some() || c.pools.is_some() {
+        let gw = match c.gateway {
+            Some(g) => g,
+            None => cur.gateway_ip.as_deref().and_then(|g| parse_ip(g).ok()),
+        };
+        if let Some(g) = gw {
+            subnet_plan::validate_gateway(&cidr, g).map_err(ipam_error)?;
+        }
+        check_gateway_not_routed(txn, &cur, gw)?;
+        let pools: Vec<(IpAddr, IpAddr)> = match c.pools {
+            Some(p) => p,
+            None => pool_pairs(&s),
+        };
+        let ranges = subnet_plan::validate_pools(&cidr, &pools, gw).map_err(ipam_error)?;
+        let held: Vec<IpAddr> = txn
+            .state
+            .ports_of(&s.network_id)
+            .flat_map(|p| p.fixed_ips.iter())
+            .filter(|f| f.subnet_id == s.id)
+            .filter_map(|f| parse_ip(&f.ip_address).ok())
+            .collect();
+        txn.state
+            .ipam
+            .update_pools(&s.id, ranges.clone(), &held)
+            .map_err(ipam_error)?;
+        s.gateway_ip = gw.map(|g| g.to_string());
+        s.allocation_pools = pool_objects(&ranges, cidr.is_v4());
+    }
+    Ok(())
 }
 
-pub async fn delete(
-    engine: &Engine,
-    ctx: &AuthContext,
-    id: String,
-    if_match: Option<u64>,
-) -> ApiResult<()> {
-    let ctx = ctx.clone();
-    engine
-        .write(move |txn| {
-            let cur = visible_subnet(txn, &ctx, &id)?;
-            check_change(&ctx, &cur.std, "delete_subnet", if_match)?;
-            let users: Vec<_> = txn
-                .state
-                .ports_of(&cur.network_id)
-                .filter(|p| p.fixed_ips.iter().any(|f| f.subnet_id == id))
-                .cloned()
-                .collect();
-            let auto = cur.is_auto_address();
-            let blocked = users.iter().any(|p| {
-                p.device_owner.starts_with("network:router") || (!auto && !is_auto_delete_owner(&p.device_owner))
-            });
-            if blocked {
-                return Err(ApiError::conflict("SubnetInUse", format!(
-                    "Unable to complete operation on subnet {id}: One or more ports have an IP allocation from this subnet."
-                )));
-            }
-            for p in users {
-                let mut p = (*p).clone();
-                p.fixed_ips.retain(|f| f.subnet_id != id);
-                touch(&mut p.std, txn.now);
-                txn.put_port(p);
-            }
-            txn.delete_subnet(&id);
-            Ok(())
-        })
-        .await
+fn remove(txn: &mut Txn<'_>, cur: &Subnet) -> ApiResult<()> {
+    let id = cur.id.as_str();
+    let users: Vec<_> = txn
+        .state
+        .ports_of(&cur.network_id)
+        .filter(|p| p.fixed_ips.iter().any(|f| f.subnet_id == id))
+        .cloned()
+        .collect();
+    let auto = cur.is_auto_address();
+    let blocked = users.iter().any(|p| {
+        p.device_owner.starts_with("network:router") || (!auto && !is_auto_delete_owner(&p.device_owner))
+    });
+    if blocked {
+        return Err(ApiError::conflict("SubnetInUse", format!(
+            "Unable to complete operation on subnet {id}: One or more ports have an IP allocation from this subnet."
+        )));
+    }
+    for p in users {
+        let mut p = (*p).clone();
+        p.fixed_ips.retain(|f| f.subnet_id != id);
+        touch(&mut p.std, txn.now);
+        txn.put_port(p);
+    }
+    txn.delete_subnet(&id);
+    Ok(())
 }
 
 /// A router interface holding the subnet's gateway pins it (Neutron's
@@ -541,13 +593,6 @@ fn check_gateway_not_routed(txn: &Txn<'_>, cur: &Subnet, new: Option<IpAddr>) ->
             ),
         )),
         None => Ok(()),
-    }
-}
-
-pub fn visible_subnet(txn: &Txn<'_>, ctx: &AuthContext, id: &str) -> ApiResult<Arc<Subnet>> {
-    match txn.state.subnets.get(id) {
-        Some(s) if policy::can_see_subnet(ctx, txn.state, s) => Ok(s.clone()),
-        _ => Err(not_found(id)),
     }
 }
 
