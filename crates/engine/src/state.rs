@@ -176,10 +176,21 @@ impl State {
     ) -> Result<(), EngineError> {
         if !self.subnets.contains_key(&sub.id) {
             self.bump_usage(&sub.std.project_id, "subnet", 1);
+            // In creation order, ties by id: the order a restart rebuilds.
+            let created = |s: &State, id: &String| {
+                s.subnets.get(id).map(|x| (x.std.created_at, x.id.clone()))
+            };
+            let key = (sub.std.created_at, sub.id.clone());
+            let list = self.subnets_by_network.get(&sub.network_id);
+            let at = list.map_or(0, |l| {
+                l.iter()
+                    .take_while(|id| created(self, id).is_some_and(|k| k < key))
+                    .count()
+            });
             self.subnets_by_network
                 .entry(sub.network_id.clone())
                 .or_default()
-                .push_back(sub.id.clone());
+                .insert(at, sub.id.clone());
             let cidr = Cidr::parse(&sub.cidr).map_err(|e| EngineError::Corrupt(e.to_string()))?;
             self.ipam
                 .add_subnet(&sub.id, cidr, pools_of(&sub)?)
@@ -435,6 +446,91 @@ impl State {
             .into_iter()
             .flat_map(|v| v.iter())
             .filter_map(|id| self.rules.get(id))
+    }
+}
+
+impl State {
+    /// Every index in a comparable form, with empty sets and zero counts left
+    /// out: a rebuild from the stored documents must give the same digest.
+    /// `State` is taken apart whole, so an index added to it cannot be missed.
+    pub fn index_digest(&self) -> std::collections::BTreeMap<&'static str, Vec<String>> {
+        let State {
+            revision: _,
+            networks,
+            subnets,
+            ports,
+            security_groups,
+            rules,
+            quotas,
+            routers,
+            floatingips,
+            subnets_by_network,
+            ports_by_network,
+            ports_by_host,
+            macs,
+            rules_by_group,
+            rule_keys,
+            ports_by_group,
+            default_groups,
+            usage,
+            router_interfaces,
+            router_gateways,
+            host_gateways,
+            fips_by_port,
+            fips_by_router,
+            fip_addresses,
+            segments,
+            ipam,
+        } = self;
+        fn keys<V>(m: &OrdMap<String, V>) -> Vec<String> {
+            m.keys().cloned().collect()
+        }
+        fn lines<K: std::fmt::Debug, V: std::fmt::Debug>(
+            m: &HashMap<K, V>,
+            keep: impl Fn(&V) -> bool,
+        ) -> Vec<String> {
+            let mut v: Vec<String> = m
+                .iter()
+                .filter(|(_, v)| keep(v))
+                .map(|(k, v)| format!("{k:?} {v:?}"))
+                .collect();
+            v.sort();
+            v
+        }
+        let any = |_: &_| true;
+        let mut d = std::collections::BTreeMap::new();
+        d.insert("networks", keys(networks));
+        d.insert("subnets", keys(subnets));
+        d.insert("ports", keys(ports));
+        d.insert("security_groups", keys(security_groups));
+        d.insert("rules", keys(rules));
+        d.insert("quotas", keys(quotas));
+        d.insert("routers", keys(routers));
+        d.insert("floatingips", keys(floatingips));
+        d.insert("subnets_by_network", lines(subnets_by_network, |v: &Vector<String>| !v.is_empty()));
+        d.insert("ports_by_network", lines(ports_by_network, |v: &OrdSet<String>| !v.is_empty()));
+        d.insert("ports_by_host", lines(ports_by_host, |v: &OrdSet<String>| !v.is_empty()));
+        d.insert("macs", lines(macs, any));
+        d.insert("rules_by_group", lines(rules_by_group, |v: &OrdSet<String>| !v.is_empty()));
+        d.insert("rule_keys", lines(rule_keys, any));
+        d.insert("ports_by_group", lines(ports_by_group, |v: &OrdSet<String>| !v.is_empty()));
+        d.insert("default_groups", lines(default_groups, any));
+        d.insert("usage", lines(usage, |n: &i64| *n != 0));
+        d.insert("router_interfaces", lines(router_interfaces, |v: &OrdSet<String>| !v.is_empty()));
+        d.insert("router_gateways", lines(router_gateways, any));
+        d.insert("host_gateways", lines(host_gateways, |v: &OrdSet<String>| !v.is_empty()));
+        d.insert("fips_by_port", lines(fips_by_port, |v: &OrdSet<String>| !v.is_empty()));
+        d.insert("fips_by_router", lines(fips_by_router, |v: &OrdSet<String>| !v.is_empty()));
+        d.insert("fip_addresses", lines(fip_addresses, any));
+        d.insert("segments", segments.iter().map(|s| format!("{s:?}")).collect());
+        // IPAM: each subnet's pools, free ranges and outside addresses.
+        let mut held: Vec<String> = subnets
+            .keys()
+            .map(|id| format!("{id} {:?}", ipam.subnet(id)))
+            .collect();
+        held.push(format!("subnets managed: {}", ipam.subnet_count()));
+        d.insert("ipam", held);
+        d
     }
 }
 
