@@ -375,8 +375,7 @@ async fn update<R: Resource>(
     id: &str,
     body: Option<Value>,
 ) -> ApiResult<Response> {
-    let (mut items, _) =
-        unwrap_envelope(need_body(body)?, R::SINGULAR, R::PLURAL, Op::Update)?;
+    let (mut items, _) = unwrap_envelope(need_body(body)?, R::SINGULAR, R::PLURAL, Op::Update)?;
     let m = items
         .pop()
         .ok_or_else(|| ApiError::bad_request("Resource body required"))?;

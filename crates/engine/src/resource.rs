@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::ops::{check_change, touch};
-use crate::{Engine, State, Txn};
+use crate::{Engine, State, Txn, policy};
 
 /// Who is looking, and the model they look at.
 pub struct ViewCtx<'a> {
@@ -146,6 +146,8 @@ pub trait Resource: Clone + Send + Sync + Sized + 'static {
     /// The resource's own attributes; the standard ones
     /// (`description`, `project_id`, `tags`, times, revision) follow them.
     const ATTRS: &'static [Attr<Self>];
+    /// A validated create request.
+    type Create: Send + 'static;
     /// A validated update request.
     type Update: Send + 'static;
 
@@ -160,12 +162,16 @@ pub trait Resource: Clone + Send + Sync + Sized + 'static {
     /// Stores a new or changed item; indexes and the change log follow.
     fn put(txn: &mut Txn<'_>, item: Self) -> ApiResult<()>;
 
-    /// Creates one item per request object (all or none).
-    fn create(
-        engine: &Engine,
-        ctx: &AuthContext,
-        items: Vec<Map<String, Value>>,
-    ) -> impl Future<Output = ApiResult<Vec<Arc<Self>>>> + Send;
+    /// Checks a create request without the model (outside the writer).
+    fn parse_create(engine: &Engine, ctx: &AuthContext, body: Body) -> ApiResult<Self::Create>;
+
+    /// Checks that span the requests of one bulk create (none by default).
+    fn check_bulk(_reqs: &[Self::Create]) -> ApiResult<()> {
+        Ok(())
+    }
+
+    /// Creates and stores one item inside the writer.
+    fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, req: Self::Create) -> ApiResult<Arc<Self>>;
 
     /// Checks an update request without the model (outside the writer).
     fn parse_update(engine: &Engine, ctx: &AuthContext, body: Body) -> ApiResult<Self::Update>;
@@ -235,6 +241,26 @@ pub trait Resource: Clone + Send + Sync + Sized + 'static {
         Body::new(m, &|name| attr::<Self>(name).map(|a| (a.post, a.put)), op)
     }
 
+    /// Creates one item per request object, all in one commit or none.
+    fn create(
+        engine: &Engine,
+        ctx: &AuthContext,
+        items: Vec<Map<String, Value>>,
+    ) -> impl Future<Output = ApiResult<Vec<Arc<Self>>>> + Send {
+        let reqs = check_create::<Self>(engine, ctx, items);
+        let (engine, ctx) = (engine.clone(), ctx.clone());
+        async move {
+            let reqs = reqs?;
+            engine
+                .write(move |txn| {
+                    reqs.into_iter()
+                        .map(|r| Self::create_one(txn, &ctx, r))
+                        .collect()
+                })
+                .await
+        }
+    }
+
     fn update(
         engine: &Engine,
         ctx: &AuthContext,
@@ -277,6 +303,28 @@ pub trait Resource: Clone + Send + Sync + Sized + 'static {
                 .await
         }
     }
+}
+
+/// A create request checked outside the writer: the caller may write, the
+/// bulk is not too large, and every object is valid.
+fn check_create<R: Resource>(
+    engine: &Engine,
+    ctx: &AuthContext,
+    items: Vec<Map<String, Value>>,
+) -> ApiResult<Vec<R::Create>> {
+    policy::require_writer(ctx, &format!("create_{}", R::SINGULAR))?;
+    let max = engine.config().max_bulk;
+    if items.len() > max {
+        return Err(ApiError::bad_request(format!(
+            "At most {max} resources per bulk request"
+        )));
+    }
+    let reqs = items
+        .into_iter()
+        .map(|m| R::parse_create(engine, ctx, R::body(m, Op::Create)?))
+        .collect::<ApiResult<Vec<_>>>()?;
+    R::check_bulk(&reqs)?;
+    Ok(reqs)
 }
 
 /// The standard attributes every resource has, after its own.

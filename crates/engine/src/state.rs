@@ -7,12 +7,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use imbl::{HashMap, OrdMap, OrdSet, Vector};
+use neutrino_agent_rpc::HOST_GATEWAY_OWNER;
 use neutrino_ipam::{BuiltinIpam, Cidr, Ipam, parse_ip, subnet_plan};
 use neutrino_model::{
     FloatingIp, Kind, Network, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, QuotaOverrides,
     Router, SecurityGroup, SecurityGroupRule, Subnet,
 };
-use neutrino_agent_rpc::HOST_GATEWAY_OWNER;
 use neutrino_store::Document;
 
 use crate::error::EngineError;
@@ -507,22 +507,52 @@ impl State {
         d.insert("quotas", keys(quotas));
         d.insert("routers", keys(routers));
         d.insert("floatingips", keys(floatingips));
-        d.insert("subnets_by_network", lines(subnets_by_network, |v: &Vector<String>| !v.is_empty()));
-        d.insert("ports_by_network", lines(ports_by_network, |v: &OrdSet<String>| !v.is_empty()));
-        d.insert("ports_by_host", lines(ports_by_host, |v: &OrdSet<String>| !v.is_empty()));
+        d.insert(
+            "subnets_by_network",
+            lines(subnets_by_network, |v: &Vector<String>| !v.is_empty()),
+        );
+        d.insert(
+            "ports_by_network",
+            lines(ports_by_network, |v: &OrdSet<String>| !v.is_empty()),
+        );
+        d.insert(
+            "ports_by_host",
+            lines(ports_by_host, |v: &OrdSet<String>| !v.is_empty()),
+        );
         d.insert("macs", lines(macs, any));
-        d.insert("rules_by_group", lines(rules_by_group, |v: &OrdSet<String>| !v.is_empty()));
+        d.insert(
+            "rules_by_group",
+            lines(rules_by_group, |v: &OrdSet<String>| !v.is_empty()),
+        );
         d.insert("rule_keys", lines(rule_keys, any));
-        d.insert("ports_by_group", lines(ports_by_group, |v: &OrdSet<String>| !v.is_empty()));
+        d.insert(
+            "ports_by_group",
+            lines(ports_by_group, |v: &OrdSet<String>| !v.is_empty()),
+        );
         d.insert("default_groups", lines(default_groups, any));
         d.insert("usage", lines(usage, |n: &i64| *n != 0));
-        d.insert("router_interfaces", lines(router_interfaces, |v: &OrdSet<String>| !v.is_empty()));
+        d.insert(
+            "router_interfaces",
+            lines(router_interfaces, |v: &OrdSet<String>| !v.is_empty()),
+        );
         d.insert("router_gateways", lines(router_gateways, any));
-        d.insert("host_gateways", lines(host_gateways, |v: &OrdSet<String>| !v.is_empty()));
-        d.insert("fips_by_port", lines(fips_by_port, |v: &OrdSet<String>| !v.is_empty()));
-        d.insert("fips_by_router", lines(fips_by_router, |v: &OrdSet<String>| !v.is_empty()));
+        d.insert(
+            "host_gateways",
+            lines(host_gateways, |v: &OrdSet<String>| !v.is_empty()),
+        );
+        d.insert(
+            "fips_by_port",
+            lines(fips_by_port, |v: &OrdSet<String>| !v.is_empty()),
+        );
+        d.insert(
+            "fips_by_router",
+            lines(fips_by_router, |v: &OrdSet<String>| !v.is_empty()),
+        );
         d.insert("fip_addresses", lines(fip_addresses, any));
-        d.insert("segments", segments.iter().map(|s| format!("{s:?}")).collect());
+        d.insert(
+            "segments",
+            segments.iter().map(|s| format!("{s:?}")).collect(),
+        );
         // IPAM: each subnet's pools, free ranges and outside addresses.
         let mut held: Vec<String> = subnets
             .keys()
@@ -563,7 +593,10 @@ pub fn pool_objects(
 
 /// Adds `id` to the set under `key` (an index of ids by something).
 fn link(index: &mut HashMap<String, OrdSet<String>>, key: &str, id: &str) {
-    index.entry(key.to_string()).or_default().insert(id.to_string());
+    index
+        .entry(key.to_string())
+        .or_default()
+        .insert(id.to_string());
 }
 
 /// Removes `id` from the set under `key`, and the set once it is empty.

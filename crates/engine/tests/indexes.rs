@@ -14,28 +14,87 @@ use support::{TestEngine, admin, body, member};
 /// One operation; indexes pick among the items that exist when it runs.
 #[derive(Debug, Clone)]
 enum Op {
-    Network { external: bool, project: u8 },
-    Subnet { net: usize, v6: bool },
-    Port { net: usize, host: u8, group: Option<usize>, project: u8 },
-    MovePort { port: usize, host: u8 },
-    RegroupPort { port: usize, group: Option<usize> },
-    ReaddressPort { port: usize },
-    DeletePort { port: usize },
-    DeleteSubnet { sub: usize },
-    DeleteNetwork { net: usize },
-    Group { project: u8 },
-    Rule { group: usize, remote: Option<usize>, port: u16 },
-    DeleteRule { rule: usize },
-    DeleteGroup { group: usize },
-    Router { gateway: Option<usize> },
-    AddInterface { router: usize, sub: usize },
-    RemoveInterface { router: usize, sub: usize },
-    SetGateway { router: usize, net: Option<usize> },
-    DeleteRouter { router: usize },
-    Fip { net: usize, port: Option<usize> },
-    MoveFip { fip: usize, port: Option<usize> },
-    DeleteFip { fip: usize },
-    Tag { net: usize, tag: u8 },
+    Network {
+        external: bool,
+        project: u8,
+    },
+    Subnet {
+        net: usize,
+        v6: bool,
+    },
+    Port {
+        net: usize,
+        host: u8,
+        group: Option<usize>,
+        project: u8,
+    },
+    MovePort {
+        port: usize,
+        host: u8,
+    },
+    RegroupPort {
+        port: usize,
+        group: Option<usize>,
+    },
+    ReaddressPort {
+        port: usize,
+    },
+    DeletePort {
+        port: usize,
+    },
+    DeleteSubnet {
+        sub: usize,
+    },
+    DeleteNetwork {
+        net: usize,
+    },
+    Group {
+        project: u8,
+    },
+    Rule {
+        group: usize,
+        remote: Option<usize>,
+        port: u16,
+    },
+    DeleteRule {
+        rule: usize,
+    },
+    DeleteGroup {
+        group: usize,
+    },
+    Router {
+        gateway: Option<usize>,
+    },
+    AddInterface {
+        router: usize,
+        sub: usize,
+    },
+    RemoveInterface {
+        router: usize,
+        sub: usize,
+    },
+    SetGateway {
+        router: usize,
+        net: Option<usize>,
+    },
+    DeleteRouter {
+        router: usize,
+    },
+    Fip {
+        net: usize,
+        port: Option<usize>,
+    },
+    MoveFip {
+        fip: usize,
+        port: Option<usize>,
+    },
+    DeleteFip {
+        fip: usize,
+    },
+    Tag {
+        net: usize,
+        tag: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -43,8 +102,14 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (any::<bool>(), 0u8..3).prop_map(|(external, project)| Op::Network { external, project }),
         (i(), any::<bool>()).prop_map(|(net, v6)| Op::Subnet { net, v6 }),
-        (i(), 0u8..3, proptest::option::of(i()), 0u8..3)
-            .prop_map(|(net, host, group, project)| Op::Port { net, host, group, project }),
+        (i(), 0u8..3, proptest::option::of(i()), 0u8..3).prop_map(|(net, host, group, project)| {
+            Op::Port {
+                net,
+                host,
+                group,
+                project,
+            }
+        }),
         (i(), 0u8..3).prop_map(|(port, host)| Op::MovePort { port, host }),
         (i(), proptest::option::of(i())).prop_map(|(port, group)| Op::RegroupPort { port, group }),
         i().prop_map(|port| Op::ReaddressPort { port }),
@@ -52,8 +117,11 @@ fn op() -> impl Strategy<Value = Op> {
         i().prop_map(|sub| Op::DeleteSubnet { sub }),
         i().prop_map(|net| Op::DeleteNetwork { net }),
         (0u8..3).prop_map(|project| Op::Group { project }),
-        (i(), proptest::option::of(i()), 1u16..4)
-            .prop_map(|(group, remote, port)| Op::Rule { group, remote, port }),
+        (i(), proptest::option::of(i()), 1u16..4).prop_map(|(group, remote, port)| Op::Rule {
+            group,
+            remote,
+            port
+        }),
         i().prop_map(|rule| Op::DeleteRule { rule }),
         i().prop_map(|group| Op::DeleteGroup { group }),
         proptest::option::of(i()).prop_map(|gateway| Op::Router { gateway }),
@@ -83,7 +151,11 @@ fn pick_rule(t: &TestEngine, n: usize) -> Option<String> {
 }
 
 fn project(p: u8) -> AuthContext {
-    if p == 0 { admin() } else { member(&format!("p{p}")) }
+    if p == 0 {
+        admin()
+    } else {
+        member(&format!("p{p}"))
+    }
 }
 
 /// Runs one operation; refusals are part of the test (they must leave no trace).
@@ -91,12 +163,21 @@ async fn run(t: &TestEngine, op: Op) {
     let (e, ctx) = (&t.engine, admin());
     let one = |v: Value| vec![body(v)];
     let _ = match op {
-        Op::Network { external, project: p } => {
-            let v = if external { json!({"router:external": true}) } else { json!({}) };
+        Op::Network {
+            external,
+            project: p,
+        } => {
+            let v = if external {
+                json!({"router:external": true})
+            } else {
+                json!({})
+            };
             Network::create(e, &project(p), one(v)).await.map(|_| ())
         }
         Op::Subnet { net, v6 } => {
-            let Some(net) = pick::<Network>(t, net) else { return };
+            let Some(net) = pick::<Network>(t, net) else {
+                return;
+            };
             let n = t.engine.snapshot().subnets.len();
             let v = if v6 {
                 json!({"network_id": net, "ip_version": 6, "cidr": format!("2001:db8:{n:x}::/64"),
@@ -107,8 +188,15 @@ async fn run(t: &TestEngine, op: Op) {
             };
             Subnet::create(e, &ctx, one(v)).await.map(|_| ())
         }
-        Op::Port { net, host, group, project: p } => {
-            let Some(net) = pick::<Network>(t, net) else { return };
+        Op::Port {
+            net,
+            host,
+            group,
+            project: p,
+        } => {
+            let Some(net) = pick::<Network>(t, net) else {
+                return;
+            };
             let mut v = json!({"network_id": net, "binding:host_id": format!("h{host}")});
             if let Some(g) = group.and_then(|g| pick::<SecurityGroup>(t, g)) {
                 v["security_groups"] = json!([g]);
@@ -119,50 +207,81 @@ async fn run(t: &TestEngine, op: Op) {
             Port::create(e, &ctx, one(v)).await.map(|_| ())
         }
         Op::MovePort { port, host } => {
-            let Some(id) = pick::<Port>(t, port) else { return };
-            let v = body(json!({"binding:host_id": if host == 0 { String::new() } else { format!("h{host}") }}));
+            let Some(id) = pick::<Port>(t, port) else {
+                return;
+            };
+            let v = body(
+                json!({"binding:host_id": if host == 0 { String::new() } else { format!("h{host}") }}),
+            );
             Port::update(e, &ctx, id, v, None).await.map(|_| ())
         }
         Op::RegroupPort { port, group } => {
-            let Some(id) = pick::<Port>(t, port) else { return };
-            let groups: Vec<String> = group.and_then(|g| pick::<SecurityGroup>(t, g)).into_iter().collect();
-            Port::update(e, &ctx, id, body(json!({"security_groups": groups})), None).await.map(|_| ())
+            let Some(id) = pick::<Port>(t, port) else {
+                return;
+            };
+            let groups: Vec<String> = group
+                .and_then(|g| pick::<SecurityGroup>(t, g))
+                .into_iter()
+                .collect();
+            Port::update(e, &ctx, id, body(json!({"security_groups": groups})), None)
+                .await
+                .map(|_| ())
         }
         Op::ReaddressPort { port } => {
-            let Some(id) = pick::<Port>(t, port) else { return };
+            let Some(id) = pick::<Port>(t, port) else {
+                return;
+            };
             let v = body(json!({"mac_address": null, "fixed_ips": []}));
             Port::update(e, &ctx, id, v, None).await.map(|_| ())
         }
         Op::DeletePort { port } => {
-            let Some(id) = pick::<Port>(t, port) else { return };
+            let Some(id) = pick::<Port>(t, port) else {
+                return;
+            };
             Port::delete(e, &ctx, id, None).await
         }
         Op::DeleteSubnet { sub } => {
-            let Some(id) = pick::<Subnet>(t, sub) else { return };
+            let Some(id) = pick::<Subnet>(t, sub) else {
+                return;
+            };
             Subnet::delete(e, &ctx, id, None).await
         }
         Op::DeleteNetwork { net } => {
-            let Some(id) = pick::<Network>(t, net) else { return };
+            let Some(id) = pick::<Network>(t, net) else {
+                return;
+            };
             Network::delete(e, &ctx, id, None).await
         }
         Op::Group { project: p } => {
-            SecurityGroup::create(e, &project(p), one(json!({"name": "g"}))).await.map(|_| ())
+            SecurityGroup::create(e, &project(p), one(json!({"name": "g"})))
+                .await
+                .map(|_| ())
         }
-        Op::Rule { group, remote, port } => {
-            let Some(g) = pick::<SecurityGroup>(t, group) else { return };
+        Op::Rule {
+            group,
+            remote,
+            port,
+        } => {
+            let Some(g) = pick::<SecurityGroup>(t, group) else {
+                return;
+            };
             let mut v = json!({"security_group_id": g, "direction": "ingress", "protocol": "tcp",
                                "port_range_min": port, "port_range_max": port});
             if let Some(r) = remote.and_then(|r| pick::<SecurityGroup>(t, r)) {
                 v["remote_group_id"] = json!(r);
             }
-            neutrino_model::SecurityGroupRule::create(e, &ctx, one(v)).await.map(|_| ())
+            neutrino_model::SecurityGroupRule::create(e, &ctx, one(v))
+                .await
+                .map(|_| ())
         }
         Op::DeleteRule { rule } => {
             let Some(id) = pick_rule(t, rule) else { return };
             neutrino_model::SecurityGroupRule::delete(e, &ctx, id, None).await
         }
         Op::DeleteGroup { group } => {
-            let Some(id) = pick::<SecurityGroup>(t, group) else { return };
+            let Some(id) = pick::<SecurityGroup>(t, group) else {
+                return;
+            };
             SecurityGroup::delete(e, &ctx, id, None).await
         }
         Op::Router { gateway } => {
@@ -173,28 +292,40 @@ async fn run(t: &TestEngine, op: Op) {
             Router::create(e, &ctx, one(v)).await.map(|_| ())
         }
         Op::AddInterface { router, sub } | Op::RemoveInterface { router, sub } => {
-            let (Some(r), Some(s)) = (pick::<Router>(t, router), pick::<Subnet>(t, sub)) else { return };
+            let (Some(r), Some(s)) = (pick::<Router>(t, router), pick::<Subnet>(t, sub)) else {
+                return;
+            };
             let v = json!({"subnet_id": s});
             if matches!(op, Op::AddInterface { .. }) {
                 ops::routers::add_interface(e, &ctx, r, v).await.map(|_| ())
             } else {
-                ops::routers::remove_interface(e, &ctx, r, v).await.map(|_| ())
+                ops::routers::remove_interface(e, &ctx, r, v)
+                    .await
+                    .map(|_| ())
             }
         }
         Op::SetGateway { router, net } => {
-            let Some(r) = pick::<Router>(t, router) else { return };
+            let Some(r) = pick::<Router>(t, router) else {
+                return;
+            };
             let gw = match net.and_then(|n| pick::<Network>(t, n)) {
                 Some(n) => json!({"network_id": n}),
                 None => Value::Null,
             };
-            Router::update(e, &ctx, r, body(json!({"external_gateway_info": gw})), None).await.map(|_| ())
+            Router::update(e, &ctx, r, body(json!({"external_gateway_info": gw})), None)
+                .await
+                .map(|_| ())
         }
         Op::DeleteRouter { router } => {
-            let Some(id) = pick::<Router>(t, router) else { return };
+            let Some(id) = pick::<Router>(t, router) else {
+                return;
+            };
             Router::delete(e, &ctx, id, None).await
         }
         Op::Fip { net, port } => {
-            let Some(n) = pick::<Network>(t, net) else { return };
+            let Some(n) = pick::<Network>(t, net) else {
+                return;
+            };
             let mut v = json!({"floating_network_id": n});
             if let Some(p) = port.and_then(|p| pick::<Port>(t, p)) {
                 v["port_id"] = json!(p);
@@ -202,16 +333,24 @@ async fn run(t: &TestEngine, op: Op) {
             FloatingIp::create(e, &ctx, one(v)).await.map(|_| ())
         }
         Op::MoveFip { fip, port } => {
-            let Some(f) = pick::<FloatingIp>(t, fip) else { return };
+            let Some(f) = pick::<FloatingIp>(t, fip) else {
+                return;
+            };
             let p = port.and_then(|p| pick::<Port>(t, p));
-            FloatingIp::update(e, &ctx, f, body(json!({"port_id": p})), None).await.map(|_| ())
+            FloatingIp::update(e, &ctx, f, body(json!({"port_id": p})), None)
+                .await
+                .map(|_| ())
         }
         Op::DeleteFip { fip } => {
-            let Some(id) = pick::<FloatingIp>(t, fip) else { return };
+            let Some(id) = pick::<FloatingIp>(t, fip) else {
+                return;
+            };
             FloatingIp::delete(e, &ctx, id, None).await
         }
         Op::Tag { net, tag } => {
-            let Some(id) = pick::<Network>(t, net) else { return };
+            let Some(id) = pick::<Network>(t, net) else {
+                return;
+            };
             ops::tags::edit::<Network>(e, &ctx, id, move |cur| {
                 cur.push(format!("t{tag}"));
                 Ok(())

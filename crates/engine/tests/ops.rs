@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use support::{TestEngine, admin, body, member};
 
 async fn network(t: &TestEngine, ctx: &neutrino_model::AuthContext, v: Value) -> Network {
-    let mut out = Network::create(&t.engine, ctx, vec![body(v)]).await.unwrap();
+    let mut out = Network::create(&t.engine, ctx, vec![body(v)])
+        .await
+        .unwrap();
     (*out.remove(0)).clone()
 }
 
@@ -61,7 +63,9 @@ async fn create_update_delete_through_the_trait() {
     let port = Port::create(
         &t.engine,
         &ctx,
-        vec![body(json!({"network_id": net.id, "device_owner": "compute:nova"}))],
+        vec![body(
+            json!({"network_id": net.id, "device_owner": "compute:nova"}),
+        )],
     )
     .await
     .unwrap()
@@ -95,9 +99,15 @@ async fn the_attribute_table_validates_requests() {
     assert_eq!(e.message, "Unrecognized attribute(s) 'colour'");
     let net = network(&t, &ctx, json!({})).await;
     let v = body(json!({"network_id": "x"}));
-    let e = Subnet::create(&t.engine, &ctx, vec![body(json!({"network_id": net.id, "cidr": "10.0.0.0/24", "ip_version": 4, "id": "x"}))])
-        .await
-        .unwrap_err();
+    let e = Subnet::create(
+        &t.engine,
+        &ctx,
+        vec![body(
+            json!({"network_id": net.id, "cidr": "10.0.0.0/24", "ip_version": 4, "id": "x"}),
+        )],
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.message, "Attribute 'id' not allowed in POST");
     let e = Port::update(&t.engine, &ctx, "p".into(), v, None)
         .await
@@ -133,7 +143,9 @@ async fn lists_filter_and_sort_through_the_table() {
     let schema = Table::<Network>::new();
     let snap = t.engine.snapshot();
     let pairs = |p: &[(&str, &str)]| -> Vec<(String, String)> {
-        p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     };
     let names = |q: &ListQuery| -> Vec<String> {
         let items: Vec<_> = Network::listed(&snap, &ctx, &[])
@@ -147,15 +159,23 @@ async fn lists_filter_and_sort_through_the_table() {
             .map(|n| n.name.clone())
             .collect()
     };
-    let q = ListQuery::parse(&pairs(&[("sort_key", "name"), ("sort_dir", "desc")]), &schema, 0)
-        .unwrap();
+    let q = ListQuery::parse(
+        &pairs(&[("sort_key", "name"), ("sort_dir", "desc")]),
+        &schema,
+        0,
+    )
+    .unwrap();
     assert_eq!(names(&q), ["c", "b", "a"]);
     let q = ListQuery::parse(&pairs(&[("shared", "true")]), &schema, 0).unwrap();
     assert_eq!(names(&q), ["b"]);
     let e = ListQuery::parse(&pairs(&[("subnets", "x")]), &schema, 0).unwrap_err();
     assert_eq!(e.message, "['subnets'] is invalid attribute for filtering");
-    let e = ListQuery::parse(&pairs(&[("sort_key", "shared"), ("sort_dir", "asc")]), &schema, 0)
-        .unwrap_err();
+    let e = ListQuery::parse(
+        &pairs(&[("sort_key", "shared"), ("sort_dir", "asc")]),
+        &schema,
+        0,
+    )
+    .unwrap_err();
     assert_eq!(e.message, "['shared'] is invalid attribute for sort_keys");
 }
 
@@ -225,14 +245,21 @@ async fn floating_ips_routers_and_groups_through_the_trait() {
     let router = Router::create(
         &t.engine,
         &ctx,
-        vec![body(json!({"external_gateway_info": {"network_id": ext.id}}))],
+        vec![body(
+            json!({"external_gateway_info": {"network_id": ext.id}}),
+        )],
     )
     .await
     .unwrap()
     .remove(0);
-    ops::routers::add_interface(&t.engine, &ctx, router.id.clone(), json!({"subnet_id": sub.id}))
-        .await
-        .unwrap();
+    ops::routers::add_interface(
+        &t.engine,
+        &ctx,
+        router.id.clone(),
+        json!({"subnet_id": sub.id}),
+    )
+    .await
+    .unwrap();
     let port = Port::create(&t.engine, &ctx, vec![body(json!({"network_id": inner.id}))])
         .await
         .unwrap()
@@ -240,7 +267,9 @@ async fn floating_ips_routers_and_groups_through_the_trait() {
     let fip = FloatingIp::create(
         &t.engine,
         &ctx,
-        vec![body(json!({"floating_network_id": ext.id, "port_id": port.id}))],
+        vec![body(
+            json!({"floating_network_id": ext.id, "port_id": port.id}),
+        )],
     )
     .await
     .unwrap()

@@ -89,7 +89,9 @@ impl Body {
             )));
         }
         for k in map.keys() {
-            let Some((post, put)) = rules(k) else { continue };
+            let Some((post, put)) = rules(k) else {
+                continue;
+            };
             match op {
                 Op::Create if !post => {
                     return Err(ApiError::bad_request(format!(

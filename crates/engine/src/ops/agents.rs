@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 use super::ports::{self, not_found};
 use super::touch;
 use crate::Engine;
-use crate::resource::Resource;
 use crate::host_feed::port_info;
+use crate::resource::Resource;
 use crate::state::State;
 
 pub const ACTIVE: &str = "ACTIVE";

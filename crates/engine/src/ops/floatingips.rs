@@ -7,13 +7,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use neutrino_ipam::parse_ip;
-use neutrino_model::body::{Body, Op};
+use neutrino_model::body::Body;
 use neutrino_model::query::{AttrValue as V, FilterType as T};
 use neutrino_model::{
     ApiError, ApiResult, AuthContext, ErrorKind, FloatingIp, Network, OWNER_FLOATINGIP,
     OWNER_ROUTER_INTERFACE, Port, StdAttrs,
 };
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::ports::{FixedIpRequest, create_service_port, release_port_ips};
 use super::{check_quota, new_id, new_std, touch};
@@ -42,12 +42,16 @@ impl Resource for FloatingIp {
         A::value("router_id", |f| opt_str(&f.router_id))
             .filter(T::Str)
             .sort(),
-        A::value("port_id", |f| opt_str(&f.port_id)).set().filter(T::Str),
+        A::value("port_id", |f| opt_str(&f.port_id))
+            .set()
+            .filter(T::Str),
         A::value("fixed_ip_address", |f| opt_str(&f.fixed_ip_address))
             .set()
             .filter(T::Str)
             .sort(),
-        A::value("status", |f| V::Str(&f.status)).filter(T::Str).sort(),
+        A::value("status", |f| V::Str(&f.status))
+            .filter(T::Str)
+            .sort(),
     ];
     type Update = FipUpdate;
 
@@ -74,12 +78,14 @@ impl Resource for FloatingIp {
         Ok(())
     }
 
-    async fn create(
-        engine: &Engine,
-        ctx: &AuthContext,
-        items: Vec<Map<String, Value>>,
-    ) -> ApiResult<Vec<Arc<FloatingIp>>> {
-        create(engine, ctx, items).await
+    type Create = NewFip;
+
+    fn parse_create(_: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<NewFip> {
+        parse_create(ctx, b)
+    }
+
+    fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: NewFip) -> ApiResult<Arc<FloatingIp>> {
+        create_one(txn, ctx, r).map(Arc::new)
     }
 
     fn parse_update(_: &Engine, _: &AuthContext, b: Body) -> ApiResult<FipUpdate> {
@@ -157,7 +163,7 @@ fn parse_ip_attr(b: &Body, k: &str) -> ApiResult<Option<IpAddr>> {
     }
 }
 
-struct NewFip {
+pub struct NewFip {
     network_id: String,
     address: Option<IpAddr>,
     subnet_id: Option<String>,
@@ -167,8 +173,7 @@ struct NewFip {
     project_id: String,
 }
 
-fn parse_create(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<NewFip> {
-    let b = FloatingIp::body(m, Op::Create)?;
+fn parse_create(ctx: &AuthContext, b: Body) -> ApiResult<NewFip> {
     b.required("floating_network_id")?;
     let r = NewFip {
         network_id: b.uuid("floating_network_id")?.unwrap_or_default(),
@@ -197,28 +202,6 @@ fn parse_create(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<NewFip> {
         ));
     }
     Ok(r)
-}
-
-async fn create(
-    engine: &Engine,
-    ctx: &AuthContext,
-    items: Vec<Map<String, Value>>,
-) -> ApiResult<Vec<Arc<FloatingIp>>> {
-    policy::require_writer(ctx, "create_floatingip")?;
-    let reqs = items
-        .into_iter()
-        .map(|m| parse_create(ctx, m))
-        .collect::<ApiResult<Vec<_>>>()?;
-    let ctx = ctx.clone();
-    engine
-        .write(move |txn| {
-            let mut out = Vec::with_capacity(reqs.len());
-            for r in reqs {
-                out.push(Arc::new(create_one(txn, &ctx, r)?));
-            }
-            Ok(out)
-        })
-        .await
 }
 
 fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: NewFip) -> ApiResult<FloatingIp> {

@@ -4,10 +4,9 @@
 
 use std::sync::Arc;
 
-use neutrino_model::body::{Body, Op};
+use neutrino_model::body::Body;
 use neutrino_model::query::{AttrValue as V, FilterType as T};
 use neutrino_model::{ApiError, ApiResult, AuthContext, Network, OWNER_ROUTER_GATEWAY, StdAttrs};
-use serde_json::{Map, Value};
 
 use super::ports::release_port_ips;
 use super::{check_quota, new_id, new_std};
@@ -23,18 +22,30 @@ impl Resource for Network {
     const PATH: &'static str = "networks";
     const ATTRS: &'static [A] = &[
         A::value("id", |n| V::Str(&n.id)).filter(T::Str).sort(),
-        A::value("name", |n| V::Str(&n.name)).set().filter(T::Str).sort(),
+        A::value("name", |n| V::Str(&n.name))
+            .set()
+            .filter(T::Str)
+            .sort(),
         A::value("admin_state_up", |n| V::Bool(n.admin_state_up))
             .set()
             .filter(T::Bool)
             .sort(),
-        A::value("status", |n| V::Str(&n.status)).filter(T::Str).sort(),
+        A::value("status", |n| V::Str(&n.status))
+            .filter(T::Str)
+            .sort(),
         A::json("subnets", subnet_ids),
-        A::value("shared", |n| V::Bool(n.shared)).set().filter(T::Bool),
-        A::value("mtu", |n| V::Int(n.mtu.into())).set().filter(T::Int).sort(),
-        A::value("port_security_enabled", |n| V::Bool(n.port_security_enabled))
+        A::value("shared", |n| V::Bool(n.shared))
             .set()
             .filter(T::Bool),
+        A::value("mtu", |n| V::Int(n.mtu.into()))
+            .set()
+            .filter(T::Int)
+            .sort(),
+        A::value("port_security_enabled", |n| {
+            V::Bool(n.port_security_enabled)
+        })
+        .set()
+        .filter(T::Bool),
         A::value("router:external", |n| V::Bool(n.router_external))
             .set()
             .filter(T::Bool),
@@ -42,10 +53,12 @@ impl Resource for Network {
             .set()
             .filter(T::Str)
             .admin(),
-        A::value("provider:physical_network", |n| opt_str(&n.physical_network))
-            .set()
-            .filter(T::Str)
-            .admin(),
+        A::value("provider:physical_network", |n| {
+            opt_str(&n.physical_network)
+        })
+        .set()
+        .filter(T::Str)
+        .admin(),
         A::value("provider:segmentation_id", |n| opt_int(n.segmentation_id))
             .set()
             .filter(T::Int)
@@ -76,12 +89,14 @@ impl Resource for Network {
         Ok(())
     }
 
-    async fn create(
-        engine: &Engine,
-        ctx: &AuthContext,
-        items: Vec<Map<String, Value>>,
-    ) -> ApiResult<Vec<Arc<Network>>> {
-        create(engine, ctx, items).await
+    type Create = NewNetwork;
+
+    fn parse_create(_: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<NewNetwork> {
+        parse_create(ctx, b)
+    }
+
+    fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: NewNetwork) -> ApiResult<Arc<Network>> {
+        create_one(txn, ctx, r)
     }
 
     fn parse_update(_: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<NetworkUpdate> {
@@ -115,7 +130,7 @@ fn subnet_ids(n: &Network, cx: &ViewCtx<'_>, out: &mut Vec<u8>) {
 }
 
 /// A validated create request.
-struct NewNetwork {
+pub struct NewNetwork {
     name: String,
     description: Option<String>,
     admin_state_up: bool,
@@ -129,8 +144,7 @@ struct NewNetwork {
     project_id: String,
 }
 
-fn parse_create(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<NewNetwork> {
-    let b = Network::body(m, Op::Create)?;
+fn parse_create(ctx: &AuthContext, b: Body) -> ApiResult<NewNetwork> {
     let n = NewNetwork {
         name: b.name("name")?.unwrap_or_default(),
         description: b.string("description", 255)?,
@@ -165,51 +179,34 @@ fn parse_create(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<NewNetwor
     Ok(n)
 }
 
-async fn create(
-    engine: &Engine,
-    ctx: &AuthContext,
-    items: Vec<Map<String, Value>>,
-) -> ApiResult<Vec<Arc<Network>>> {
-    policy::require_writer(ctx, "create_network")?;
-    let reqs = items
-        .into_iter()
-        .map(|m| parse_create(ctx, m))
-        .collect::<ApiResult<Vec<_>>>()?;
-    engine
-        .write(move |txn| {
-            let mut out = Vec::with_capacity(reqs.len());
-            for r in reqs {
-                check_quota(txn, &r.project_id, "network", 1)?;
-                ops::security_groups::ensure_default_group(txn, &r.project_id)?;
-                let (network_type, physnet, seg) = allocate_segment(txn, &r)?;
-                let max_mtu = txn.config.default_mtu(&network_type);
-                if let Some(mtu) = r.mtu
-                    && mtu > max_mtu
-                {
-                    return Err(ApiError::invalid_input(format!(
-                        "Requested MTU is too big, maximum is {max_mtu}"
-                    )));
-                }
-                let n = Network {
-                    id: new_id(),
-                    name: r.name,
-                    admin_state_up: r.admin_state_up,
-                    status: "ACTIVE".into(),
-                    shared: r.shared,
-                    router_external: r.router_external,
-                    mtu: r.mtu.unwrap_or(max_mtu),
-                    port_security_enabled: r.port_security_enabled,
-                    network_type,
-                    physical_network: physnet,
-                    segmentation_id: seg,
-                    std: new_std(txn, r.project_id, r.description),
-                };
-                txn.put_network(n.clone());
-                out.push(Arc::new(n));
-            }
-            Ok(out)
-        })
-        .await
+fn create_one(txn: &mut Txn<'_>, _ctx: &AuthContext, r: NewNetwork) -> ApiResult<Arc<Network>> {
+    check_quota(txn, &r.project_id, "network", 1)?;
+    ops::security_groups::ensure_default_group(txn, &r.project_id)?;
+    let (network_type, physnet, seg) = allocate_segment(txn, &r)?;
+    let max_mtu = txn.config.default_mtu(&network_type);
+    if let Some(mtu) = r.mtu
+        && mtu > max_mtu
+    {
+        return Err(ApiError::invalid_input(format!(
+            "Requested MTU is too big, maximum is {max_mtu}"
+        )));
+    }
+    let n = Network {
+        id: new_id(),
+        name: r.name,
+        admin_state_up: r.admin_state_up,
+        status: "ACTIVE".into(),
+        shared: r.shared,
+        router_external: r.router_external,
+        mtu: r.mtu.unwrap_or(max_mtu),
+        port_security_enabled: r.port_security_enabled,
+        network_type,
+        physical_network: physnet,
+        segmentation_id: seg,
+        std: new_std(txn, r.project_id, r.description),
+    };
+    txn.put_network(n.clone());
+    Ok(Arc::new(n))
 }
 
 /// Picks the network's segment: the admin's provider attributes, checked and
@@ -407,17 +404,39 @@ fn apply_update(
     n: &mut Network,
     r: NetworkUpdate,
 ) -> ApiResult<()> {
-    let NetworkUpdate { name, description, admin_state_up, shared, external, mtu, port_security, provider_type, provider_physnet, provider_seg } = r;
-    let provider_given = provider_type.is_some() || provider_physnet.is_some() || provider_seg.is_some();
+    let NetworkUpdate {
+        name,
+        description,
+        admin_state_up,
+        shared,
+        external,
+        mtu,
+        port_security,
+        provider_type,
+        provider_physnet,
+        provider_seg,
+    } = r;
+    let provider_given =
+        provider_type.is_some() || provider_physnet.is_some() || provider_seg.is_some();
     if provider_given {
         if !ctx.is_admin() {
-            return Err(ApiError::forbidden("rule:update_network:provider:network_type"));
+            return Err(ApiError::forbidden(
+                "rule:update_network:provider:network_type",
+            ));
         }
-        let same = provider_type.as_ref().is_none_or(|t| t.as_deref() == Some(cur.network_type.as_str()))
-            && provider_physnet.as_ref().is_none_or(|p| *p == cur.physical_network)
-            && provider_seg.as_ref().is_none_or(|s| *s == cur.segmentation_id);
+        let same = provider_type
+            .as_ref()
+            .is_none_or(|t| t.as_deref() == Some(cur.network_type.as_str()))
+            && provider_physnet
+                .as_ref()
+                .is_none_or(|p| *p == cur.physical_network)
+            && provider_seg
+                .as_ref()
+                .is_none_or(|s| *s == cur.segmentation_id);
         if !same {
-            return Err(ApiError::invalid_input("Plugin does not support updating provider attributes"));
+            return Err(ApiError::invalid_input(
+                "Plugin does not support updating provider attributes",
+            ));
         }
     }
     if let Some(v) = name {
@@ -431,33 +450,53 @@ fn apply_update(
     }
     if let Some(v) = shared {
         if !v && n.shared {
-            let foreign = txn.state.ports_of(&n.id).any(|p| p.std.project_id != n.std.project_id && !p.is_network_owned());
+            let foreign = txn
+                .state
+                .ports_of(&n.id)
+                .any(|p| p.std.project_id != n.std.project_id && !p.is_network_owned());
             if foreign {
-                return Err(ApiError::conflict("InvalidSharedSetting", format!(
-                    "Unable to reconfigure sharing settings for network {}. Multiple tenants are using it.", n.id
-                )));
+                return Err(ApiError::conflict(
+                    "InvalidSharedSetting",
+                    format!(
+                        "Unable to reconfigure sharing settings for network {}. Multiple tenants are using it.",
+                        n.id
+                    ),
+                ));
             }
         }
         n.shared = v;
     }
     if let Some(v) = external {
         // Routers' gateways need the network to stay external.
-        if !v && n.router_external && txn.state.ports_of(&n.id).any(|p| p.device_owner == OWNER_ROUTER_GATEWAY) {
-            return Err(ApiError::conflict("ExternalNetworkInUse", format!(
-                "External network {} cannot be updated to be made non-external, since it has existing gateway ports.", n.id
-            )));
+        if !v
+            && n.router_external
+            && txn
+                .state
+                .ports_of(&n.id)
+                .any(|p| p.device_owner == OWNER_ROUTER_GATEWAY)
+        {
+            return Err(ApiError::conflict(
+                "ExternalNetworkInUse",
+                format!(
+                    "External network {} cannot be updated to be made non-external, since it has existing gateway ports.",
+                    n.id
+                ),
+            ));
         }
         n.router_external = v;
     }
     if let Some(v) = mtu {
         let max = txn.config.default_mtu(&n.network_type);
         if v > max {
-            return Err(ApiError::invalid_input(format!("Requested MTU is too big, maximum is {max}")));
+            return Err(ApiError::invalid_input(format!(
+                "Requested MTU is too big, maximum is {max}"
+            )));
         }
         if v < 1280 && txn.state.subnets_of(&n.id).any(|s| s.ip_version == 6) {
-            return Err(ApiError::conflict("NetworkMTUSubnetConflict", format!(
-                "MTU of {} contains subnets with incompatible MTU {v}", n.id
-            )));
+            return Err(ApiError::conflict(
+                "NetworkMTUSubnetConflict",
+                format!("MTU of {} contains subnets with incompatible MTU {v}", n.id),
+            ));
         }
         n.mtu = v;
     }
@@ -470,13 +509,19 @@ fn apply_update(
 fn remove(txn: &mut Txn<'_>, cur: &Network) -> ApiResult<()> {
     let id = cur.id.as_str();
     let ports: Vec<_> = txn.state.ports_of(&id).cloned().collect();
-    let blocking: Vec<&str> =
-        ports.iter().filter(|p| !is_auto_delete_owner(&p.device_owner)).map(|p| p.id.as_str()).collect();
+    let blocking: Vec<&str> = ports
+        .iter()
+        .filter(|p| !is_auto_delete_owner(&p.device_owner))
+        .map(|p| p.id.as_str())
+        .collect();
     if !blocking.is_empty() {
-        return Err(ApiError::conflict("NetworkInUse", format!(
-            "Unable to complete operation on network {id}. There are one or more ports still in use on the network, id for these ports is: {}.",
-            blocking.join(",")
-        )));
+        return Err(ApiError::conflict(
+            "NetworkInUse",
+            format!(
+                "Unable to complete operation on network {id}. There are one or more ports still in use on the network, id for these ports is: {}.",
+                blocking.join(",")
+            ),
+        ));
     }
     for p in &ports {
         release_port_ips(txn, p);

@@ -11,8 +11,7 @@ use neutrino_model::body::{Body, Op, item_str};
 use neutrino_model::query::{AttrValue as V, FilterType as T};
 use neutrino_model::{
     AddressPair, ApiError, ApiResult, AuthContext, ExtraDhcpOpt, FixedIp, Network,
-    OWNER_FLOATINGIP, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, SecurityGroup,
-    StdAttrs,
+    OWNER_FLOATINGIP, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, SecurityGroup, StdAttrs,
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -31,7 +30,10 @@ impl Resource for Port {
     const PATH: &'static str = "ports";
     const ATTRS: &'static [A] = &[
         A::value("id", |p| V::Str(&p.id)).filter(T::Str).sort(),
-        A::value("name", |p| V::Str(&p.name)).set().filter(T::Str).sort(),
+        A::value("name", |p| V::Str(&p.name))
+            .set()
+            .filter(T::Str)
+            .sort(),
         A::value("network_id", |p| V::Str(&p.network_id))
             .post()
             .filter(T::Str)
@@ -40,7 +42,9 @@ impl Resource for Port {
             .set()
             .filter(T::Bool)
             .sort(),
-        A::value("status", |p| V::Str(&p.status)).filter(T::Str).sort(),
+        A::value("status", |p| V::Str(&p.status))
+            .filter(T::Str)
+            .sort(),
         A::value("mac_address", |p| V::Str(&p.mac_address))
             .set()
             .filter(T::Lower)
@@ -73,14 +77,19 @@ impl Resource for Port {
         A::value("security_groups", |p| V::Many(p.security_groups.clone()))
             .set()
             .filter(T::Str),
-        A::value("port_security_enabled", |p| V::Bool(p.port_security_enabled))
-            .set()
-            .filter(T::Bool),
+        A::value("port_security_enabled", |p| {
+            V::Bool(p.port_security_enabled)
+        })
+        .set()
+        .filter(T::Bool),
         A::json("allowed_address_pairs", |p, _, out| {
             put_json(out, &p.allowed_address_pairs)
         })
         .set(),
-        A::json("extra_dhcp_opts", |p, _, out| put_json(out, &p.extra_dhcp_opts)).set(),
+        A::json("extra_dhcp_opts", |p, _, out| {
+            put_json(out, &p.extra_dhcp_opts)
+        })
+        .set(),
         A::value("binding:vnic_type", |p| V::Str(&p.binding_vnic_type))
             .set()
             .filter(T::Str),
@@ -88,15 +97,19 @@ impl Resource for Port {
             .set()
             .filter(T::Str)
             .admin(),
-        A::json("binding:profile", |p, _, out| put_json(out, &p.binding_profile))
-            .set()
-            .admin(),
+        A::json("binding:profile", |p, _, out| {
+            put_json(out, &p.binding_profile)
+        })
+        .set()
+        .admin(),
         A::value("binding:vif_type", |p| V::Str(&p.binding_vif_type)).admin(),
         A::json("binding:vif_details", |p, _, out| {
             put_json(out, &p.binding_vif_details)
         })
         .admin(),
-        A::value("dns_name", |p| V::Str(&p.dns_name)).set().filter(T::Str),
+        A::value("dns_name", |p| V::Str(&p.dns_name))
+            .set()
+            .filter(T::Str),
         A::json("dns_assignment", dns_assignment),
     ];
     type Update = PortRequest;
@@ -124,12 +137,14 @@ impl Resource for Port {
         Ok(())
     }
 
-    async fn create(
-        engine: &Engine,
-        ctx: &AuthContext,
-        items: Vec<Map<String, Value>>,
-    ) -> ApiResult<Vec<Arc<Port>>> {
-        create(engine, ctx, items).await
+    type Create = PortRequest;
+
+    fn parse_create(_: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<PortRequest> {
+        parse(ctx, &b, Op::Create)
+    }
+
+    fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: PortRequest) -> ApiResult<Arc<Port>> {
+        create_one(txn, ctx, r)
     }
 
     fn parse_update(_: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<PortRequest> {
@@ -384,7 +399,6 @@ fn parse(ctx: &AuthContext, b: &Body, op: Op) -> ApiResult<PortRequest> {
     Ok(r)
 }
 
-
 /// `fixed_ips`: each a subnet, an address or both; no address twice.
 fn parse_fixed_ips(items: Vec<Value>) -> ApiResult<Vec<FixedIpRequest>> {
     let mut out = Vec::with_capacity(items.len());
@@ -588,34 +602,6 @@ fn format_mac(m: [u8; 6]) -> String {
         "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
         m[0], m[1], m[2], m[3], m[4], m[5]
     )
-}
-
-async fn create(
-    engine: &Engine,
-    ctx: &AuthContext,
-    items: Vec<Map<String, Value>>,
-) -> ApiResult<Vec<Arc<Port>>> {
-    policy::require_writer(ctx, "create_port")?;
-    if items.len() > engine.config().max_bulk {
-        return Err(ApiError::bad_request(format!(
-            "At most {} resources per bulk request",
-            engine.config().max_bulk
-        )));
-    }
-    let reqs = items
-        .into_iter()
-        .map(|m| parse(ctx, &Port::body(m, Op::Create)?, Op::Create))
-        .collect::<ApiResult<Vec<_>>>()?;
-    let ctx = ctx.clone();
-    engine
-        .write(move |txn| {
-            let mut out = Vec::with_capacity(reqs.len());
-            for r in reqs {
-                out.push(create_one(txn, &ctx, r)?);
-            }
-            Ok(out)
-        })
-        .await
 }
 
 fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: PortRequest) -> ApiResult<Arc<Port>> {
@@ -1025,7 +1011,12 @@ fn apply_update(
     r: PortRequest,
 ) -> ApiResult<()> {
     let ctx = ctx.clone();
-    let net = txn.state.networks.get(&cur.network_id).cloned().ok_or_else(|| networks::not_found(&cur.network_id))?;
+    let net = txn
+        .state
+        .networks
+        .get(&cur.network_id)
+        .cloned()
+        .ok_or_else(|| networks::not_found(&cur.network_id))?;
     if let Some(v) = r.name {
         p.name = v;
     }
@@ -1057,7 +1048,11 @@ fn apply_update(
         if v != p.binding_host_id {
             // Moving a port to another host unbinds it until that host's agent wires it.
             p.status = "DOWN".into();
-            p.binding_vif_type = if v.is_empty() { "unbound".into() } else { "binding_failed".into() };
+            p.binding_vif_type = if v.is_empty() {
+                "unbound".into()
+            } else {
+                "binding_failed".into()
+            };
         }
         p.binding_host_id = v;
     }
@@ -1068,20 +1063,34 @@ fn apply_update(
         };
         if new_mac != p.mac_address {
             if !p.binding_host_id.is_empty() {
-                return Err(ApiError::conflict("PortBound", format!(
-                    "Unable to complete operation on port {}, port is already bound, port type: {}, old_mac {}, new_mac {}.",
-                    p.id, p.binding_vif_type, p.mac_address, new_mac
-                )));
+                return Err(ApiError::conflict(
+                    "PortBound",
+                    format!(
+                        "Unable to complete operation on port {}, port is already bound, port type: {}, old_mac {}, new_mac {}.",
+                        p.id, p.binding_vif_type, p.mac_address, new_mac
+                    ),
+                ));
             }
-            if txn.state.macs.contains_key(&(p.network_id.clone(), new_mac.clone())) {
-                return Err(ApiError::conflict("MacAddressInUse", format!(
-                    "Unable to complete operation for network {}. The mac address {new_mac} is in use.", p.network_id
-                )));
+            if txn
+                .state
+                .macs
+                .contains_key(&(p.network_id.clone(), new_mac.clone()))
+            {
+                return Err(ApiError::conflict(
+                    "MacAddressInUse",
+                    format!(
+                        "Unable to complete operation for network {}. The mac address {new_mac} is in use.",
+                        p.network_id
+                    ),
+                ));
             }
             p.mac_address = new_mac;
         }
     }
-    if r.port_security_enabled.is_some() || r.security_groups.is_some() || r.allowed_address_pairs.is_some() {
+    if r.port_security_enabled.is_some()
+        || r.security_groups.is_some()
+        || r.allowed_address_pairs.is_some()
+    {
         let ps = r.port_security_enabled.unwrap_or(p.port_security_enabled);
         let groups = match r.security_groups {
             Some(g) => {
@@ -1119,22 +1128,40 @@ fn apply_update(
         let mut existing = cur.fixed_ips.clone();
         if mac_changed {
             // EUI-64 addresses follow the MAC: drop the old ones so they are recomputed.
-            let auto: Vec<String> = txn.state.subnets_of(&p.network_id).filter(|s| s.is_auto_address()).map(|s| s.id.clone()).collect();
+            let auto: Vec<String> = txn
+                .state
+                .subnets_of(&p.network_id)
+                .filter(|s| s.is_auto_address())
+                .map(|s| s.id.clone())
+                .collect();
             for f in cur.fixed_ips.iter().filter(|f| auto.contains(&f.subnet_id)) {
                 if let Ok(ip) = parse_ip(&f.ip_address) {
-                    txn.state.ipam.release(&f.subnet_id, ip).map_err(ipam_error)?;
+                    txn.state
+                        .ipam
+                        .release(&f.subnet_id, ip)
+                        .map_err(ipam_error)?;
                 }
             }
             existing.retain(|f| !auto.contains(&f.subnet_id));
         }
         let requested = r.fixed_ips.or_else(|| {
-            Some(existing.iter().map(|f| FixedIpRequest { subnet_id: Some(f.subnet_id.clone()), ip: parse_ip(&f.ip_address).ok() }).collect())
+            Some(
+                existing
+                    .iter()
+                    .map(|f| FixedIpRequest {
+                        subnet_id: Some(f.subnet_id.clone()),
+                        ip: parse_ip(&f.ip_address).ok(),
+                    })
+                    .collect(),
+            )
         });
         p.fixed_ips = allocate_update(txn, &net, &p.device_owner, mac, requested, &existing)?;
         // A floating IP whose fixed address went away is no longer associated.
         let held: Vec<String> = p.fixed_ips.iter().map(|f| f.ip_address.clone()).collect();
         ops::floatingips::disassociate_port(txn, &p.id, |f| {
-            f.fixed_ip_address.as_ref().is_none_or(|ip| !held.contains(ip))
+            f.fixed_ip_address
+                .as_ref()
+                .is_none_or(|ip| !held.contains(ip))
         });
     }
     if p.device_owner != cur.device_owner || p.device_id != cur.device_id {

@@ -7,13 +7,13 @@
 use std::sync::Arc;
 
 use neutrino_ipam::{Cidr, parse_ip};
-use neutrino_model::body::{Body, Op, is_uuid, item_str, to_bool, to_string};
+use neutrino_model::body::{Body, is_uuid, item_str, to_bool, to_string};
 use neutrino_model::query::{AttrValue as V, FilterType as T};
 use neutrino_model::{
     ApiError, ApiResult, AuthContext, ErrorKind, ExternalGateway, FixedIp, HostRoute,
     OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, Router, StdAttrs, Subnet,
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::ports::{self, FixedIpRequest, create_service_port, release_port_ips};
 use super::subnets::parse_routes;
@@ -30,12 +30,17 @@ impl Resource for Router {
     const PATH: &'static str = "routers";
     const ATTRS: &'static [A] = &[
         A::value("id", |r| V::Str(&r.id)).filter(T::Str).sort(),
-        A::value("name", |r| V::Str(&r.name)).set().filter(T::Str).sort(),
+        A::value("name", |r| V::Str(&r.name))
+            .set()
+            .filter(T::Str)
+            .sort(),
         A::value("admin_state_up", |r| V::Bool(r.admin_state_up))
             .set()
             .filter(T::Bool)
             .sort(),
-        A::value("status", |r| V::Str(&r.status)).filter(T::Str).sort(),
+        A::value("status", |r| V::Str(&r.status))
+            .filter(T::Str)
+            .sort(),
         // `{network_id, enable_snat, external_fixed_ips}` or null.
         A::json("external_gateway_info", |r, _, out| {
             put_json(out, &r.external_gateway)
@@ -69,12 +74,14 @@ impl Resource for Router {
         Ok(())
     }
 
-    async fn create(
-        engine: &Engine,
-        ctx: &AuthContext,
-        items: Vec<Map<String, Value>>,
-    ) -> ApiResult<Vec<Arc<Router>>> {
-        create(engine, ctx, items).await
+    type Create = NewRouter;
+
+    fn parse_create(_: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<NewRouter> {
+        parse_create(ctx, b)
+    }
+
+    fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: NewRouter) -> ApiResult<Arc<Router>> {
+        create_one(txn, ctx, r)
     }
 
     fn parse_update(_: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<RouterUpdate> {
@@ -226,7 +233,7 @@ fn parse_gateway(v: &Value, ctx: &AuthContext, action: &str) -> ApiResult<Gatewa
     })
 }
 
-struct NewRouter {
+pub struct NewRouter {
     name: String,
     description: Option<String>,
     admin_state_up: bool,
@@ -234,8 +241,7 @@ struct NewRouter {
     project_id: String,
 }
 
-fn parse_create(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<NewRouter> {
-    let b = Router::body(m, Op::Create)?;
+fn parse_create(ctx: &AuthContext, b: Body) -> ApiResult<NewRouter> {
     Ok(NewRouter {
         name: b.name("name")?.unwrap_or_default(),
         description: b.string("description", 255)?,
@@ -252,46 +258,28 @@ fn parse_create(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<NewRouter
     })
 }
 
-async fn create(
-    engine: &Engine,
-    ctx: &AuthContext,
-    items: Vec<Map<String, Value>>,
-) -> ApiResult<Vec<Arc<Router>>> {
-    policy::require_writer(ctx, "create_router")?;
-    let reqs = items
-        .into_iter()
-        .map(|m| parse_create(ctx, m))
-        .collect::<ApiResult<Vec<_>>>()?;
-    let ctx = ctx.clone();
-    engine
-        .write(move |txn| {
-            let mut out = Vec::with_capacity(reqs.len());
-            for r in reqs {
-                check_quota(txn, &r.project_id, "router", 1)?;
-                let mut router = Router {
-                    id: new_id(),
-                    name: r.name,
-                    admin_state_up: r.admin_state_up,
-                    status: "ACTIVE".into(),
-                    external_gateway: None,
-                    gw_port_id: None,
-                    routes: Vec::new(),
-                    std: new_std(txn, r.project_id, r.description),
-                };
-                if let Some(GatewayRequest::Set {
-                    network_id,
-                    enable_snat,
-                    fixed_ips,
-                }) = r.gateway
-                {
-                    set_gateway(txn, &ctx, &mut router, network_id, enable_snat, fixed_ips)?;
-                }
-                txn.put_router(router.clone());
-                out.push(Arc::new(router));
-            }
-            Ok(out)
-        })
-        .await
+fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: NewRouter) -> ApiResult<Arc<Router>> {
+    check_quota(txn, &r.project_id, "router", 1)?;
+    let mut router = Router {
+        id: new_id(),
+        name: r.name,
+        admin_state_up: r.admin_state_up,
+        status: "ACTIVE".into(),
+        external_gateway: None,
+        gw_port_id: None,
+        routes: Vec::new(),
+        std: new_std(txn, r.project_id, r.description),
+    };
+    if let Some(GatewayRequest::Set {
+        network_id,
+        enable_snat,
+        fixed_ips,
+    }) = r.gateway
+    {
+        set_gateway(txn, &ctx, &mut router, network_id, enable_snat, fixed_ips)?;
+    }
+    txn.put_router(router.clone());
+    Ok(Arc::new(router))
 }
 
 /// The subnets a router is attached to (interfaces and gateway), with CIDRs.
@@ -528,7 +516,13 @@ fn apply_update(
     r: &mut Router,
     req: RouterUpdate,
 ) -> ApiResult<()> {
-    let RouterUpdate { name, description, admin_state_up, gateway, routes } = req;
+    let RouterUpdate {
+        name,
+        description,
+        admin_state_up,
+        gateway,
+        routes,
+    } = req;
     let ctx = ctx.clone();
     if let Some(v) = name {
         r.name = v;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use neutrino_ipam::Cidr;
-use neutrino_model::body::{Body, Op};
+use neutrino_model::body::Body;
 use neutrino_model::query::{AttrValue as V, FilterType as T};
 use neutrino_model::{
     ApiError, ApiResult, AuthContext, IP_PROTOCOLS as PROTOCOLS, SecurityGroup, SecurityGroupRule,
@@ -27,8 +27,13 @@ impl Resource for SecurityGroup {
     const PATH: &'static str = "security-groups";
     const ATTRS: &'static [G] = &[
         G::value("id", |g| V::Str(&g.id)).filter(T::Str).sort(),
-        G::value("name", |g| V::Str(&g.name)).set().filter(T::Str).sort(),
-        G::value("stateful", |g| V::Bool(g.stateful)).set().filter(T::Bool),
+        G::value("name", |g| V::Str(&g.name))
+            .set()
+            .filter(T::Str)
+            .sort(),
+        G::value("stateful", |g| V::Bool(g.stateful))
+            .set()
+            .filter(T::Bool),
         // Sharing groups through RBAC is not implemented.
         G::json("shared", |_, _, out| put_json(out, &false)),
         G::json("security_group_rules", group_rules),
@@ -58,12 +63,18 @@ impl Resource for SecurityGroup {
         Ok(())
     }
 
-    async fn create(
-        engine: &Engine,
-        ctx: &AuthContext,
-        items: Vec<Map<String, Value>>,
-    ) -> ApiResult<Vec<Arc<SecurityGroup>>> {
-        create(engine, ctx, items).await
+    type Create = NewGroup;
+
+    fn parse_create(_: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<NewGroup> {
+        parse_create(ctx, b)
+    }
+
+    fn create_one(
+        txn: &mut Txn<'_>,
+        _: &AuthContext,
+        r: NewGroup,
+    ) -> ApiResult<Arc<SecurityGroup>> {
+        create_group(txn, r)
     }
 
     async fn before_list(engine: &Engine, ctx: &AuthContext) -> ApiResult<()> {
@@ -145,8 +156,10 @@ impl Resource for SecurityGroupRule {
             .filter(T::Str)
             .sort(),
         R::value("normalized_cidr", |r| opt_str(&r.normalized_cidr)).filter(T::Str),
-        R::value("belongs_to_default_sg", |r| V::Bool(r.belongs_to_default_sg))
-            .filter(T::Bool),
+        R::value("belongs_to_default_sg", |r| {
+            V::Bool(r.belongs_to_default_sg)
+        })
+        .filter(T::Bool),
     ];
     type Update = std::convert::Infallible;
 
@@ -173,12 +186,31 @@ impl Resource for SecurityGroupRule {
         Ok(())
     }
 
-    async fn create(
-        engine: &Engine,
+    type Create = NewRule;
+
+    fn parse_create(_: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<NewRule> {
+        parse_rule(ctx, b)
+    }
+
+    /// Neutron tells a repeat inside one bulk POST apart from a clash with an
+    /// existing rule (which is SecurityGroupRuleExists).
+    fn check_bulk(rules: &[NewRule]) -> ApiResult<()> {
+        let mut keys = std::collections::HashSet::new();
+        if !rules.iter().all(|r| keys.insert(r.rule.dedup_key())) {
+            return Err(ApiError::conflict(
+                "DuplicateSecurityGroupRuleInPost",
+                "Duplicate Security Group Rule in POST.",
+            ));
+        }
+        Ok(())
+    }
+
+    fn create_one(
+        txn: &mut Txn<'_>,
         ctx: &AuthContext,
-        items: Vec<Map<String, Value>>,
-    ) -> ApiResult<Vec<Arc<SecurityGroupRule>>> {
-        create_rules(engine, ctx, items).await
+        r: NewRule,
+    ) -> ApiResult<Arc<SecurityGroupRule>> {
+        create_rule(txn, ctx, r)
     }
 
     /// Rules are immutable: a change is a delete and a create.
@@ -300,15 +332,14 @@ pub async fn ensure_default(engine: &Engine, project: String) -> ApiResult<()> {
 }
 
 /// A validated create request.
-struct NewGroup {
+pub struct NewGroup {
     name: String,
     description: Option<String>,
     stateful: bool,
     project: String,
 }
 
-fn parse_create(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<NewGroup> {
-    let b = SecurityGroup::body(m, Op::Create)?;
+fn parse_create(ctx: &AuthContext, b: Body) -> ApiResult<NewGroup> {
     let name = b.string("name", 255)?.unwrap_or_default();
     if name.eq_ignore_ascii_case("default") {
         return Err(ApiError::conflict(
@@ -328,39 +359,28 @@ fn parse_create(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<NewGroup>
     })
 }
 
-async fn create(
-    engine: &Engine,
-    ctx: &AuthContext,
-    items: Vec<Map<String, Value>>,
-) -> ApiResult<Vec<Arc<SecurityGroup>>> {
-    policy::require_writer(ctx, "create_security_group")?;
-    let reqs = items
-        .into_iter()
-        .map(|m| parse_create(ctx, m))
-        .collect::<ApiResult<Vec<_>>>()?;
-    engine
-        .write(move |txn| {
-            let mut out = Vec::new();
-            for NewGroup { name, description, stateful, project } in reqs {
-                ensure_default_group(txn, &project)?;
-                check_quota(txn, &project, "security_group", 1)?;
-                check_quota(txn, &project, "security_group_rule", 2)?;
-                let g = SecurityGroup {
-                    id: new_id(),
-                    name,
-                    stateful,
-                    is_default: false,
-                    std: new_std(txn, project, description),
-                };
-                for r in egress_rules(txn, &g) {
-                    txn.put_rule(r);
-                }
-                txn.put_group(g.clone());
-                out.push(Arc::new(g));
-            }
-            Ok(out)
-        })
-        .await
+fn create_group(txn: &mut Txn<'_>, r: NewGroup) -> ApiResult<Arc<SecurityGroup>> {
+    let NewGroup {
+        name,
+        description,
+        stateful,
+        project,
+    } = r;
+    ensure_default_group(txn, &project)?;
+    check_quota(txn, &project, "security_group", 1)?;
+    check_quota(txn, &project, "security_group_rule", 2)?;
+    let g = SecurityGroup {
+        id: new_id(),
+        name,
+        stateful,
+        is_default: false,
+        std: new_std(txn, project, description),
+    };
+    for r in egress_rules(txn, &g) {
+        txn.put_rule(r);
+    }
+    txn.put_group(g.clone());
+    Ok(Arc::new(g))
 }
 
 /// A validated update request.
@@ -371,7 +391,11 @@ pub struct GroupUpdate {
 }
 
 fn apply_update(txn: &mut Txn<'_>, g: &mut SecurityGroup, r: GroupUpdate) -> ApiResult<()> {
-    let GroupUpdate { name, description, stateful } = r;
+    let GroupUpdate {
+        name,
+        description,
+        stateful,
+    } = r;
     let id = g.id.clone();
     if let Some(n) = name {
         if g.is_default && n != "default" {
@@ -395,9 +419,7 @@ fn apply_update(txn: &mut Txn<'_>, g: &mut SecurityGroup, r: GroupUpdate) -> Api
         if s != g.stateful && txn.state.group_users(&id) > 0 {
             return Err(ApiError::conflict(
                 "SecurityGroupInUse",
-                format!(
-                    "Security Group {id} in use: cannot change stateful while ports use it."
-                ),
+                format!("Security Group {id} in use: cannot change stateful while ports use it."),
             ));
         }
         g.stateful = s;
@@ -435,8 +457,14 @@ pub fn group_not_found(id: &str) -> ApiError {
 }
 
 /// A rule request, checked without the model.
-fn parse_rule(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<(SecurityGroupRule, bool)> {
-    let b = SecurityGroupRule::body(m, Op::Create)?;
+/// A rule request, checked without the model.
+pub struct NewRule {
+    rule: SecurityGroupRule,
+    /// The request named the rule's project (else it is the group's).
+    explicit_project: bool,
+}
+
+fn parse_rule(ctx: &AuthContext, b: Body) -> ApiResult<NewRule> {
     b.required("security_group_id")?;
     b.required("direction")?;
     let group = b.uuid("security_group_id")?.unwrap_or_default();
@@ -447,24 +475,76 @@ fn parse_rule(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<(SecurityGr
             format!("'{direction}' is not in ['ingress', 'egress']"),
         ));
     }
-    let ethertype = match b
-        .nullable_string("ethertype", 8)?
-        .flatten()
-        .as_deref()
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None | Some("ipv4") => "IPv4".to_string(),
-        Some("ipv6") => "IPv6".to_string(),
-        Some(other) => {
-            return Err(ApiError::invalid_attr(
-                "ethertype",
-                format!("'{other}' is not in ['IPv4', 'IPv6']"),
-            ));
-        }
+    let ethertype = parse_ethertype(&b)?;
+    let protocol = parse_protocol(&b, ethertype == "IPv6")?;
+    let (min, max) = port_range(
+        protocol.as_deref(),
+        b.u32_in("port_range_min", 0, 65535)?.flatten(),
+        b.u32_in("port_range_max", 0, 65535)?.flatten(),
+    )?;
+    let (prefix, normalized) = remote_prefix(&b, &ethertype)?;
+    let remote_group = b.uuid("remote_group_id")?;
+    if prefix.is_some() && remote_group.is_some() {
+        return Err(ApiError::bad_request(
+            "Only remote_ip_prefix or remote_group_id may be provided.",
+        )
+        .with_type("SecurityGroupRemoteGroupAndRemoteIpPrefix"));
+    }
+    let project = policy::target_project(
+        ctx,
+        b.string("project_id", 255)?,
+        b.string("tenant_id", 255)?,
+    )?;
+    let description = b.string("description", 255)?;
+    let rule = SecurityGroupRule {
+        id: new_id(),
+        security_group_id: group,
+        direction,
+        ethertype,
+        protocol,
+        port_range_min: min,
+        port_range_max: max,
+        normalized_cidr: normalized,
+        remote_ip_prefix: prefix,
+        remote_group_id: remote_group,
+        belongs_to_default_sg: false,
+        std: neutrino_model::StdAttrs {
+            project_id: project,
+            description: description.unwrap_or_default(),
+            ..Default::default()
+        },
     };
-    let v6 = ethertype == "IPv6";
-    let protocol = match b.raw("protocol") {
+    Ok(NewRule {
+        rule,
+        explicit_project: b.has("project_id") || b.has("tenant_id"),
+    })
+}
+
+/// `ethertype`: IPv4 (the default) or IPv6, in any case.
+fn parse_ethertype(b: &Body) -> ApiResult<String> {
+    Ok(
+        match b
+            .nullable_string("ethertype", 8)?
+            .flatten()
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("ipv4") => "IPv4".to_string(),
+            Some("ipv6") => "IPv6".to_string(),
+            Some(other) => {
+                return Err(ApiError::invalid_attr(
+                    "ethertype",
+                    format!("'{other}' is not in ['IPv4', 'IPv6']"),
+                ));
+            }
+        },
+    )
+}
+
+/// `protocol`: a name, a number or nothing (any); ICMP on IPv6 is ICMPv6.
+fn parse_protocol(b: &Body, v6: bool) -> ApiResult<Option<String>> {
+    Ok(match b.raw("protocol") {
         None | Some(Value::Null) => None,
         Some(v) => {
             let s = match v {
@@ -498,16 +578,23 @@ fn parse_rule(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<(SecurityGr
                 return Err(invalid_protocol(&s));
             }
         }
-    };
-    let min = b.u32_in("port_range_min", 0, 65535)?.flatten();
-    let max = b.u32_in("port_range_max", 0, 65535)?.flatten();
-    let number = protocol.as_deref().map(|p| {
+    })
+}
+
+/// The port range (or ICMP type and code) a protocol allows; TCP's and
+/// UDP's whole range is no range.
+fn port_range(
+    protocol: Option<&str>,
+    min: Option<u32>,
+    max: Option<u32>,
+) -> ApiResult<(Option<u32>, Option<u32>)> {
+    let number = protocol.map(|p| {
         PROTOCOLS
             .iter()
             .find(|(n, _)| *n == p)
             .map_or_else(|| p.parse::<u8>().unwrap_or(255), |(_, n)| *n)
     });
-    let (min, max) = match number {
+    Ok(match number {
         _ if min.is_none() && max.is_none() => (None, None),
         None => {
             return Err(ApiError::bad_request(
@@ -552,8 +639,13 @@ fn parse_rule(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<(SecurityGr
             )
             .with_type("SecurityGroupInvalidProtocolForPort"));
         }
-    };
-    let (prefix, normalized) = match b.nullable_string("remote_ip_prefix", 64)?.flatten() {
+    })
+}
+
+/// `remote_ip_prefix` of the rule's ethertype, and the network it names.
+fn remote_prefix(b: &Body, ethertype: &str) -> ApiResult<(Option<String>, Option<String>)> {
+    let v6 = ethertype == "IPv6";
+    Ok(match b.nullable_string("remote_ip_prefix", 64)?.flatten() {
         None => (None, None),
         Some(p) => {
             let c = if p.contains('/') {
@@ -572,39 +664,7 @@ fn parse_rule(ctx: &AuthContext, m: Map<String, Value>) -> ApiResult<(SecurityGr
             // Host bits are kept as given; normalized_cidr shows the network.
             (Some(c.to_string()), Some(c.network().to_string()))
         }
-    };
-    let remote_group = b.uuid("remote_group_id")?;
-    if prefix.is_some() && remote_group.is_some() {
-        return Err(ApiError::bad_request(
-            "Only remote_ip_prefix or remote_group_id may be provided.",
-        )
-        .with_type("SecurityGroupRemoteGroupAndRemoteIpPrefix"));
-    }
-    let project = policy::target_project(
-        ctx,
-        b.string("project_id", 255)?,
-        b.string("tenant_id", 255)?,
-    )?;
-    let description = b.string("description", 255)?;
-    let rule = SecurityGroupRule {
-        id: new_id(),
-        security_group_id: group,
-        direction,
-        ethertype,
-        protocol,
-        port_range_min: min,
-        port_range_max: max,
-        normalized_cidr: normalized,
-        remote_ip_prefix: prefix,
-        remote_group_id: remote_group,
-        belongs_to_default_sg: false,
-        std: neutrino_model::StdAttrs {
-            project_id: project,
-            description: description.unwrap_or_default(),
-            ..Default::default()
-        },
-    };
-    Ok((rule, b.has("project_id") || b.has("tenant_id")))
+    })
 }
 
 fn invalid_protocol(p: &str) -> ApiError {
@@ -614,58 +674,40 @@ fn invalid_protocol(p: &str) -> ApiError {
     .with_type("SecurityGroupRuleInvalidProtocol")
 }
 
-async fn create_rules(
-    engine: &Engine,
+fn create_rule(
+    txn: &mut Txn<'_>,
     ctx: &AuthContext,
-    items: Vec<Map<String, Value>>,
-) -> ApiResult<Vec<Arc<SecurityGroupRule>>> {
-    policy::require_writer(ctx, "create_security_group_rule")?;
-    let rules = items
-        .into_iter()
-        .map(|m| parse_rule(ctx, m))
-        .collect::<ApiResult<Vec<_>>>()?;
-    // Neutron tells a repeat inside one bulk POST apart from a clash with an
-    // existing rule (which is SecurityGroupRuleExists, below).
-    let mut keys = std::collections::HashSet::new();
-    if !rules.iter().all(|(r, _)| keys.insert(r.dedup_key())) {
+    r: NewRule,
+) -> ApiResult<Arc<SecurityGroupRule>> {
+    let NewRule {
+        mut rule,
+        explicit_project,
+    } = r;
+    let r = &mut rule;
+    let g = SecurityGroup::find(txn.state, ctx, &r.security_group_id)?;
+    policy::require_owner(ctx, &g.std.project_id, "create_security_group_rule")?;
+    r.belongs_to_default_sg = g.is_default;
+    if !explicit_project {
+        r.std.project_id = g.std.project_id.clone();
+    }
+    if let Some(rg) = &r.remote_group_id {
+        SecurityGroup::find(txn.state, ctx, rg)?;
+    }
+    if let Some(existing) = txn.state.rule_keys.get(&r.dedup_key()) {
         return Err(ApiError::conflict(
-            "DuplicateSecurityGroupRuleInPost",
-            "Duplicate Security Group Rule in POST.",
+            "SecurityGroupRuleExists",
+            format!("Security group rule already exists. Rule id is {existing}."),
         ));
     }
-    let ctx = ctx.clone();
-    engine
-        .write(move |txn| {
-            let mut out = Vec::new();
-            for (mut r, explicit_project) in rules {
-                let g = SecurityGroup::find(txn.state, &ctx, &r.security_group_id)?;
-                policy::require_owner(&ctx, &g.std.project_id, "create_security_group_rule")?;
-                r.belongs_to_default_sg = g.is_default;
-                if !explicit_project {
-                    r.std.project_id = g.std.project_id.clone();
-                }
-                if let Some(rg) = &r.remote_group_id {
-                    SecurityGroup::find(txn.state, &ctx, rg)?;
-                }
-                if let Some(existing) = txn.state.rule_keys.get(&r.dedup_key()) {
-                    return Err(ApiError::conflict(
-                        "SecurityGroupRuleExists",
-                        format!("Security group rule already exists. Rule id is {existing}."),
-                    ));
-                }
-                check_quota(txn, &r.std.project_id, "security_group_rule", 1)?;
-                r.std.created_at = txn.now;
-                r.std.updated_at = txn.now;
-                r.std.revision_number = 1;
-                let mut group = (*g).clone();
-                touch(&mut group.std, txn.now);
-                txn.put_group(group);
-                txn.put_rule(r.clone());
-                out.push(Arc::new(r));
-            }
-            Ok(out)
-        })
-        .await
+    check_quota(txn, &r.std.project_id, "security_group_rule", 1)?;
+    r.std.created_at = txn.now;
+    r.std.updated_at = txn.now;
+    r.std.revision_number = 1;
+    let mut group = (*g).clone();
+    touch(&mut group.std, txn.now);
+    txn.put_group(group);
+    txn.put_rule(rule.clone());
+    Ok(Arc::new(rule))
 }
 
 pub fn rule_not_found(id: &str) -> ApiError {

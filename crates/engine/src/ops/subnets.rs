@@ -6,13 +6,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use neutrino_ipam::{AddressRequest, Cidr, Ipam, eui64, parse_ip, parse_mac, subnet_plan};
-use neutrino_model::body::{Body, Op, item_str};
+use neutrino_model::body::{Body, item_str};
 use neutrino_model::query::{AttrValue as V, FilterType as T};
 use neutrino_model::{
     AllocationPool, ApiError, ApiResult, AuthContext, FixedIp, HostRoute, Network,
     OWNER_ROUTER_INTERFACE, StdAttrs, Subnet,
 };
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::networks::is_auto_delete_owner;
 use super::{check_quota, ipam_error, new_id, new_std, touch};
@@ -29,7 +29,10 @@ impl Resource for Subnet {
     const PATH: &'static str = "subnets";
     const ATTRS: &'static [A] = &[
         A::value("id", |s| V::Str(&s.id)).filter(T::Str).sort(),
-        A::value("name", |s| V::Str(&s.name)).set().filter(T::Str).sort(),
+        A::value("name", |s| V::Str(&s.name))
+            .set()
+            .filter(T::Str)
+            .sort(),
         A::value("network_id", |s| V::Str(&s.network_id))
             .post()
             .filter(T::Str)
@@ -38,13 +41,22 @@ impl Resource for Subnet {
             .post()
             .filter(T::Int)
             .sort(),
-        A::value("cidr", |s| V::Str(&s.cidr)).post().filter(T::Str).sort(),
+        A::value("cidr", |s| V::Str(&s.cidr))
+            .post()
+            .filter(T::Str)
+            .sort(),
         A::value("gateway_ip", |s| opt_str(&s.gateway_ip))
             .set()
             .filter(T::Str)
             .sort(),
-        A::json("allocation_pools", |s, _, out| put_json(out, &s.allocation_pools)).set(),
-        A::json("dns_nameservers", |s, _, out| put_json(out, &s.dns_nameservers)).set(),
+        A::json("allocation_pools", |s, _, out| {
+            put_json(out, &s.allocation_pools)
+        })
+        .set(),
+        A::json("dns_nameservers", |s, _, out| {
+            put_json(out, &s.dns_nameservers)
+        })
+        .set(),
         A::json("host_routes", |s, _, out| put_json(out, &s.host_routes)).set(),
         A::value("enable_dhcp", |s| V::Bool(s.enable_dhcp))
             .set()
@@ -93,12 +105,14 @@ impl Resource for Subnet {
         txn.put_subnet(s).map_err(ApiError::from)
     }
 
-    async fn create(
-        engine: &Engine,
-        ctx: &AuthContext,
-        items: Vec<Map<String, Value>>,
-    ) -> ApiResult<Vec<Arc<Subnet>>> {
-        create(engine, ctx, items).await
+    type Create = NewSubnet;
+
+    fn parse_create(engine: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<NewSubnet> {
+        parse_create(engine, ctx, b)
+    }
+
+    fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: NewSubnet) -> ApiResult<Arc<Subnet>> {
+        create_one(txn, ctx, r)
     }
 
     fn parse_update(engine: &Engine, _: &AuthContext, b: Body) -> ApiResult<Common> {
@@ -264,7 +278,7 @@ pub fn parse_routes(attr: &str, items: Vec<Value>) -> ApiResult<Vec<HostRoute>> 
     Ok(out)
 }
 
-struct NewSubnet {
+pub struct NewSubnet {
     common: Common,
     network_id: String,
     cidr: Cidr,
@@ -273,13 +287,9 @@ struct NewSubnet {
     project_id: String,
 }
 
-fn parse_create(
-    ctx: &AuthContext,
-    m: Map<String, Value>,
-    max_dns: usize,
-    max_routes: usize,
-) -> ApiResult<NewSubnet> {
-    let b = Subnet::body(m, Op::Create)?;
+fn parse_create(engine: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<NewSubnet> {
+    let cfg = engine.config();
+    let (max_dns, max_routes) = (cfg.max_dns_nameservers, cfg.max_subnet_host_routes);
     let network_id = b.uuid("network_id")?;
     b.required("network_id")?;
     b.required("ip_version")?;
@@ -397,29 +407,6 @@ fn plan(
     };
     let pools = pool_objects(&ranges, cidr.is_v4());
     Ok((gw, pools))
-}
-
-async fn create(
-    engine: &Engine,
-    ctx: &AuthContext,
-    items: Vec<Map<String, Value>>,
-) -> ApiResult<Vec<Arc<Subnet>>> {
-    policy::require_writer(ctx, "create_subnet")?;
-    let cfg = engine.config();
-    let reqs = items
-        .into_iter()
-        .map(|m| parse_create(ctx, m, cfg.max_dns_nameservers, cfg.max_subnet_host_routes))
-        .collect::<ApiResult<Vec<_>>>()?;
-    let ctx = ctx.clone();
-    engine
-        .write(move |txn| {
-            let mut out = Vec::new();
-            for r in reqs {
-                out.push(create_one(txn, &ctx, r)?);
-            }
-            Ok(out)
-        })
-        .await
 }
 
 fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: NewSubnet) -> ApiResult<Arc<Subnet>> {
@@ -552,12 +539,16 @@ fn remove(txn: &mut Txn<'_>, cur: &Subnet) -> ApiResult<()> {
         .collect();
     let auto = cur.is_auto_address();
     let blocked = users.iter().any(|p| {
-        p.device_owner.starts_with("network:router") || (!auto && !is_auto_delete_owner(&p.device_owner))
+        p.device_owner.starts_with("network:router")
+            || (!auto && !is_auto_delete_owner(&p.device_owner))
     });
     if blocked {
-        return Err(ApiError::conflict("SubnetInUse", format!(
-            "Unable to complete operation on subnet {id}: One or more ports have an IP allocation from this subnet."
-        )));
+        return Err(ApiError::conflict(
+            "SubnetInUse",
+            format!(
+                "Unable to complete operation on subnet {id}: One or more ports have an IP allocation from this subnet."
+            ),
+        ));
     }
     for p in users {
         let mut p = (*p).clone();
