@@ -15,7 +15,7 @@ use imbl::OrdMap;
 use neutrino_model::body::{Body, Op};
 use neutrino_model::query::{AttrValue, FilterType, Schema};
 use neutrino_model::time::format_utc;
-use neutrino_model::{ApiError, ApiResult, AuthContext, StdAttrs};
+use neutrino_model::{ApiError, ApiResult, AuthContext, Record};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -137,7 +137,7 @@ pub fn put_json<V: Serialize + ?Sized>(out: &mut Vec<u8>, v: &V) {
 }
 
 /// An API resource: the model type, its attribute table and its operations.
-pub trait Resource: Clone + Send + Sync + Sized + 'static {
+pub trait Resource: Record + Clone + Send + Sync + Sized + 'static {
     const SINGULAR: &'static str;
     const PLURAL: &'static str;
     /// The collection's URL segment (`security-groups`).
@@ -151,9 +151,6 @@ pub trait Resource: Clone + Send + Sync + Sized + 'static {
     /// A validated update request.
     type Update: Send + 'static;
 
-    fn id(&self) -> &str;
-    fn std(&self) -> &StdAttrs;
-    fn std_mut(&mut self) -> &mut StdAttrs;
     /// The collection in the model.
     fn all(state: &State) -> &OrdMap<String, Arc<Self>>;
     fn visible(ctx: &AuthContext, state: &State, item: &Self) -> bool;

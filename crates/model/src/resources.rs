@@ -63,6 +63,39 @@ pub struct StdAttrs {
     pub revision_number: u64,
 }
 
+/// What every stored resource has: an id and the standard attributes.
+pub trait Record {
+    fn id(&self) -> &str;
+    fn std(&self) -> &StdAttrs;
+    fn std_mut(&mut self) -> &mut StdAttrs;
+}
+
+macro_rules! records {
+    ($($t:ty),*) => {$(
+        impl Record for $t {
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn std(&self) -> &StdAttrs {
+                &self.std
+            }
+            fn std_mut(&mut self) -> &mut StdAttrs {
+                &mut self.std
+            }
+        }
+    )*};
+}
+
+records!(
+    Network,
+    Subnet,
+    Port,
+    SecurityGroup,
+    SecurityGroupRule,
+    Router,
+    FloatingIp
+);
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Network {
     pub id: String,

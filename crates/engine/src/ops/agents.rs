@@ -7,10 +7,10 @@
 use std::sync::Arc;
 
 use neutrino_agent_rpc::{DHCP_OWNER, HOST_GATEWAY_OWNER, PortInfo};
-use neutrino_model::{ApiError, ApiResult, AuthContext, Port, Role};
+use neutrino_model::{ApiError, ApiResult, AuthContext, Network, Port, Role};
 use serde_json::{Map, Value, json};
 
-use super::ports::{self, not_found};
+use super::ports;
 use super::touch;
 use crate::Engine;
 use crate::host_feed::port_info;
@@ -39,7 +39,7 @@ pub async fn bind(engine: &Engine, host: String, port_id: String) -> ApiResult<P
                 .ports
                 .get(&port_id)
                 .cloned()
-                .ok_or_else(|| not_found(&port_id))?;
+                .ok_or_else(|| Port::not_found(&port_id))?;
             if cur.binding_host_id == host && cur.binding_vif_type == "bridge" {
                 return Ok(port_info(&cur));
             }
@@ -150,7 +150,7 @@ pub async fn ensure_dhcp_port(
                 .networks
                 .get(&n)
                 .cloned()
-                .ok_or_else(|| super::networks::not_found(&n))?;
+                .ok_or_else(|| Network::not_found(&n))?;
             let subnets = dhcp_subnets(txn.state, &n);
             if subnets.is_empty() {
                 return Err(ApiError::conflict(
@@ -265,7 +265,7 @@ pub async fn ensure_host_gateway(
                 .networks
                 .get(&gw.network_id)
                 .cloned()
-                .ok_or_else(|| super::networks::not_found(&gw.network_id))?;
+                .ok_or_else(|| Network::not_found(&gw.network_id))?;
             let mut p = ports::create_service_port(
                 txn,
                 &net,

@@ -11,7 +11,7 @@ use neutrino_model::body::Body;
 use neutrino_model::query::{AttrValue as V, FilterType as T};
 use neutrino_model::{
     ApiError, ApiResult, AuthContext, ErrorKind, FloatingIp, Network, OWNER_FLOATINGIP,
-    OWNER_ROUTER_INTERFACE, Port, StdAttrs,
+    OWNER_ROUTER_INTERFACE, Port, Subnet,
 };
 use serde_json::Value;
 
@@ -55,15 +55,6 @@ impl Resource for FloatingIp {
     ];
     type Update = FipUpdate;
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn std(&self) -> &StdAttrs {
-        &self.std
-    }
-    fn std_mut(&mut self) -> &mut StdAttrs {
-        &mut self.std
-    }
     fn all(state: &State) -> &imbl::OrdMap<String, Arc<FloatingIp>> {
         &state.floatingips
     }
@@ -71,7 +62,10 @@ impl Resource for FloatingIp {
         policy::can_see_fip(ctx, f)
     }
     fn not_found(id: &str) -> ApiError {
-        not_found(id)
+        ApiError::not_found(
+            "FloatingIPNotFound",
+            format!("Floating IP {id} could not be found"),
+        )
     }
     fn put(txn: &mut Txn<'_>, f: FloatingIp) -> ApiResult<()> {
         txn.put_fip(f);
@@ -271,7 +265,7 @@ fn allocate_address(
     }
     if let Some(sid) = subnet_id {
         let Some(sub) = txn.state.subnets.get(sid) else {
-            return Err(super::subnets::not_found(sid));
+            return Err(Subnet::not_found(sid));
         };
         if sub.network_id != net.id || sub.ip_version != 4 {
             return Err(bad_request(format!(
@@ -416,7 +410,7 @@ fn router_for(
 ) -> ApiResult<String> {
     let s = &*txn.state;
     let Some(subnet) = s.subnets.get(subnet_id) else {
-        return Err(super::subnets::not_found(subnet_id));
+        return Err(Subnet::not_found(subnet_id));
     };
     let Some(gateway) = subnet.gateway_ip.as_deref() else {
         return Err(bad_request(format!(
@@ -472,11 +466,4 @@ pub fn disassociate_port(txn: &mut Txn<'_>, port_id: &str, drop: impl Fn(&Floati
         touch(&mut f.std, txn.now);
         txn.put_fip(f);
     }
-}
-
-pub fn not_found(id: &str) -> ApiError {
-    ApiError::not_found(
-        "FloatingIPNotFound",
-        format!("Floating IP {id} could not be found"),
-    )
 }

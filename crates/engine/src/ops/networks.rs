@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use neutrino_model::body::Body;
 use neutrino_model::query::{AttrValue as V, FilterType as T};
-use neutrino_model::{ApiError, ApiResult, AuthContext, Network, OWNER_ROUTER_GATEWAY, StdAttrs};
+use neutrino_model::{ApiError, ApiResult, AuthContext, Network, OWNER_ROUTER_GATEWAY};
 
 use super::ports::release_port_ips;
 use super::{check_quota, new_id, new_std};
@@ -66,15 +66,6 @@ impl Resource for Network {
     ];
     type Update = NetworkUpdate;
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn std(&self) -> &StdAttrs {
-        &self.std
-    }
-    fn std_mut(&mut self) -> &mut StdAttrs {
-        &mut self.std
-    }
     fn all(state: &State) -> &imbl::OrdMap<String, Arc<Network>> {
         &state.networks
     }
@@ -82,7 +73,10 @@ impl Resource for Network {
         policy::can_see_network(ctx, n)
     }
     fn not_found(id: &str) -> ApiError {
-        not_found(id)
+        ApiError::not_found(
+            "NetworkNotFound",
+            format!("Network {id} could not be found."),
+        )
     }
     fn put(txn: &mut Txn<'_>, n: Network) -> ApiResult<()> {
         txn.put_network(n);
@@ -540,12 +534,5 @@ pub fn is_auto_delete_owner(owner: &str) -> bool {
     matches!(
         owner,
         "network:dhcp" | "network:distributed" | "network:floatingip_agent_gateway"
-    )
-}
-
-pub fn not_found(id: &str) -> ApiError {
-    ApiError::not_found(
-        "NetworkNotFound",
-        format!("Network {id} could not be found."),
     )
 }

@@ -11,12 +11,11 @@ use neutrino_model::body::{Body, Op, item_str};
 use neutrino_model::query::{AttrValue as V, FilterType as T};
 use neutrino_model::{
     AddressPair, ApiError, ApiResult, AuthContext, ExtraDhcpOpt, FixedIp, Network,
-    OWNER_FLOATINGIP, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, SecurityGroup, StdAttrs,
+    OWNER_FLOATINGIP, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, SecurityGroup,
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::networks;
 use super::{check_quota, check_revision, ipam_error, new_id, new_std, touch};
 use crate::resource::{Attr, Resource, ViewCtx, put_json};
 use crate::txn::Txn;
@@ -114,15 +113,6 @@ impl Resource for Port {
     ];
     type Update = PortRequest;
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn std(&self) -> &StdAttrs {
-        &self.std
-    }
-    fn std_mut(&mut self) -> &mut StdAttrs {
-        &mut self.std
-    }
     fn all(state: &State) -> &imbl::OrdMap<String, Arc<Port>> {
         &state.ports
     }
@@ -130,7 +120,7 @@ impl Resource for Port {
         policy::can_see_port(ctx, state, p)
     }
     fn not_found(id: &str) -> ApiError {
-        not_found(id)
+        ApiError::not_found("PortNotFound", format!("Port {id} could not be found."))
     }
     fn put(txn: &mut Txn<'_>, p: Port) -> ApiResult<()> {
         txn.put_port(p);
@@ -1016,7 +1006,7 @@ fn apply_update(
         .networks
         .get(&cur.network_id)
         .cloned()
-        .ok_or_else(|| networks::not_found(&cur.network_id))?;
+        .ok_or_else(|| Network::not_found(&cur.network_id))?;
     if let Some(v) = r.name {
         p.name = v;
     }
@@ -1261,7 +1251,7 @@ pub fn set_service_port_ips(
         .networks
         .get(&port.network_id)
         .cloned()
-        .ok_or_else(|| networks::not_found(&port.network_id))?;
+        .ok_or_else(|| Network::not_found(&port.network_id))?;
     let mac = parse_mac(&port.mac_address).unwrap_or([0; 6]);
     let mut p = port.clone();
     p.fixed_ips = allocate(
@@ -1319,10 +1309,6 @@ fn check_router_device(
         )),
         _ => Ok(()),
     }
-}
-
-pub fn not_found(id: &str) -> ApiError {
-    ApiError::not_found("PortNotFound", format!("Port {id} could not be found."))
 }
 
 /// Creates a port inside a writer job that does more (the agents' DHCP ports).

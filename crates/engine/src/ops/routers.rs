@@ -10,8 +10,8 @@ use neutrino_ipam::{Cidr, parse_ip};
 use neutrino_model::body::{Body, is_uuid, item_str, to_bool, to_string};
 use neutrino_model::query::{AttrValue as V, FilterType as T};
 use neutrino_model::{
-    ApiError, ApiResult, AuthContext, ErrorKind, ExternalGateway, FixedIp, HostRoute,
-    OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, Router, StdAttrs, Subnet,
+    ApiError, ApiResult, AuthContext, ErrorKind, ExternalGateway, FixedIp, HostRoute, Network,
+    OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, Router, Subnet,
 };
 use serde_json::{Value, json};
 
@@ -51,15 +51,6 @@ impl Resource for Router {
     ];
     type Update = RouterUpdate;
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn std(&self) -> &StdAttrs {
-        &self.std
-    }
-    fn std_mut(&mut self) -> &mut StdAttrs {
-        &mut self.std
-    }
     fn all(state: &State) -> &imbl::OrdMap<String, Arc<Router>> {
         &state.routers
     }
@@ -67,7 +58,7 @@ impl Resource for Router {
         policy::can_see_router(ctx, r)
     }
     fn not_found(id: &str) -> ApiError {
-        not_found(id)
+        ApiError::not_found("RouterNotFound", format!("Router {id} could not be found"))
     }
     fn put(txn: &mut Txn<'_>, r: Router) -> ApiResult<()> {
         txn.put_router(r);
@@ -299,7 +290,7 @@ fn attached_subnets(txn: &Txn<'_>, router_id: &str) -> Vec<(String, Cidr)> {
 /// what is (Neutron's `_check_for_dup_router_subnets`).
 fn check_new_subnet(txn: &Txn<'_>, router_id: &str, subnet_id: &str) -> ApiResult<()> {
     let Some(sub) = txn.state.subnets.get(subnet_id) else {
-        return Err(super::subnets::not_found(subnet_id));
+        return Err(Subnet::not_found(subnet_id));
     };
     let cidr = Cidr::parse(&sub.cidr).map_err(super::ipam_error)?;
     for (other, other_cidr) in attached_subnets(txn, router_id) {
@@ -666,7 +657,7 @@ fn attach_subnet(
         .networks
         .get(&sub.network_id)
         .cloned()
-        .ok_or_else(|| super::networks::not_found(&sub.network_id))?;
+        .ok_or_else(|| Network::not_found(&sub.network_id))?;
     if !policy::owns(ctx, &sub.std.project_id) && !net.shared {
         return Err(bad_request(format!(
             "Subnet {subnet_id} is owned by another project and cannot be attached to router {}",
@@ -694,7 +685,7 @@ fn attach_subnet(
 fn attach_port(txn: &mut Txn<'_>, ctx: &AuthContext, r: &Router, port_id: &str) -> ApiResult<Port> {
     let cur = Port::find(txn.state, ctx, port_id)?;
     if !policy::owns(ctx, &cur.std.project_id) {
-        return Err(ports::not_found(port_id));
+        return Err(Port::not_found(port_id));
     }
     if !cur.device_id.is_empty() || !cur.device_owner.is_empty() {
         return Err(ApiError::conflict(
@@ -866,8 +857,4 @@ fn check_subnet_unused(txn: &Txn<'_>, r: &Router, subnet_id: &str) -> ApiResult<
         }
     }
     Ok(())
-}
-
-pub fn not_found(id: &str) -> ApiError {
-    ApiError::not_found("RouterNotFound", format!("Router {id} could not be found"))
 }

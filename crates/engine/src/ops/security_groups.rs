@@ -9,7 +9,6 @@ use neutrino_model::body::Body;
 use neutrino_model::query::{AttrValue as V, FilterType as T};
 use neutrino_model::{
     ApiError, ApiResult, AuthContext, IP_PROTOCOLS as PROTOCOLS, SecurityGroup, SecurityGroupRule,
-    StdAttrs,
 };
 use serde_json::{Map, Value};
 
@@ -40,15 +39,6 @@ impl Resource for SecurityGroup {
     ];
     type Update = GroupUpdate;
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn std(&self) -> &StdAttrs {
-        &self.std
-    }
-    fn std_mut(&mut self) -> &mut StdAttrs {
-        &mut self.std
-    }
     fn all(state: &State) -> &imbl::OrdMap<String, Arc<SecurityGroup>> {
         &state.security_groups
     }
@@ -56,7 +46,10 @@ impl Resource for SecurityGroup {
         policy::can_see_group(ctx, g)
     }
     fn not_found(id: &str) -> ApiError {
-        group_not_found(id)
+        ApiError::not_found(
+            "SecurityGroupNotFound",
+            format!("Security group {id} does not exist"),
+        )
     }
     fn put(txn: &mut Txn<'_>, g: SecurityGroup) -> ApiResult<()> {
         txn.put_group(g);
@@ -163,15 +156,6 @@ impl Resource for SecurityGroupRule {
     ];
     type Update = std::convert::Infallible;
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn std(&self) -> &StdAttrs {
-        &self.std
-    }
-    fn std_mut(&mut self) -> &mut StdAttrs {
-        &mut self.std
-    }
     fn all(state: &State) -> &imbl::OrdMap<String, Arc<SecurityGroupRule>> {
         &state.rules
     }
@@ -179,7 +163,10 @@ impl Resource for SecurityGroupRule {
         policy::can_see_rule(ctx, state, r)
     }
     fn not_found(id: &str) -> ApiError {
-        rule_not_found(id)
+        ApiError::not_found(
+            "SecurityGroupRuleNotFound",
+            format!("Security group rule {id} does not exist"),
+        )
     }
     fn put(txn: &mut Txn<'_>, r: SecurityGroupRule) -> ApiResult<()> {
         txn.put_rule(r);
@@ -449,13 +436,6 @@ fn remove_group(txn: &mut Txn<'_>, ctx: &AuthContext, cur: &SecurityGroup) -> Ap
     Ok(())
 }
 
-pub fn group_not_found(id: &str) -> ApiError {
-    ApiError::not_found(
-        "SecurityGroupNotFound",
-        format!("Security group {id} does not exist"),
-    )
-}
-
 /// A rule request, checked without the model.
 /// A rule request, checked without the model.
 pub struct NewRule {
@@ -708,11 +688,4 @@ fn create_rule(
     txn.put_group(group);
     txn.put_rule(rule.clone());
     Ok(Arc::new(rule))
-}
-
-pub fn rule_not_found(id: &str) -> ApiError {
-    ApiError::not_found(
-        "SecurityGroupRuleNotFound",
-        format!("Security group rule {id} does not exist"),
-    )
 }

@@ -10,7 +10,7 @@ use neutrino_model::body::{Body, item_str};
 use neutrino_model::query::{AttrValue as V, FilterType as T};
 use neutrino_model::{
     AllocationPool, ApiError, ApiResult, AuthContext, FixedIp, HostRoute, Network,
-    OWNER_ROUTER_INTERFACE, StdAttrs, Subnet,
+    OWNER_ROUTER_INTERFACE, Subnet,
 };
 use serde_json::Value;
 
@@ -83,15 +83,6 @@ impl Resource for Subnet {
     ];
     type Update = Common;
 
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn std(&self) -> &StdAttrs {
-        &self.std
-    }
-    fn std_mut(&mut self) -> &mut StdAttrs {
-        &mut self.std
-    }
     fn all(state: &State) -> &imbl::OrdMap<String, Arc<Subnet>> {
         &state.subnets
     }
@@ -99,7 +90,7 @@ impl Resource for Subnet {
         policy::can_see_subnet(ctx, state, s)
     }
     fn not_found(id: &str) -> ApiError {
-        not_found(id)
+        ApiError::not_found("SubnetNotFound", format!("Subnet {id} could not be found."))
     }
     fn put(txn: &mut Txn<'_>, s: Subnet) -> ApiResult<()> {
         txn.put_subnet(s).map_err(ApiError::from)
@@ -585,8 +576,4 @@ fn check_gateway_not_routed(txn: &Txn<'_>, cur: &Subnet, new: Option<IpAddr>) ->
         )),
         None => Ok(()),
     }
-}
-
-pub fn not_found(id: &str) -> ApiError {
-    ApiError::not_found("SubnetNotFound", format!("Subnet {id} could not be found."))
 }
