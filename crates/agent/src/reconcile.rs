@@ -1,8 +1,8 @@
 //! The agent's model loop: the feed brings this host's slice of the model;
 //! on each change the loop computes what the host should have, settles the
 //! host's DHCP ports with the server, hands new reservations to the DHCP
-//! driver at once, and passes the desired host to the L2 worker (`l2`), which
-//! changes the kernel beside it. Until the first feed reply nothing is
+//! driver at once, and passes the desired host to the host step (`host`),
+//! which changes the kernel beside it. Until the first feed reply nothing is
 //! computed, so a starting agent never tears down what it has not been told
 //! about; and since a pass with nothing to change writes nothing, an agent
 //! restart leaves a converged host as it is: no packet is dropped.
@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use neutrino_agent_rpc::{AgentReport, FeedReply, FeedRequest};
@@ -22,8 +22,9 @@ use crate::client::ServerClient;
 use crate::config::AgentConfig;
 use crate::desired::{Desired, Planner};
 use crate::dhcp::Driver;
-use crate::l2::L2Worker;
+use crate::host::HostStep;
 use crate::metrics::{Shared, now_ms};
+use crate::problem::{Backoff, Problem, Problems};
 use crate::view::HostView;
 
 /// How long the server may hold a feed request.
@@ -45,8 +46,11 @@ pub struct Agent {
     view: HostView,
     driver: Driver,
     shared: Arc<Shared>,
-    /// network id → the last error logged for it (each logged once).
-    errors: BTreeMap<String, String>,
+    /// What does not converge here, each logged once.
+    problems: Problems,
+    /// When each failed request to the server or the DHCP driver is tried
+    /// again.
+    backoff: BTreeMap<Problem, Backoff>,
     /// What the last pass computed, reused until the view changes.
     desired: Option<Arc<Desired>>,
     planner: Planner,
@@ -55,7 +59,7 @@ pub struct Agent {
     dhcp_dirty: bool,
     /// network id → why the DHCP driver could not serve it (retried).
     dhcp_failures: BTreeMap<String, String>,
-    /// The L2 worker's input.
+    /// The host step's input.
     to_l2: watch::Sender<Option<Arc<Desired>>>,
     /// Routers that left this host whose per-host gateway port is to be
     /// given back (multi-host).
@@ -77,7 +81,8 @@ impl Agent {
             client,
             view: HostView::default(),
             shared,
-            errors: BTreeMap::new(),
+            problems: Problems::default(),
+            backoff: BTreeMap::new(),
             desired: None,
             planner: Planner::default(),
             view_changed: true,
@@ -88,20 +93,33 @@ impl Agent {
         }
     }
 
-    fn note(&mut self, key: &str, error: Option<String>) {
-        match error {
-            Some(e) => {
-                if self.errors.get(key) != Some(&e) {
-                    tracing::warn!(%key, error = %e, "cannot converge");
-                    self.errors.insert(key.to_string(), e);
-                }
+    /// Records the outcome of an attempt: a failure is retried on its
+    /// backoff, a success clears it.
+    fn note(&mut self, p: Problem, error: Option<String>) {
+        match &error {
+            Some(_) => {
+                let b = Backoff::failed(self.backoff.get(&p).copied(), Instant::now());
+                self.backoff.insert(p.clone(), b);
             }
             None => {
-                if self.errors.remove(key).is_some() {
-                    tracing::info!(%key, "converged again");
-                }
+                self.backoff.remove(&p);
             }
         }
+        self.problems.note(p, error);
+    }
+
+    /// Whether a failed attempt at `p` may be made again now (true for
+    /// what has not failed).
+    fn due(&self, p: &Problem) -> bool {
+        self.backoff
+            .get(p)
+            .is_none_or(|b| b.due(Instant::now()))
+    }
+
+    /// Whether some failed attempt is due for a retry.
+    fn retry_due(&self, kind: impl Fn(&Problem) -> bool) -> bool {
+        let now = Instant::now();
+        self.backoff.iter().any(|(p, b)| kind(p) && b.due(now))
     }
 
     /// Asks the server for missing DHCP ports and gives back unneeded ones;
@@ -110,16 +128,24 @@ impl Agent {
         let host = self.cfg.agent.host.clone();
         let mut changed = false;
         for net in &d.need_dhcp_port {
+            let problem = Problem::DhcpPort(net.clone());
+            if !self.due(&problem) {
+                continue;
+            }
             match self.client.ensure_dhcp_port(&host, net).await {
                 Ok(p) => {
-                    self.note(&format!("dhcp-port {net}"), None);
+                    self.note(problem, None);
                     // The feed brings it too; taking it now saves a round.
                     changed |= self.view.upsert_port(p);
                 }
-                Err(e) => self.note(&format!("dhcp-port {net}"), Some(e.to_string())),
+                Err(e) => self.note(problem, Some(e.to_string())),
             }
         }
         for net in &d.drop_dhcp_port {
+            let problem = Problem::DhcpPort(net.clone());
+            if !self.due(&problem) {
+                continue;
+            }
             match self.client.delete_dhcp_port(&host, net).await {
                 Ok(()) => {
                     let mine: Vec<String> = self
@@ -131,8 +157,9 @@ impl Agent {
                     for id in mine {
                         changed |= self.view.remove_port(&id);
                     }
+                    self.note(problem, None);
                 }
-                Err(e) => self.note(&format!("dhcp-port {net}"), Some(e.to_string())),
+                Err(e) => self.note(problem, Some(e.to_string())),
             }
         }
         changed
@@ -143,42 +170,56 @@ impl Agent {
     async fn settle_host_gateways(&mut self, d: &Desired) {
         let host = self.cfg.agent.host.clone();
         for r in &d.need_host_gateway {
+            let problem = Problem::HostGateway(r.clone());
+            if !self.due(&problem) {
+                continue;
+            }
             let result = self.client.ensure_host_gateway(&host, r).await;
             // The feed brings the router again with its gateway leg.
-            self.note(
-                &format!("host-gateway {r}"),
-                result.err().map(|e| e.to_string()),
-            );
+            self.note(problem, result.err().map(|e| e.to_string()));
         }
         for p in &d.need_bind {
+            let problem = Problem::Binding(p.clone());
+            if !self.due(&problem) {
+                continue;
+            }
             let result = self.client.bind(&host, p).await;
-            self.note(&format!("bind {p}"), result.err().map(|e| e.to_string()));
+            self.note(problem, result.err().map(|e| e.to_string()));
         }
         for r in std::mem::take(&mut self.drop_gateways) {
-            if let Err(e) = self.client.delete_host_gateway(&host, &r).await {
-                self.note(&format!("host-gateway {r}"), Some(e.to_string()));
+            let problem = Problem::HostGateway(r.clone());
+            if !self.due(&problem) {
                 self.drop_gateways.insert(r);
+                continue;
+            }
+            match self.client.delete_host_gateway(&host, &r).await {
+                Ok(()) => self.note(problem, None),
+                Err(e) => {
+                    self.note(problem, Some(e.to_string()));
+                    self.drop_gateways.insert(r);
+                }
             }
         }
     }
 
-    /// Drops errors about what is no longer wanted (a network that left, a
-    /// DHCP port no longer missing), so they neither show nor cause retries.
-    fn forget_stale_errors(&mut self, d: &Desired) {
+    /// Drops problems about what is no longer wanted (a network that left,
+    /// a DHCP port no longer missing), so they neither show nor cause retries.
+    fn forget_stale_problems(&mut self, d: &Desired) {
         let failures = &self.dhcp_failures;
-        self.errors.retain(|key, _| {
-            if let Some(r) = key.strip_prefix("host-gateway ") {
-                d.need_host_gateway.contains(r)
-            } else if let Some(p) = key.strip_prefix("bind ") {
-                d.need_bind.contains(p)
-            } else if let Some(net) = key.strip_prefix("dhcp-port ") {
+        let drop_gateways = &self.drop_gateways;
+        let wanted = |p: &Problem| match p {
+            Problem::HostGateway(r) => d.need_host_gateway.contains(r) || drop_gateways.contains(r),
+            Problem::Binding(p) => d.need_bind.contains(p),
+            Problem::DhcpPort(net) => {
                 d.need_dhcp_port.contains(net) || d.drop_dhcp_port.contains(net)
-            } else if let Some(net) = key.strip_prefix("dhcp ") {
-                failures.contains_key(net)
-            } else {
-                d.problems.contains_key(key)
             }
-        });
+            Problem::DhcpDriver(net) => failures.contains_key(net),
+            Problem::Network(net) => d.problems.contains_key(net),
+            // The host step's own.
+            Problem::Router(_) | Problem::Firewall | Problem::Host(_) => false,
+        };
+        self.problems.retain(wanted);
+        self.backoff.retain(|p, _| wanted(p));
     }
 
     async fn sync_dhcp(&mut self, desired: &Desired) {
@@ -186,7 +227,7 @@ impl Agent {
         self.dhcp_dirty = false;
         for net in desired.dhcp.keys() {
             let failure = self.dhcp_failures.get(net).cloned();
-            self.note(&format!("dhcp {net}"), failure);
+            self.note(Problem::DhcpDriver(net.clone()), failure);
         }
     }
 
@@ -222,19 +263,23 @@ impl Agent {
         self.desired = Some(desired.clone());
         if fresh {
             for (net, why) in &desired.problems {
-                self.note(net, Some(why.clone()));
+                // Not retried: it changes with the model only.
+                self.problems
+                    .note(Problem::Network(net.clone()), Some(why.clone()));
             }
-            // The L2 worker picks it up beside us.
+            // The host step picks it up beside us.
             self.to_l2.send_replace(Some(desired.clone()));
         }
-        // New reservations take effect now, whatever the L2 worker is doing; a
+        // New reservations take effect now, whatever the host step is doing; a
         // network whose endpoint is not built yet fails and is retried when
         // the worker signals that it changed the host.
-        let dhcp_work = self.dhcp_dirty || !self.dhcp_failures.is_empty();
+        let dhcp_work =
+            self.dhcp_dirty || self.retry_due(|p| matches!(p, Problem::DhcpDriver(_)));
         if dhcp_work {
             self.sync_dhcp(&desired).await;
         }
-        self.forget_stale_errors(&desired);
+        self.forget_stale_problems(&desired);
+        self.shared.model_problems.store(self.problems.snapshot());
         if fresh || dhcp_work {
             self.publish_status(&desired);
         }
@@ -284,7 +329,6 @@ impl Agent {
                 "snat": r.nat.snat_address,
                 "floating_ips": r.nat.floating_ips.iter().map(|(f, x)| format!("{f} -> {x}")).collect::<Vec<_>>(),
             }))).collect::<serde_json::Map<String, serde_json::Value>>(),
-            "errors": self.errors,
         })));
     }
 
@@ -468,7 +512,7 @@ pub async fn run(
         });
     }
 
-    // Link events wake the L2 worker at once (a hypervisor plugged a tap);
+    // Link events wake the host step at once (a hypervisor plugged a tap);
     // its timer is only the safety net.
     let link_changed = Arc::new(tokio::sync::Notify::new());
     {
@@ -486,7 +530,7 @@ pub async fn run(
     }
     let (to_l2, from_model) = watch::channel(None);
     let l2_applied = Arc::new(tokio::sync::Notify::new());
-    let worker = L2Worker::new(
+    let worker = HostStep::new(
         cfg.agent.host.clone(),
         Ownership {
             namespace_prefix: cfg.agent.namespace_prefix.clone(),
@@ -507,8 +551,9 @@ pub async fn run(
     ));
 
     let mut agent = Agent::new(cfg.clone(), client, shared.clone(), to_l2);
-    // Retries what failed (DHCP ports, DHCP endpoints) even when nothing else happens.
-    let mut retry = tokio::time::interval(Duration::from_secs(2));
+    // Retries what failed (DHCP ports, DHCP endpoints, gateways), each on
+    // its own backoff, even when nothing else happens.
+    let mut retry = tokio::time::interval(Backoff::FIRST);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(host = %cfg.agent.host, server = %cfg.agent.server_url, dhcp = ?cfg.dhcp.mode, driver = %cfg.dhcp.driver, "neutrino agent started");
     tokio::pin!(stop);
@@ -519,17 +564,23 @@ pub async fn run(
                 let _ = cursor_tx.send(agent.cursor());
                 changed
             }
-            _ = l2_applied.notified() => !agent.dhcp_failures.is_empty(),
+            // The host changed: a DHCP endpoint that was missing may be there.
+            _ = l2_applied.notified() => {
+                agent.dhcp_dirty |= !agent.dhcp_failures.is_empty();
+                agent.dhcp_dirty
+            }
             _ = retry.tick() => {
-                if agent.driver.needs_sync() {
+                if agent.driver.needs_sync()
+                    || agent.retry_due(|p| matches!(p, Problem::DhcpDriver(_)))
+                {
                     agent.dhcp_dirty = true;
                 }
-                agent.dhcp_dirty || !agent.errors.is_empty() || !agent.dhcp_failures.is_empty()
+                agent.dhcp_dirty || agent.retry_due(|_| true)
             }
             _ = &mut stop => break,
         };
         if run_pass {
-            agent.view_changed |= agent.errors.keys().any(|k| k.starts_with("dhcp-port"));
+            agent.view_changed |= agent.retry_due(|p| matches!(p, Problem::DhcpPort(_)));
             agent.pass().await;
         }
     }
