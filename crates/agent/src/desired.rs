@@ -70,7 +70,7 @@ pub struct Desired {
     pub drop_dhcp_port: BTreeSet<String>,
     /// Ports bound here (instances and DHCP): port id → (device on the host, bridge).
     pub local_ports: BTreeMap<String, (String, String)>,
-    /// Those of them the server shows ACTIVE (the L2 worker corrects it where
+    /// Those of them the server shows ACTIVE (the host step corrects it where
     /// the host says otherwise).
     pub server_active: BTreeSet<String>,
     /// network id → why it cannot be wired here.

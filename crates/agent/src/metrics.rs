@@ -53,7 +53,7 @@ pub struct Shared {
     pub metrics: AgentMetrics,
     /// The model loop's part of `/status`.
     pub status: ArcSwap<Value>,
-    /// The L2 worker's part: the ports on this host and its last pass.
+    /// The host step's part: the ports on this host and its last pass.
     pub ports: ArcSwap<Value>,
     /// The DHCP driver's counters (set once the driver exists).
     pub dhcp: std::sync::OnceLock<Arc<dyn crate::dhcp::MetricsSource>>,
