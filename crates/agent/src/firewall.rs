@@ -99,8 +99,7 @@ fn spec(
     zones: &mut BTreeMap<String, u16>,
 ) -> (FirewallSpec, Touched) {
     let mut touched = Touched::default();
-    marks
-        .retain(|tap, _| want.port_filters.contains_key(tap));
+    marks.retain(|tap, _| want.port_filters.contains_key(tap));
     let mut used: BTreeSet<u32> = marks.values().copied().collect();
     let mut next = 1u32;
     // From the last spec, touching only what changed: the persistent

@@ -393,12 +393,7 @@ async fn sleep_until(t: Option<Instant>) {
 
 /// Step 1: security groups and anti-spoofing; returns whether the kernel
 /// holds the filters `want` asks for.
-fn sync_firewall(
-    fw: &Mutex<Firewall>,
-    want: &Desired,
-    shared: &Shared,
-    out: &mut Outcome,
-) -> bool {
+fn sync_firewall(fw: &Mutex<Firewall>, want: &Desired, shared: &Shared, out: &mut Outcome) -> bool {
     let mut fw = fw.lock().unwrap_or_else(|e| e.into_inner());
     let p = match fw.sync(want) {
         Ok(p) => p,
@@ -442,7 +437,10 @@ fn sync_links(
     let observed = match host.observe(own) {
         Ok(o) => o,
         Err(e) => {
-            out.problem(Problem::Host("links".into()), format!("reading the host: {e}"));
+            out.problem(
+                Problem::Host("links".into()),
+                format!("reading the host: {e}"),
+            );
             return Vec::new();
         }
     };
@@ -474,7 +472,10 @@ fn sync_links(
     out.applied = applied;
     match host.observe(own) {
         Ok(o) => out.observed = Some(o),
-        Err(e) => out.problem(Problem::Host("links".into()), format!("reading the host: {e}")),
+        Err(e) => out.problem(
+            Problem::Host("links".into()),
+            format!("reading the host: {e}"),
+        ),
     }
     ops
 }
@@ -560,8 +561,7 @@ mod tests {
                 members: BTreeSet::from(["tapport1".to_string()]),
             },
         );
-        want.bridge_networks
-            .insert("brqnet1".into(), "net1".into());
+        want.bridge_networks.insert("brqnet1".into(), "net1".into());
         want.host.endpoints.insert(
             "qr-leg".into(),
             NsEndpoint {

@@ -165,8 +165,10 @@ impl Shared {
                 (format!("{{kind=\"{k}\"}}"), n.to_string())
             })
             .collect();
-        let by_kind: Vec<(&str, String)> =
-            by_kind.iter().map(|(l, v)| (l.as_str(), v.clone())).collect();
+        let by_kind: Vec<(&str, String)> = by_kind
+            .iter()
+            .map(|(l, v)| (l.as_str(), v.clone()))
+            .collect();
         metric(
             "gauge",
             "neutrino_agent_problems",

@@ -60,7 +60,7 @@ pub struct Agent {
     /// network id → why the DHCP driver could not serve it (retried).
     dhcp_failures: BTreeMap<String, String>,
     /// The host step's input.
-    to_l2: watch::Sender<Option<Arc<Desired>>>,
+    to_host: watch::Sender<Option<Arc<Desired>>>,
     /// Routers that left this host whose per-host gateway port is to be
     /// given back (multi-host).
     drop_gateways: BTreeSet<String>,
@@ -71,7 +71,7 @@ impl Agent {
         cfg: AgentConfig,
         client: ServerClient,
         shared: Arc<Shared>,
-        to_l2: watch::Sender<Option<Arc<Desired>>>,
+        to_host: watch::Sender<Option<Arc<Desired>>>,
     ) -> Agent {
         let driver = Driver::from_config(&cfg);
         let _ = shared.dhcp.set(driver.metrics());
@@ -88,7 +88,7 @@ impl Agent {
             view_changed: true,
             dhcp_dirty: true,
             dhcp_failures: BTreeMap::new(),
-            to_l2,
+            to_host,
             drop_gateways: BTreeSet::new(),
         }
     }
@@ -111,9 +111,7 @@ impl Agent {
     /// Whether a failed attempt at `p` may be made again now (true for
     /// what has not failed).
     fn due(&self, p: &Problem) -> bool {
-        self.backoff
-            .get(p)
-            .is_none_or(|b| b.due(Instant::now()))
+        self.backoff.get(p).is_none_or(|b| b.due(Instant::now()))
     }
 
     /// Whether some failed attempt is due for a retry.
@@ -268,13 +266,12 @@ impl Agent {
                     .note(Problem::Network(net.clone()), Some(why.clone()));
             }
             // The host step picks it up beside us.
-            self.to_l2.send_replace(Some(desired.clone()));
+            self.to_host.send_replace(Some(desired.clone()));
         }
         // New reservations take effect now, whatever the host step is doing; a
         // network whose endpoint is not built yet fails and is retried when
         // the worker signals that it changed the host.
-        let dhcp_work =
-            self.dhcp_dirty || self.retry_due(|p| matches!(p, Problem::DhcpDriver(_)));
+        let dhcp_work = self.dhcp_dirty || self.retry_due(|p| matches!(p, Problem::DhcpDriver(_)));
         if dhcp_work {
             self.sync_dhcp(&desired).await;
         }
@@ -412,6 +409,111 @@ fn report_body(cfg: &AgentConfig, shared: &Shared, started_at: u64) -> AgentRepo
     }
 }
 
+/// Heartbeats every `report_interval_secs`; the receiver fires when every
+/// port's state must be told again (the server restarted, marked this host
+/// down, or was unreachable).
+fn spawn_heartbeat(
+    client: ServerClient,
+    cfg: AgentConfig,
+    shared: Arc<Shared>,
+    started_at: u64,
+) -> watch::Receiver<()> {
+    let (force_status_tx, force_status_rx) = watch::channel(());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(cfg.agent.report_interval_secs));
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            match client.report(&report_body(&cfg, &shared, started_at)).await {
+                Ok(reply) => {
+                    if failing {
+                        tracing::info!("server reachable again");
+                    }
+                    // The server restarted or marked this host down while it
+                    // was unreachable: tell it every port's state again.
+                    if reply.resend_port_status || failing {
+                        let _ = force_status_tx.send(());
+                    }
+                    failing = false;
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "cannot report to the server");
+                    }
+                    failing = true;
+                }
+            }
+        }
+    });
+    force_status_rx
+}
+
+/// The feed: strictly alternating with the model loop, which moves the
+/// cursor after applying each reply.
+fn spawn_feed(
+    client: ServerClient,
+    cfg: AgentConfig,
+    shared: Arc<Shared>,
+) -> (watch::Sender<Cursor>, mpsc::Receiver<FeedReply>) {
+    let (cursor_tx, mut cursor_rx) = watch::channel(Cursor::default());
+    let (reply_tx, reply_rx) = mpsc::channel::<FeedReply>(1);
+    tokio::spawn(async move {
+        let mut failing = false;
+        loop {
+            let c = cursor_rx.borrow_and_update().clone();
+            let req = FeedRequest {
+                host: cfg.agent.host.clone(),
+                since: c.since,
+                networks: c.networks,
+                dhcp_mode: cfg.dhcp.mode,
+                agents_version: c.agents_version,
+                wait_ms: FEED_WAIT_MS,
+                groups: c.groups,
+                l3_mode: cfg.l3.mode,
+                routers: c.routers,
+            };
+            match client.feed(&req).await {
+                Ok(reply) => {
+                    failing = false;
+                    if reply_tx.send(reply).await.is_err() {
+                        return;
+                    }
+                    if cursor_rx.changed().await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    shared.metrics.feed_errors.fetch_add(1, Ordering::Relaxed);
+                    if !failing {
+                        tracing::warn!(error = %e, "feed unavailable; the host is left as it is");
+                    }
+                    failing = true;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    (cursor_tx, reply_rx)
+}
+
+/// Link events wake the host step at once (a hypervisor plugged a tap); its
+/// timer is only the safety net.
+fn spawn_link_watch(cfg: &AgentConfig) -> anyhow::Result<Arc<tokio::sync::Notify>> {
+    let link_changed = Arc::new(tokio::sync::Notify::new());
+    let notify = link_changed.clone();
+    let physical: Vec<String> = cfg
+        .l2
+        .physical_interface_mappings
+        .values()
+        .cloned()
+        .collect();
+    std::thread::Builder::new()
+        .name("link-events".into())
+        .spawn(move || watch_links(&notify, &physical))
+        .context("cannot start the link watcher")?;
+    Ok(link_changed)
+}
+
 /// Runs the agent until `stop` resolves.
 pub async fn run(
     cfg: AgentConfig,
@@ -436,101 +538,12 @@ pub async fn run(
     }
     let started_at = now_ms() / 1000;
 
-    // Heartbeats.
-    let (force_status_tx, force_status_rx) = watch::channel(());
-    {
-        let (client, cfg, shared) = (client.clone(), cfg.clone(), shared.clone());
-        tokio::spawn(async move {
-            let mut tick =
-                tokio::time::interval(Duration::from_secs(cfg.agent.report_interval_secs));
-            let mut failing = false;
-            loop {
-                tick.tick().await;
-                match client.report(&report_body(&cfg, &shared, started_at)).await {
-                    Ok(reply) => {
-                        if failing {
-                            tracing::info!("server reachable again");
-                        }
-                        // The server restarted or marked this host down while it
-                        // was unreachable: tell it every port's state again.
-                        if reply.resend_port_status || failing {
-                            let _ = force_status_tx.send(());
-                        }
-                        failing = false;
-                    }
-                    Err(e) => {
-                        if !failing {
-                            tracing::warn!(error = %e, "cannot report to the server");
-                        }
-                        failing = true;
-                    }
-                }
-            }
-        });
-    }
-
-    // The feed: strictly alternating with the reconciler, which moves the cursor.
-    let (cursor_tx, mut cursor_rx) = watch::channel(Cursor::default());
-    let (reply_tx, mut reply_rx) = mpsc::channel::<FeedReply>(1);
-    {
-        let (client, cfg, shared) = (client.clone(), cfg.clone(), shared.clone());
-        tokio::spawn(async move {
-            let mut failing = false;
-            loop {
-                let c = cursor_rx.borrow_and_update().clone();
-                let req = FeedRequest {
-                    host: cfg.agent.host.clone(),
-                    since: c.since,
-                    networks: c.networks,
-                    dhcp_mode: cfg.dhcp.mode,
-                    agents_version: c.agents_version,
-                    wait_ms: FEED_WAIT_MS,
-                    groups: c.groups,
-                    l3_mode: cfg.l3.mode,
-                    routers: c.routers,
-                };
-                match client.feed(&req).await {
-                    Ok(reply) => {
-                        failing = false;
-                        if reply_tx.send(reply).await.is_err() {
-                            return;
-                        }
-                        if cursor_rx.changed().await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        shared.metrics.feed_errors.fetch_add(1, Ordering::Relaxed);
-                        if !failing {
-                            tracing::warn!(error = %e, "feed unavailable; the host is left as it is");
-                        }
-                        failing = true;
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
-            }
-        });
-    }
-
-    // Link events wake the host step at once (a hypervisor plugged a tap);
-    // its timer is only the safety net.
-    let link_changed = Arc::new(tokio::sync::Notify::new());
-    {
-        let notify = link_changed.clone();
-        let physical: Vec<String> = cfg
-            .l2
-            .physical_interface_mappings
-            .values()
-            .cloned()
-            .collect();
-        std::thread::Builder::new()
-            .name("link-events".into())
-            .spawn(move || watch_links(&notify, &physical))
-            .context("cannot start the link watcher")?;
-    }
-    let (to_l2, from_model) = watch::channel(None);
-    let l2_applied = Arc::new(tokio::sync::Notify::new());
-    let worker = HostStep::new(
+    let force_status_rx = spawn_heartbeat(client.clone(), cfg.clone(), shared.clone(), started_at);
+    let (cursor_tx, mut reply_rx) = spawn_feed(client.clone(), cfg.clone(), shared.clone());
+    let link_changed = spawn_link_watch(&cfg)?;
+    let (to_host, from_model) = watch::channel(None);
+    let host_applied = Arc::new(tokio::sync::Notify::new());
+    let host_step = HostStep::new(
         cfg.agent.host.clone(),
         Ownership {
             namespace_prefix: cfg.agent.namespace_prefix.clone(),
@@ -543,14 +556,14 @@ pub async fn run(
             .then(|| crate::firewall::Firewall::new(cfg.firewall.allow_same_net_traffic)),
         crate::l3::L3Worker::new(cfg.l3.clone()),
     );
-    tokio::spawn(worker.run(
+    tokio::spawn(host_step.run(
         from_model,
         link_changed.clone(),
         force_status_rx,
-        l2_applied.clone(),
+        host_applied.clone(),
     ));
 
-    let mut agent = Agent::new(cfg.clone(), client, shared.clone(), to_l2);
+    let mut agent = Agent::new(cfg.clone(), client, shared.clone(), to_host);
     // Retries what failed (DHCP ports, DHCP endpoints, gateways), each on
     // its own backoff, even when nothing else happens.
     let mut retry = tokio::time::interval(Backoff::FIRST);
@@ -565,7 +578,7 @@ pub async fn run(
                 changed
             }
             // The host changed: a DHCP endpoint that was missing may be there.
-            _ = l2_applied.notified() => {
+            _ = host_applied.notified() => {
                 agent.dhcp_dirty |= !agent.dhcp_failures.is_empty();
                 agent.dhcp_dirty
             }

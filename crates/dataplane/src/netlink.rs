@@ -31,7 +31,10 @@ pub enum Object {
     Link(String),
     Namespace(String),
     /// A link inside a namespace.
-    NsLink { namespace: String, link: String },
+    NsLink {
+        namespace: String,
+        link: String,
+    },
 }
 
 impl std::fmt::Display for Object {

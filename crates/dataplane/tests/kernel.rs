@@ -543,7 +543,16 @@ fn apply_skips_only_what_depends_on_a_failed_op() {
     };
     // A foreign veth holds the name the first bridge wants.
     let out = Command::new("ip")
-        .args(["link", "add", "brq-busy", "type", "veth", "peer", "name", "busy-peer"])
+        .args([
+            "link",
+            "add",
+            "brq-busy",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "busy-peer",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -583,7 +592,10 @@ fn apply_skips_only_what_depends_on_a_failed_op() {
     assert_eq!(skipped, [3, 4], "{err}");
     // Everything else took effect.
     let ok = link_json(None, "brq-ok");
-    assert!(ok["flags"].as_array().unwrap().iter().any(|f| f == "UP"), "{ok}");
+    assert!(
+        ok["flags"].as_array().unwrap().iter().any(|f| f == "UP"),
+        "{ok}"
+    );
     assert_eq!(link_json(None, "vxlan-7")["master"], "brq-ok");
 
     // Held back by the caller: skipped from the start, nothing else.
