@@ -396,7 +396,7 @@ fn report_body(cfg: &AgentConfig, shared: &Shared, started_at: u64) -> AgentRepo
         tunnel_ip: cfg.l2.tunnel_ip.map(|ip| ip.to_string()),
         dhcp_mode: cfg.dhcp.mode,
         l3_mode: cfg.l3.mode,
-        dhcp_driver: cfg.dhcp.driver.clone(),
+        dhcp_driver: cfg.dhcp.driver.to_string(),
         physical_interface_mappings: cfg.l2.physical_interface_mappings.clone(),
         counters: BTreeMap::from([
             ("devices".to_string(), g(&m.ports_active) + g(&m.ports_down)),
