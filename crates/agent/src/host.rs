@@ -2,12 +2,12 @@
 //! which ports are wired. One pass is four steps, and their order is the
 //! rule:
 //!
-//! 1. [`sync_firewall`]: a port's filters exist before its tap joins the
+//! 1. `sync_firewall`: a port's filters exist before its tap joins the
 //!    bridge, so it is never on its network unfiltered (while the firewall
 //!    cannot be programmed, no port with port security is attached);
-//! 2. [`sync_links`]: bridges, uplinks, taps, forwarding entries, and the
+//! 2. `sync_links`: bridges, uplinks, taps, forwarding entries, and the
 //!    namespaces, legs and routes of DHCP ports and routers (netlink);
-//! 3. [`sync_routers`]: the routers' NAT, once their namespaces and legs
+//! 3. `sync_routers`: the routers' NAT, once their namespaces and legs
 //!    exist;
 //! 4. `report_ports`: always, whatever failed before.
 //!
@@ -76,8 +76,9 @@ struct Outcome {
     applied: usize,
     /// Objects whose op failed, with the error.
     failed: BTreeMap<Object, String>,
-    /// Every object the plan had an op for.
-    planned: BTreeSet<Object>,
+    /// Every object the plan had an op for (None: there was no plan, the
+    /// host could not be read).
+    planned: Option<BTreeSet<Object>>,
     /// Failures retried with the whole pass (firewall, routers' NAT,
     /// reading the host).
     problems: BTreeMap<Problem, String>,
@@ -358,7 +359,8 @@ impl HostStep {
         }
         // Still waiting, and still needing an op.
         for (o, h) in std::mem::take(&mut self.held) {
-            if held.contains(&o) && out.planned.contains(&o) {
+            let needed = out.planned.as_ref().is_none_or(|p| p.contains(&o));
+            if held.contains(&o) && needed {
                 next.entry(o).or_insert(h);
             }
         }
@@ -450,13 +452,13 @@ fn sync_links(
             |op| !matches!(op, Op::SetMaster { link, .. } if want.port_filters.contains_key(link)),
         );
     }
+    out.planned = Some(ops.iter().flat_map(Op::objects).collect());
     if ops.is_empty() {
         out.observed = Some(observed);
         return ops;
     }
     for op in &ops {
         tracing::debug!(?op, "applying");
-        out.planned.extend(op.objects());
     }
     let mut applied = ops.len();
     if let Err(errors) = host.apply_holding(&ops, held) {
