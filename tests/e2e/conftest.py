@@ -289,7 +289,7 @@ lease_time_secs = 600
 
     def converged(self) -> bool:
         s = self.status()
-        return bool(s) and not s.get("errors")
+        return bool(s) and not s.get("problems")
 
 
 class Instance:

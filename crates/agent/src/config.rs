@@ -1,5 +1,8 @@
 //! The agent's TOML file (`neutrino agent --config FILE`). Every key has a
-//! default; docs/agent.md lists them. Unknown keys stop the start.
+//! default; `neutrino-agent.example.toml` (kept loadable by a test) and
+//! docs/agent.md list them. Unknown keys and bad values (the enums
+//! `dhcp.driver`, `dhcp.mode` and `l3.mode` are typed when parsed) stop the
+//! start with a TOML error naming the key.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -7,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use neutrino_agent_rpc::{DhcpMode, L3Mode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
     pub agent: AgentSection,
@@ -19,7 +22,7 @@ pub struct AgentConfig {
     pub l3: L3Section,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct L3Section {
     /// `all` (single-host: this network node runs every router), `local`
@@ -44,7 +47,7 @@ impl Default for L3Section {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FirewallSection {
     /// Security groups and anti-spoofing on nftables (tables `bridge
@@ -64,7 +67,7 @@ impl Default for FirewallSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentSection {
     /// This host's name as ports' `binding:host_id` say it; default: hostname.
@@ -104,7 +107,7 @@ impl Default for AgentSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct L2Section {
     /// physical network → interface, for flat networks.
@@ -124,13 +127,37 @@ impl Default for L2Section {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Which DHCP server answers this host's networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DhcpDriver {
+    /// Neutrino's own (`crates/dhcp`), one socket per network.
+    Native,
+    /// A dnsmasq process per network, as Neutron's DHCP agent runs it.
+    Dnsmasq,
+}
+
+impl DhcpDriver {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DhcpDriver::Native => "native",
+            DhcpDriver::Dnsmasq => "dnsmasq",
+        }
+    }
+}
+
+impl std::fmt::Display for DhcpDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DhcpSection {
     /// `all` (single-host network node), `local` (multi-host) or `off`.
     pub mode: DhcpMode,
-    /// `native` or `dnsmasq`.
-    pub driver: String,
+    pub driver: DhcpDriver,
     pub lease_time_secs: u32,
     pub dnsmasq_path: String,
     /// dnsmasq-utils' `dhcp_release`, to drop a deleted port's lease at once.
@@ -141,7 +168,7 @@ impl Default for DhcpSection {
     fn default() -> Self {
         DhcpSection {
             mode: DhcpMode::All,
-            driver: "native".into(),
+            driver: DhcpDriver::Native,
             lease_time_secs: 86_400,
             dnsmasq_path: "dnsmasq".into(),
             dhcp_release_path: "dhcp_release".into(),
@@ -166,12 +193,6 @@ impl AgentConfig {
         }
         if cfg.agent.host.is_empty() {
             bail!("agent.host: not set and the hostname is unknown");
-        }
-        if !matches!(cfg.dhcp.driver.as_str(), "native" | "dnsmasq") {
-            bail!(
-                "dhcp.driver: {:?} is not one of native, dnsmasq",
-                cfg.dhcp.driver
-            );
         }
         if cfg.agent.report_interval_secs == 0 {
             bail!("agent.report_interval_secs must be at least 1");

@@ -70,11 +70,14 @@ pub struct Desired {
     pub drop_dhcp_port: BTreeSet<String>,
     /// Ports bound here (instances and DHCP): port id → (device on the host, bridge).
     pub local_ports: BTreeMap<String, (String, String)>,
-    /// Those of them the server shows ACTIVE (the L2 worker corrects it where
+    /// Those of them the server shows ACTIVE (the host step corrects it where
     /// the host says otherwise).
     pub server_active: BTreeSet<String>,
     /// network id → why it cannot be wired here.
     pub problems: BTreeMap<String, String>,
+    /// bridge → the network it carries (to name a network a failure
+    /// concerns).
+    pub bridge_networks: BTreeMap<String, String>,
     /// tap → its filter, for local ports with port security.
     pub port_filters: BTreeMap<String, PortFilter>,
     /// network id → its instances' addresses (only when
@@ -194,6 +197,11 @@ impl Desired {
             .extend(part.server_active.iter().cloned());
         self.problems
             .extend(part.problems.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.bridge_networks.extend(
+            part.bridge_networks
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         self.port_filters.extend(
             part.port_filters
                 .iter()
@@ -306,6 +314,7 @@ fn network(view: &HostView, cfg: &AgentConfig, net: &NetworkInfo) -> Desired {
             firewall::instance_addresses(ports.iter().copied()),
         );
     }
+    d.bridge_networks.insert(bridge.clone(), net.id.clone());
     d.host.bridges.insert(
         bridge.clone(),
         Bridge {

@@ -8,8 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use neutrino_dataplane::firewall::{
-    Cidr, Family, FirewallSpec, Observed, Part, Plan, PortFilter, Touched, Value, cold, nfnl, nft,
-    plan, plan_delta, render,
+    self, Cidr, Family, FirewallSpec, Observed, Part, Plan, PortFilter, Touched, Value, nft,
 };
 
 use crate::desired::Desired;
@@ -43,172 +42,145 @@ impl Firewall {
     }
 
     /// Brings the kernel in line with `want`; returns the plan applied
-    /// (empty when nothing differed). Blocking: runs `nft`.
-    pub fn sync(&mut self, want: &Desired) -> Result<Plan, nft::NftError> {
+    /// (empty when nothing differed). Blocking: runs `nft`. How the change
+    /// is written is [`firewall::apply`]'s choice.
+    pub fn sync(&mut self, want: &Desired) -> Result<Plan, firewall::ApplyError> {
         if self.read_at.is_none_or(|t| t.elapsed() > REREAD) {
             self.observed = None;
         }
-        if self.observed.is_none() {
-            nft::enable_bridge_netfilter().map_err(nft::NftError::Spawn)?;
-            let o = nft::observe()?;
-            if self.marks.is_empty() {
-                self.marks = numbers_in(&o, Family::Bridge, "ports");
+        let observed = match &mut self.observed {
+            Some(o) => o,
+            None => {
+                nft::enable_bridge_netfilter().map_err(nft::NftError::Spawn)?;
+                let o = nft::observe()?;
+                if self.marks.is_empty() {
+                    self.marks = numbers_in(&o, Family::Bridge, "ports");
+                }
+                if self.zones.is_empty() {
+                    self.zones = numbers_in(&o, Family::Inet, "zones")
+                        .into_iter()
+                        .filter_map(|(b, z)| Some((b, u16::try_from(z).ok()?)))
+                        .collect();
+                }
+                self.read_at = Some(Instant::now());
+                self.last = None;
+                self.observed.insert(o)
             }
-            if self.zones.is_empty() {
-                self.zones = numbers_in(&o, Family::Inet, "zones")
-                    .into_iter()
-                    .filter_map(|(b, z)| Some((b, u16::try_from(z).ok()?)))
-                    .collect();
+        };
+        let (spec, touched) = spec(
+            want,
+            self.allow_same_net_traffic,
+            self.last.as_ref(),
+            &mut self.marks,
+            &mut self.zones,
+        );
+        match firewall::apply(self.last.as_ref(), &spec, observed, &touched) {
+            Ok(applied) => {
+                self.last = Some(spec);
+                Ok(applied.plan)
             }
-            self.observed = Some(o);
-            self.read_at = Some(Instant::now());
-            self.last = None;
-        }
-        let (spec, touched) = self.spec(want);
-        if self.last.as_ref() == Some(&spec) {
-            return Ok(Plan::default());
-        }
-        // A few ports or members: their elements only.
-        if let (Some(last), Some(observed)) = (&self.last, &self.observed)
-            && let Some(p) = plan_delta(last, &spec, observed, &touched)
-        {
-            // Straight to the kernel over netlink: `nft` would first read
-            // every set of the table.
-            let applied = if nfnl::writable(&p.element_ops) {
-                nfnl::apply_elements(&p.element_ops)
-                    .map_err(|e| nft::NftError::Failed(e.to_string()))
-            } else {
-                nft::apply(&p.script)
-            };
-            if let Err(e) = applied {
+            Err(e) => {
+                // What the kernel holds is unknown now: read it next time.
                 self.observed = None;
                 self.last = None;
-                return Err(e);
+                Err(e)
             }
-            if let Some(o) = self.observed.as_mut() {
-                o.apply_elements(&p.element_ops);
-            }
-            self.last = Some(spec);
-            return Ok(p);
         }
-        let rs = render(&spec);
-        let observed = self.observed.as_ref().expect("read above");
-        let (p, applied) = if observed.tables.is_empty() {
-            // A first load: the elements over netlink (see `cold`).
-            let count = rs.sets.values().map(|s| s.elements.len()).sum();
-            let p = Plan {
-                commands: rs.chains.values().map(|c| c.rules.len()).sum::<usize>() + count,
-                chains_written: rs.chains.len(),
-                elements: count,
-                ..Plan::default()
-            };
-            (
-                p,
-                cold::load(&rs).map_err(|e| nft::NftError::Failed(e.to_string())),
-            )
-        } else {
-            let p = plan(&rs, observed);
-            let applied = nft::apply(&p.script);
-            (p, applied)
-        };
-        if let Err(e) = applied {
-            // What the kernel holds is unknown now: read it next time.
-            self.observed = None;
-            self.last = None;
-            return Err(e);
-        }
-        self.observed = Some(Observed::from_ruleset(&rs));
-        self.last = Some(spec);
-        Ok(p)
     }
+}
 
-    /// The spec for `want`, and the keys that differ from the last one.
-    fn spec(&mut self, want: &Desired) -> (FirewallSpec, Touched) {
-        let mut touched = Touched::default();
-        self.marks
-            .retain(|tap, _| want.port_filters.contains_key(tap));
-        let mut used: BTreeSet<u32> = self.marks.values().copied().collect();
-        let mut next = 1u32;
-        // From the last spec, touching only what changed: the persistent
-        // maps then share everything else, and the delta skips it.
-        let prev = self.last.clone().unwrap_or_default();
-        let mut ports = prev.ports.clone();
-        for (tap, f) in &want.port_filters {
-            let mark = *self.marks.entry(tap.clone()).or_insert_with(|| {
-                while used.contains(&next) {
-                    next += 1;
-                }
-                used.insert(next);
-                next
-            });
-            // Everything but the mark, which the desired state leaves at 0
-            // (destructured so a new field cannot be forgotten here).
-            let PortFilter {
-                mark: _,
-                network_id,
-                sources,
-                macs,
-                groups,
-            } = f;
-            let same = ports.get(tap).is_some_and(|p| {
-                p.mark == mark
-                    && &p.network_id == network_id
-                    && &p.sources == sources
-                    && &p.macs == macs
-                    && &p.groups == groups
-            });
-            if !same {
-                let mut f = f.clone();
-                f.mark = mark;
-                ports.insert(tap.clone(), f);
-                touched.ports.insert(tap.clone());
+/// The spec for `want`, and the keys that differ from `last`. Marks (tap →
+/// packet mark) and zones (bridge → conntrack zone) stay with their owners.
+fn spec(
+    want: &Desired,
+    allow_same_net_traffic: bool,
+    last: Option<&FirewallSpec>,
+    marks: &mut BTreeMap<String, u32>,
+    zones: &mut BTreeMap<String, u16>,
+) -> (FirewallSpec, Touched) {
+    let mut touched = Touched::default();
+    marks.retain(|tap, _| want.port_filters.contains_key(tap));
+    let mut used: BTreeSet<u32> = marks.values().copied().collect();
+    let mut next = 1u32;
+    // From the last spec, touching only what changed: the persistent
+    // maps then share everything else, and the delta skips it.
+    let prev = last.cloned().unwrap_or_default();
+    let mut ports = prev.ports.clone();
+    for (tap, f) in &want.port_filters {
+        let mark = *marks.entry(tap.clone()).or_insert_with(|| {
+            while used.contains(&next) {
+                next += 1;
             }
+            used.insert(next);
+            next
+        });
+        // Everything but the mark, which the desired state leaves at 0
+        // (destructured so a new field cannot be forgotten here).
+        let PortFilter {
+            mark: _,
+            network_id,
+            sources,
+            macs,
+            groups,
+        } = f;
+        let same = ports.get(tap).is_some_and(|p| {
+            p.mark == mark
+                && &p.network_id == network_id
+                && &p.sources == sources
+                && &p.macs == macs
+                && &p.groups == groups
+        });
+        if !same {
+            let mut f = f.clone();
+            f.mark = mark;
+            ports.insert(tap.clone(), f);
+            touched.ports.insert(tap.clone());
         }
-        let gone: Vec<String> = ports
-            .keys()
-            .filter(|t| !want.port_filters.contains_key(*t))
-            .cloned()
-            .collect();
-        for t in gone {
-            ports.remove(&t);
-            touched.ports.insert(t);
-        }
-        let members = sync_sets(&prev.members, &want.groups.members, &mut touched.members);
-        let network_addresses = sync_sets(
-            &prev.network_addresses,
-            &want.network_addresses,
-            &mut touched.networks,
-        );
-        // One conntrack zone per network bridge, kept like the marks.
-        let bridges = &want.host.bridges;
-        self.zones.retain(|b, _| bridges.contains_key(b));
-        let mut used: BTreeSet<u16> = self.zones.values().copied().collect();
-        let mut next = 1u16;
-        for b in bridges.keys() {
-            if !self.zones.contains_key(b) {
-                while used.contains(&next) {
-                    next = next.saturating_add(1);
-                }
-                used.insert(next);
-                self.zones.insert(b.clone(), next);
-            }
-        }
-        let spec = FirewallSpec {
-            zones: self.zones.clone(),
-            ports,
-            groups: want.groups.groups.clone(),
-            members,
-            allow_same_net_traffic: self.allow_same_net_traffic,
-            network_addresses,
-            uplinks: if want.router_macs.is_empty() {
-                BTreeSet::new()
-            } else {
-                crate::desired::l3::uplinks(want)
-            },
-            router_macs: want.router_macs.clone(),
-        };
-        (spec, touched)
     }
+    let gone: Vec<String> = ports
+        .keys()
+        .filter(|t| !want.port_filters.contains_key(*t))
+        .cloned()
+        .collect();
+    for t in gone {
+        ports.remove(&t);
+        touched.ports.insert(t);
+    }
+    let members = sync_sets(&prev.members, &want.groups.members, &mut touched.members);
+    let network_addresses = sync_sets(
+        &prev.network_addresses,
+        &want.network_addresses,
+        &mut touched.networks,
+    );
+    // One conntrack zone per network bridge, kept like the marks.
+    let bridges = &want.host.bridges;
+    zones.retain(|b, _| bridges.contains_key(b));
+    let mut used: BTreeSet<u16> = zones.values().copied().collect();
+    let mut next = 1u16;
+    for b in bridges.keys() {
+        if !zones.contains_key(b) {
+            while used.contains(&next) {
+                next = next.saturating_add(1);
+            }
+            used.insert(next);
+            zones.insert(b.clone(), next);
+        }
+    }
+    let spec = FirewallSpec {
+        zones: zones.clone(),
+        ports,
+        groups: want.groups.groups.clone(),
+        members,
+        allow_same_net_traffic,
+        network_addresses,
+        uplinks: if want.router_macs.is_empty() {
+            BTreeSet::new()
+        } else {
+            crate::desired::l3::uplinks(want)
+        },
+        router_macs: want.router_macs.clone(),
+    };
+    (spec, touched)
 }
 
 /// `prev` updated to hold `want`, sharing every set that did not change.

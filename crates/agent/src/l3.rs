@@ -52,8 +52,9 @@ impl L3Worker {
     }
 
     /// Blocking: runs nft, arping and conntrack inside the namespaces. One
-    /// router failing does not hold back the others.
-    pub fn sync(&mut self, want: &Desired) -> anyhow::Result<L3Outcome> {
+    /// router failing does not hold back the others: each failure is
+    /// returned with its router's id.
+    pub fn sync(&mut self, want: &Desired) -> (L3Outcome, Vec<(String, anyhow::Error)>) {
         let mut out = L3Outcome::default();
         let wanted: BTreeSet<&str> = want
             .routers
@@ -63,18 +64,14 @@ impl L3Worker {
         self.routers
             .retain(|ns, s| wanted.contains(ns.as_str()) && s.read_at.elapsed() < REREAD);
         let mut errors = Vec::new();
-        for r in want.routers.values() {
+        for (id, r) in &want.routers {
             if let Err(e) = self.sync_router(r, &mut out) {
                 // Unknown state: read it again next time.
                 self.routers.remove(&r.namespace);
-                errors.push(format!("{}: {e:#}", r.namespace));
+                errors.push((id.clone(), e));
             }
         }
-        if errors.is_empty() {
-            Ok(out)
-        } else {
-            anyhow::bail!("{}", errors.join("; "))
-        }
+        (out, errors)
     }
 
     fn sync_router(&mut self, r: &RouterHere, out: &mut L3Outcome) -> anyhow::Result<()> {

@@ -10,7 +10,9 @@ use arc_swap::ArcSwap;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use serde_json::Value;
+use serde_json::{Value, json};
+
+use crate::problem::{Noted, Problem};
 
 #[derive(Default)]
 pub struct AgentMetrics {
@@ -51,10 +53,15 @@ pub struct Shared {
     pub metrics: AgentMetrics,
     /// The model loop's part of `/status`.
     pub status: ArcSwap<Value>,
-    /// The L2 worker's part: the ports on this host and its last pass.
+    /// The host step's part: the ports on this host and its last pass.
     pub ports: ArcSwap<Value>,
     /// The DHCP driver's counters (set once the driver exists).
     pub dhcp: std::sync::OnceLock<Arc<dyn crate::dhcp::MetricsSource>>,
+    /// What the model loop cannot settle (DHCP ports, gateways, bindings,
+    /// the DHCP driver, unwireable networks).
+    pub model_problems: ArcSwap<Vec<Noted>>,
+    /// What the host step cannot apply (links, namespaces, firewall, NAT).
+    pub host_problems: ArcSwap<Vec<Noted>>,
 }
 
 impl Shared {
@@ -64,16 +71,41 @@ impl Shared {
             status: ArcSwap::from_pointee(Value::Null),
             ports: ArcSwap::from_pointee(Value::Null),
             dhcp: std::sync::OnceLock::new(),
+            model_problems: ArcSwap::from_pointee(Vec::new()),
+            host_problems: ArcSwap::from_pointee(Vec::new()),
         })
     }
 
-    /// `/status`: the model loop's document with the L2 worker's ports.
+    /// Every current problem, the model loop's first.
+    pub fn problems(&self) -> Vec<Noted> {
+        let (a, b) = (self.model_problems.load(), self.host_problems.load());
+        a.iter().chain(b.iter()).cloned().collect()
+    }
+
+    /// `/status`: the model loop's document with the host step's ports,
+    /// and every problem with its age in seconds.
     pub fn status_document(&self) -> Value {
         let mut doc = (**self.status.load()).clone();
         if let (Value::Object(d), Value::Object(p)) = (&mut doc, &**self.ports.load()) {
             for (k, v) in p {
                 d.insert(k.clone(), v.clone());
             }
+        }
+        if let Value::Object(d) = &mut doc {
+            let now = now_ms();
+            let problems: Vec<Value> = self
+                .problems()
+                .into_iter()
+                .map(|n| {
+                    json!({
+                        "kind": n.kind,
+                        "id": n.id,
+                        "message": n.message,
+                        "age_secs": now.saturating_sub(n.since_unix_ms) / 1000,
+                    })
+                })
+                .collect();
+            d.insert("problems".into(), Value::Array(problems));
         }
         doc
     }
@@ -98,19 +130,19 @@ impl Shared {
         metric(
             "counter",
             "neutrino_agent_reconcile_passes_total",
-            "L2 passes run.",
+            "Host passes run.",
             &[("", g(&m.passes))],
         );
         metric(
             "counter",
             "neutrino_agent_reconcile_seconds_total",
-            "Time spent in L2 passes.",
+            "Time spent in host passes.",
             &[("", secs(m.pass_micros_total.load(Ordering::Relaxed)))],
         );
         metric(
             "gauge",
             "neutrino_agent_reconcile_last_seconds",
-            "Duration of the last L2 pass.",
+            "Duration of the last host pass.",
             &[("", secs(m.last_pass_micros.load(Ordering::Relaxed)))],
         );
         metric(
@@ -122,8 +154,26 @@ impl Shared {
         metric(
             "counter",
             "neutrino_agent_reconcile_errors_total",
-            "L2 passes that failed.",
+            "Host passes that left something failing.",
             &[("", g(&m.errors))],
+        );
+        let problems = self.problems();
+        let by_kind: Vec<(String, String)> = Problem::KINDS
+            .iter()
+            .map(|k| {
+                let n = problems.iter().filter(|p| p.kind == *k).count();
+                (format!("{{kind=\"{k}\"}}"), n.to_string())
+            })
+            .collect();
+        let by_kind: Vec<(&str, String)> = by_kind
+            .iter()
+            .map(|(l, v)| (l.as_str(), v.clone()))
+            .collect();
+        metric(
+            "gauge",
+            "neutrino_agent_problems",
+            "Objects that do not converge on this host, by kind.",
+            &by_kind,
         );
         metric(
             "counter",

@@ -1,8 +1,8 @@
 //! The agent's model loop: the feed brings this host's slice of the model;
 //! on each change the loop computes what the host should have, settles the
 //! host's DHCP ports with the server, hands new reservations to the DHCP
-//! driver at once, and passes the desired host to the L2 worker (`l2`), which
-//! changes the kernel beside it. Until the first feed reply nothing is
+//! driver at once, and passes the desired host to the host step (`host`),
+//! which changes the kernel beside it. Until the first feed reply nothing is
 //! computed, so a starting agent never tears down what it has not been told
 //! about; and since a pass with nothing to change writes nothing, an agent
 //! restart leaves a converged host as it is: no packet is dropped.
@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use neutrino_agent_rpc::{AgentReport, FeedReply, FeedRequest};
@@ -22,8 +22,9 @@ use crate::client::ServerClient;
 use crate::config::AgentConfig;
 use crate::desired::{Desired, Planner};
 use crate::dhcp::Driver;
-use crate::l2::L2Worker;
+use crate::host::HostStep;
 use crate::metrics::{Shared, now_ms};
+use crate::problem::{Backoff, Problem, Problems};
 use crate::view::HostView;
 
 /// How long the server may hold a feed request.
@@ -45,8 +46,11 @@ pub struct Agent {
     view: HostView,
     driver: Driver,
     shared: Arc<Shared>,
-    /// network id → the last error logged for it (each logged once).
-    errors: BTreeMap<String, String>,
+    /// What does not converge here, each logged once.
+    problems: Problems,
+    /// When each failed request to the server or the DHCP driver is tried
+    /// again.
+    backoff: BTreeMap<Problem, Backoff>,
     /// What the last pass computed, reused until the view changes.
     desired: Option<Arc<Desired>>,
     planner: Planner,
@@ -55,8 +59,8 @@ pub struct Agent {
     dhcp_dirty: bool,
     /// network id → why the DHCP driver could not serve it (retried).
     dhcp_failures: BTreeMap<String, String>,
-    /// The L2 worker's input.
-    to_l2: watch::Sender<Option<Arc<Desired>>>,
+    /// The host step's input.
+    to_host: watch::Sender<Option<Arc<Desired>>>,
     /// Routers that left this host whose per-host gateway port is to be
     /// given back (multi-host).
     drop_gateways: BTreeSet<String>,
@@ -67,7 +71,7 @@ impl Agent {
         cfg: AgentConfig,
         client: ServerClient,
         shared: Arc<Shared>,
-        to_l2: watch::Sender<Option<Arc<Desired>>>,
+        to_host: watch::Sender<Option<Arc<Desired>>>,
     ) -> Agent {
         let driver = Driver::from_config(&cfg);
         let _ = shared.dhcp.set(driver.metrics());
@@ -77,31 +81,43 @@ impl Agent {
             client,
             view: HostView::default(),
             shared,
-            errors: BTreeMap::new(),
+            problems: Problems::default(),
+            backoff: BTreeMap::new(),
             desired: None,
             planner: Planner::default(),
             view_changed: true,
             dhcp_dirty: true,
             dhcp_failures: BTreeMap::new(),
-            to_l2,
+            to_host,
             drop_gateways: BTreeSet::new(),
         }
     }
 
-    fn note(&mut self, key: &str, error: Option<String>) {
-        match error {
-            Some(e) => {
-                if self.errors.get(key) != Some(&e) {
-                    tracing::warn!(%key, error = %e, "cannot converge");
-                    self.errors.insert(key.to_string(), e);
-                }
+    /// Records the outcome of an attempt: a failure is retried on its
+    /// backoff, a success clears it.
+    fn note(&mut self, p: Problem, error: Option<String>) {
+        match &error {
+            Some(_) => {
+                let b = Backoff::failed(self.backoff.get(&p).copied(), Instant::now());
+                self.backoff.insert(p.clone(), b);
             }
             None => {
-                if self.errors.remove(key).is_some() {
-                    tracing::info!(%key, "converged again");
-                }
+                self.backoff.remove(&p);
             }
         }
+        self.problems.note(p, error);
+    }
+
+    /// Whether a failed attempt at `p` may be made again now (true for
+    /// what has not failed).
+    fn due(&self, p: &Problem) -> bool {
+        self.backoff.get(p).is_none_or(|b| b.due(Instant::now()))
+    }
+
+    /// Whether some failed attempt is due for a retry.
+    fn retry_due(&self, kind: impl Fn(&Problem) -> bool) -> bool {
+        let now = Instant::now();
+        self.backoff.iter().any(|(p, b)| kind(p) && b.due(now))
     }
 
     /// Asks the server for missing DHCP ports and gives back unneeded ones;
@@ -110,16 +126,24 @@ impl Agent {
         let host = self.cfg.agent.host.clone();
         let mut changed = false;
         for net in &d.need_dhcp_port {
+            let problem = Problem::DhcpPort(net.clone());
+            if !self.due(&problem) {
+                continue;
+            }
             match self.client.ensure_dhcp_port(&host, net).await {
                 Ok(p) => {
-                    self.note(&format!("dhcp-port {net}"), None);
+                    self.note(problem, None);
                     // The feed brings it too; taking it now saves a round.
                     changed |= self.view.upsert_port(p);
                 }
-                Err(e) => self.note(&format!("dhcp-port {net}"), Some(e.to_string())),
+                Err(e) => self.note(problem, Some(e.to_string())),
             }
         }
         for net in &d.drop_dhcp_port {
+            let problem = Problem::DhcpPort(net.clone());
+            if !self.due(&problem) {
+                continue;
+            }
             match self.client.delete_dhcp_port(&host, net).await {
                 Ok(()) => {
                     let mine: Vec<String> = self
@@ -131,8 +155,9 @@ impl Agent {
                     for id in mine {
                         changed |= self.view.remove_port(&id);
                     }
+                    self.note(problem, None);
                 }
-                Err(e) => self.note(&format!("dhcp-port {net}"), Some(e.to_string())),
+                Err(e) => self.note(problem, Some(e.to_string())),
             }
         }
         changed
@@ -143,42 +168,56 @@ impl Agent {
     async fn settle_host_gateways(&mut self, d: &Desired) {
         let host = self.cfg.agent.host.clone();
         for r in &d.need_host_gateway {
+            let problem = Problem::HostGateway(r.clone());
+            if !self.due(&problem) {
+                continue;
+            }
             let result = self.client.ensure_host_gateway(&host, r).await;
             // The feed brings the router again with its gateway leg.
-            self.note(
-                &format!("host-gateway {r}"),
-                result.err().map(|e| e.to_string()),
-            );
+            self.note(problem, result.err().map(|e| e.to_string()));
         }
         for p in &d.need_bind {
+            let problem = Problem::Binding(p.clone());
+            if !self.due(&problem) {
+                continue;
+            }
             let result = self.client.bind(&host, p).await;
-            self.note(&format!("bind {p}"), result.err().map(|e| e.to_string()));
+            self.note(problem, result.err().map(|e| e.to_string()));
         }
         for r in std::mem::take(&mut self.drop_gateways) {
-            if let Err(e) = self.client.delete_host_gateway(&host, &r).await {
-                self.note(&format!("host-gateway {r}"), Some(e.to_string()));
+            let problem = Problem::HostGateway(r.clone());
+            if !self.due(&problem) {
                 self.drop_gateways.insert(r);
+                continue;
+            }
+            match self.client.delete_host_gateway(&host, &r).await {
+                Ok(()) => self.note(problem, None),
+                Err(e) => {
+                    self.note(problem, Some(e.to_string()));
+                    self.drop_gateways.insert(r);
+                }
             }
         }
     }
 
-    /// Drops errors about what is no longer wanted (a network that left, a
-    /// DHCP port no longer missing), so they neither show nor cause retries.
-    fn forget_stale_errors(&mut self, d: &Desired) {
+    /// Drops problems about what is no longer wanted (a network that left,
+    /// a DHCP port no longer missing), so they neither show nor cause retries.
+    fn forget_stale_problems(&mut self, d: &Desired) {
         let failures = &self.dhcp_failures;
-        self.errors.retain(|key, _| {
-            if let Some(r) = key.strip_prefix("host-gateway ") {
-                d.need_host_gateway.contains(r)
-            } else if let Some(p) = key.strip_prefix("bind ") {
-                d.need_bind.contains(p)
-            } else if let Some(net) = key.strip_prefix("dhcp-port ") {
+        let drop_gateways = &self.drop_gateways;
+        let wanted = |p: &Problem| match p {
+            Problem::HostGateway(r) => d.need_host_gateway.contains(r) || drop_gateways.contains(r),
+            Problem::Binding(p) => d.need_bind.contains(p),
+            Problem::DhcpPort(net) => {
                 d.need_dhcp_port.contains(net) || d.drop_dhcp_port.contains(net)
-            } else if let Some(net) = key.strip_prefix("dhcp ") {
-                failures.contains_key(net)
-            } else {
-                d.problems.contains_key(key)
             }
-        });
+            Problem::DhcpDriver(net) => failures.contains_key(net),
+            Problem::Network(net) => d.problems.contains_key(net),
+            // The host step's own.
+            Problem::Router(_) | Problem::Firewall | Problem::Host(_) => false,
+        };
+        self.problems.retain(wanted);
+        self.backoff.retain(|p, _| wanted(p));
     }
 
     async fn sync_dhcp(&mut self, desired: &Desired) {
@@ -186,7 +225,7 @@ impl Agent {
         self.dhcp_dirty = false;
         for net in desired.dhcp.keys() {
             let failure = self.dhcp_failures.get(net).cloned();
-            self.note(&format!("dhcp {net}"), failure);
+            self.note(Problem::DhcpDriver(net.clone()), failure);
         }
     }
 
@@ -222,19 +261,22 @@ impl Agent {
         self.desired = Some(desired.clone());
         if fresh {
             for (net, why) in &desired.problems {
-                self.note(net, Some(why.clone()));
+                // Not retried: it changes with the model only.
+                self.problems
+                    .note(Problem::Network(net.clone()), Some(why.clone()));
             }
-            // The L2 worker picks it up beside us.
-            self.to_l2.send_replace(Some(desired.clone()));
+            // The host step picks it up beside us.
+            self.to_host.send_replace(Some(desired.clone()));
         }
-        // New reservations take effect now, whatever the L2 worker is doing; a
+        // New reservations take effect now, whatever the host step is doing; a
         // network whose endpoint is not built yet fails and is retried when
         // the worker signals that it changed the host.
-        let dhcp_work = self.dhcp_dirty || !self.dhcp_failures.is_empty();
+        let dhcp_work = self.dhcp_dirty || self.retry_due(|p| matches!(p, Problem::DhcpDriver(_)));
         if dhcp_work {
             self.sync_dhcp(&desired).await;
         }
-        self.forget_stale_errors(&desired);
+        self.forget_stale_problems(&desired);
+        self.shared.model_problems.store(self.problems.snapshot());
         if fresh || dhcp_work {
             self.publish_status(&desired);
         }
@@ -284,7 +326,6 @@ impl Agent {
                 "snat": r.nat.snat_address,
                 "floating_ips": r.nat.floating_ips.iter().map(|(f, x)| format!("{f} -> {x}")).collect::<Vec<_>>(),
             }))).collect::<serde_json::Map<String, serde_json::Value>>(),
-            "errors": self.errors,
         })));
     }
 
@@ -355,7 +396,7 @@ fn report_body(cfg: &AgentConfig, shared: &Shared, started_at: u64) -> AgentRepo
         tunnel_ip: cfg.l2.tunnel_ip.map(|ip| ip.to_string()),
         dhcp_mode: cfg.dhcp.mode,
         l3_mode: cfg.l3.mode,
-        dhcp_driver: cfg.dhcp.driver.clone(),
+        dhcp_driver: cfg.dhcp.driver.to_string(),
         physical_interface_mappings: cfg.l2.physical_interface_mappings.clone(),
         counters: BTreeMap::from([
             ("devices".to_string(), g(&m.ports_active) + g(&m.ports_down)),
@@ -366,6 +407,111 @@ fn report_body(cfg: &AgentConfig, shared: &Shared, started_at: u64) -> AgentRepo
         ]),
         started_at,
     }
+}
+
+/// Heartbeats every `report_interval_secs`; the receiver fires when every
+/// port's state must be told again (the server restarted, marked this host
+/// down, or was unreachable).
+fn spawn_heartbeat(
+    client: ServerClient,
+    cfg: AgentConfig,
+    shared: Arc<Shared>,
+    started_at: u64,
+) -> watch::Receiver<()> {
+    let (force_status_tx, force_status_rx) = watch::channel(());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(cfg.agent.report_interval_secs));
+        let mut failing = false;
+        loop {
+            tick.tick().await;
+            match client.report(&report_body(&cfg, &shared, started_at)).await {
+                Ok(reply) => {
+                    if failing {
+                        tracing::info!("server reachable again");
+                    }
+                    // The server restarted or marked this host down while it
+                    // was unreachable: tell it every port's state again.
+                    if reply.resend_port_status || failing {
+                        let _ = force_status_tx.send(());
+                    }
+                    failing = false;
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "cannot report to the server");
+                    }
+                    failing = true;
+                }
+            }
+        }
+    });
+    force_status_rx
+}
+
+/// The feed: strictly alternating with the model loop, which moves the
+/// cursor after applying each reply.
+fn spawn_feed(
+    client: ServerClient,
+    cfg: AgentConfig,
+    shared: Arc<Shared>,
+) -> (watch::Sender<Cursor>, mpsc::Receiver<FeedReply>) {
+    let (cursor_tx, mut cursor_rx) = watch::channel(Cursor::default());
+    let (reply_tx, reply_rx) = mpsc::channel::<FeedReply>(1);
+    tokio::spawn(async move {
+        let mut failing = false;
+        loop {
+            let c = cursor_rx.borrow_and_update().clone();
+            let req = FeedRequest {
+                host: cfg.agent.host.clone(),
+                since: c.since,
+                networks: c.networks,
+                dhcp_mode: cfg.dhcp.mode,
+                agents_version: c.agents_version,
+                wait_ms: FEED_WAIT_MS,
+                groups: c.groups,
+                l3_mode: cfg.l3.mode,
+                routers: c.routers,
+            };
+            match client.feed(&req).await {
+                Ok(reply) => {
+                    failing = false;
+                    if reply_tx.send(reply).await.is_err() {
+                        return;
+                    }
+                    if cursor_rx.changed().await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    shared.metrics.feed_errors.fetch_add(1, Ordering::Relaxed);
+                    if !failing {
+                        tracing::warn!(error = %e, "feed unavailable; the host is left as it is");
+                    }
+                    failing = true;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    (cursor_tx, reply_rx)
+}
+
+/// Link events wake the host step at once (a hypervisor plugged a tap); its
+/// timer is only the safety net.
+fn spawn_link_watch(cfg: &AgentConfig) -> anyhow::Result<Arc<tokio::sync::Notify>> {
+    let link_changed = Arc::new(tokio::sync::Notify::new());
+    let notify = link_changed.clone();
+    let physical: Vec<String> = cfg
+        .l2
+        .physical_interface_mappings
+        .values()
+        .cloned()
+        .collect();
+    std::thread::Builder::new()
+        .name("link-events".into())
+        .spawn(move || watch_links(&notify, &physical))
+        .context("cannot start the link watcher")?;
+    Ok(link_changed)
 }
 
 /// Runs the agent until `stop` resolves.
@@ -392,101 +538,12 @@ pub async fn run(
     }
     let started_at = now_ms() / 1000;
 
-    // Heartbeats.
-    let (force_status_tx, force_status_rx) = watch::channel(());
-    {
-        let (client, cfg, shared) = (client.clone(), cfg.clone(), shared.clone());
-        tokio::spawn(async move {
-            let mut tick =
-                tokio::time::interval(Duration::from_secs(cfg.agent.report_interval_secs));
-            let mut failing = false;
-            loop {
-                tick.tick().await;
-                match client.report(&report_body(&cfg, &shared, started_at)).await {
-                    Ok(reply) => {
-                        if failing {
-                            tracing::info!("server reachable again");
-                        }
-                        // The server restarted or marked this host down while it
-                        // was unreachable: tell it every port's state again.
-                        if reply.resend_port_status || failing {
-                            let _ = force_status_tx.send(());
-                        }
-                        failing = false;
-                    }
-                    Err(e) => {
-                        if !failing {
-                            tracing::warn!(error = %e, "cannot report to the server");
-                        }
-                        failing = true;
-                    }
-                }
-            }
-        });
-    }
-
-    // The feed: strictly alternating with the reconciler, which moves the cursor.
-    let (cursor_tx, mut cursor_rx) = watch::channel(Cursor::default());
-    let (reply_tx, mut reply_rx) = mpsc::channel::<FeedReply>(1);
-    {
-        let (client, cfg, shared) = (client.clone(), cfg.clone(), shared.clone());
-        tokio::spawn(async move {
-            let mut failing = false;
-            loop {
-                let c = cursor_rx.borrow_and_update().clone();
-                let req = FeedRequest {
-                    host: cfg.agent.host.clone(),
-                    since: c.since,
-                    networks: c.networks,
-                    dhcp_mode: cfg.dhcp.mode,
-                    agents_version: c.agents_version,
-                    wait_ms: FEED_WAIT_MS,
-                    groups: c.groups,
-                    l3_mode: cfg.l3.mode,
-                    routers: c.routers,
-                };
-                match client.feed(&req).await {
-                    Ok(reply) => {
-                        failing = false;
-                        if reply_tx.send(reply).await.is_err() {
-                            return;
-                        }
-                        if cursor_rx.changed().await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        shared.metrics.feed_errors.fetch_add(1, Ordering::Relaxed);
-                        if !failing {
-                            tracing::warn!(error = %e, "feed unavailable; the host is left as it is");
-                        }
-                        failing = true;
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
-            }
-        });
-    }
-
-    // Link events wake the L2 worker at once (a hypervisor plugged a tap);
-    // its timer is only the safety net.
-    let link_changed = Arc::new(tokio::sync::Notify::new());
-    {
-        let notify = link_changed.clone();
-        let physical: Vec<String> = cfg
-            .l2
-            .physical_interface_mappings
-            .values()
-            .cloned()
-            .collect();
-        std::thread::Builder::new()
-            .name("link-events".into())
-            .spawn(move || watch_links(&notify, &physical))
-            .context("cannot start the link watcher")?;
-    }
-    let (to_l2, from_model) = watch::channel(None);
-    let l2_applied = Arc::new(tokio::sync::Notify::new());
-    let worker = L2Worker::new(
+    let force_status_rx = spawn_heartbeat(client.clone(), cfg.clone(), shared.clone(), started_at);
+    let (cursor_tx, mut reply_rx) = spawn_feed(client.clone(), cfg.clone(), shared.clone());
+    let link_changed = spawn_link_watch(&cfg)?;
+    let (to_host, from_model) = watch::channel(None);
+    let host_applied = Arc::new(tokio::sync::Notify::new());
+    let host_step = HostStep::new(
         cfg.agent.host.clone(),
         Ownership {
             namespace_prefix: cfg.agent.namespace_prefix.clone(),
@@ -499,16 +556,17 @@ pub async fn run(
             .then(|| crate::firewall::Firewall::new(cfg.firewall.allow_same_net_traffic)),
         crate::l3::L3Worker::new(cfg.l3.clone()),
     );
-    tokio::spawn(worker.run(
+    tokio::spawn(host_step.run(
         from_model,
         link_changed.clone(),
         force_status_rx,
-        l2_applied.clone(),
+        host_applied.clone(),
     ));
 
-    let mut agent = Agent::new(cfg.clone(), client, shared.clone(), to_l2);
-    // Retries what failed (DHCP ports, DHCP endpoints) even when nothing else happens.
-    let mut retry = tokio::time::interval(Duration::from_secs(2));
+    let mut agent = Agent::new(cfg.clone(), client, shared.clone(), to_host);
+    // Retries what failed (DHCP ports, DHCP endpoints, gateways), each on
+    // its own backoff, even when nothing else happens.
+    let mut retry = tokio::time::interval(Backoff::FIRST);
     retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(host = %cfg.agent.host, server = %cfg.agent.server_url, dhcp = ?cfg.dhcp.mode, driver = %cfg.dhcp.driver, "neutrino agent started");
     tokio::pin!(stop);
@@ -519,17 +577,23 @@ pub async fn run(
                 let _ = cursor_tx.send(agent.cursor());
                 changed
             }
-            _ = l2_applied.notified() => !agent.dhcp_failures.is_empty(),
+            // The host changed: a DHCP endpoint that was missing may be there.
+            _ = host_applied.notified() => {
+                agent.dhcp_dirty |= !agent.dhcp_failures.is_empty();
+                agent.dhcp_dirty
+            }
             _ = retry.tick() => {
-                if agent.driver.needs_sync() {
+                if agent.driver.needs_sync()
+                    || agent.retry_due(|p| matches!(p, Problem::DhcpDriver(_)))
+                {
                     agent.dhcp_dirty = true;
                 }
-                agent.dhcp_dirty || !agent.errors.is_empty() || !agent.dhcp_failures.is_empty()
+                agent.dhcp_dirty || agent.retry_due(|_| true)
             }
             _ = &mut stop => break,
         };
         if run_pass {
-            agent.view_changed |= agent.errors.keys().any(|k| k.starts_with("dhcp-port"));
+            agent.view_changed |= agent.retry_due(|p| matches!(p, Problem::DhcpPort(_)));
             agent.pass().await;
         }
     }

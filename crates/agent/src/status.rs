@@ -86,11 +86,35 @@ pub fn render(v: &Value) -> String {
             d["reservations"]
         );
     }
-    if let Some(errors) = v["errors"].as_object().filter(|e| !e.is_empty()) {
+    if let Some(problems) = v["problems"].as_array().filter(|p| !p.is_empty()) {
         let _ = writeln!(out, "not converged:");
-        for (k, e) in errors {
-            let _ = writeln!(out, "  {k}: {}", e.as_str().unwrap_or(""));
+        for p in problems {
+            let _ = writeln!(
+                out,
+                "  {} {}  for {}s: {}",
+                p["kind"].as_str().unwrap_or(""),
+                p["id"].as_str().unwrap_or(""),
+                p["age_secs"],
+                p["message"].as_str().unwrap_or("")
+            );
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn problems_are_listed_with_kind_id_age_and_message() {
+        let v = serde_json::json!({
+            "host": "h1", "revision": 3, "last_pass_ms": 1.5,
+            "problems": [{"kind": "network", "id": "n1", "age_secs": 12,
+                          "message": "link vxlan-7: File exists"}],
+        });
+        let out = super::render(&v);
+        assert!(
+            out.contains("not converged:\n  network n1  for 12s: link vxlan-7: File exists\n"),
+            "{out}"
+        );
+    }
 }

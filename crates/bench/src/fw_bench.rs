@@ -63,8 +63,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use neutrino_dataplane::firewall::{
-    Cidr, Direction, FirewallSpec, GroupFilter, Observed, PortFilter, Remote, Rule, Touched,
-    link_local, nfnl, nft, plan, plan_delta, render,
+    self as firewall, Cidr, Direction, FirewallSpec, GroupFilter, Observed, PortFilter, Remote,
+    Rule, Touched, link_local, nft, plan, render,
 };
 use nix::sched::{CloneFlags, unshare};
 use serde_json::{Value as Json, json};
@@ -527,31 +527,18 @@ impl Agent {
         // The change names what it touched, as the agent's spec builder does.
         let mut touched = Touched::default();
         change(&mut spec, &mut touched);
-        // What the agent does (crates/agent/src/firewall.rs): a change of a
-        // few ports or members is planned from their elements alone and
-        // written over netlink; anything structural is rendered and planned
-        // in full and run through nft.
+        // What the agent does: the one `firewall::apply` (a change of a few
+        // ports or members is planned from their elements alone and written
+        // over netlink; anything structural is rendered and planned in full
+        // and run through nft).
         let t1 = Instant::now();
-        let (p, full) = match plan_delta(&self.spec, &spec, &self.observed, &touched) {
-            Some(p) => (p, None),
-            None => {
-                let rs = render(&spec);
-                (plan(&rs, &self.observed), Some(Observed::from_ruleset(&rs)))
-            }
-        };
-        let t2 = Instant::now();
-        let t3 = t2;
-        if !p.element_ops.is_empty() && nfnl::writable(&p.element_ops) {
-            nfnl::apply_elements(&p.element_ops)
-                .map_err(|e| anyhow::anyhow!("netlink apply: {e}\n{}", p.script))?;
-        } else {
-            nft::apply(&p.script).map_err(|e| anyhow::anyhow!("nft apply: {e}\n{}", p.script))?;
-        }
+        let applied = firewall::apply(Some(&self.spec), &spec, &mut self.observed, &touched)
+            .map_err(|e| anyhow::anyhow!("apply: {e}"))?;
         let t4 = Instant::now();
-        match full {
-            Some(o) => self.observed = o,
-            None => self.observed.apply_elements(&p.element_ops),
-        }
+        // Planning (delta, or render + plan) and writing, as apply timed them.
+        let t2 = t1 + applied.planning;
+        let t3 = t2;
+        let p = applied.plan;
         self.spec = spec;
         samples.total.push(ms(t4 - t0));
         samples.spec.push(ms(t1 - t0));

@@ -17,7 +17,7 @@ pub use model::{
     Bridge, DesiredHost, FdbEntry, LinkKind, Mac, NsEndpoint, NsLink, NsRoute, NsRouting,
     ObservedHost, ObservedLink, ObservedNamespace, Ownership, Uplink, Vxlan, VxlanParams, ZERO_MAC,
 };
-pub use netlink::{ApplyError, Host, HostError};
+pub use netlink::{ApplyError, ApplyErrors, Host, HostError, Object};
 pub use plan::{Op, plan};
 pub use plug::{PlugError, plug_veth, unplug};
 pub use socket::SocketError;

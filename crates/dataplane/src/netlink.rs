@@ -23,15 +23,120 @@ pub enum HostError {
     Netns(#[from] NetnsError),
 }
 
-/// Apply stopped at `ops[index]`; earlier ops took effect.
+/// What an op concerns: an op on an object whose creation (or removal)
+/// failed earlier in the same apply is skipped, and a failure names it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Object {
+    /// A link in the agent's namespace.
+    Link(String),
+    Namespace(String),
+    /// A link inside a namespace.
+    NsLink {
+        namespace: String,
+        link: String,
+    },
+}
+
+impl std::fmt::Display for Object {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Object::Link(l) => write!(f, "link {l}"),
+            Object::Namespace(n) => write!(f, "namespace {n}"),
+            Object::NsLink { namespace, link } => write!(f, "link {link} in {namespace}"),
+        }
+    }
+}
+
+/// `ops[index]` failed; it concerns `object`.
 #[derive(Debug, thiserror::Error)]
-#[error("op #{index} {op:?} failed: {source}")]
+#[error("{object}: op #{index} {op:?} failed: {source}")]
 pub struct ApplyError {
     pub index: usize,
-    /// Boxed to keep `Result<(), ApplyError>` small.
+    /// Boxed to keep the list small.
     pub op: Box<Op>,
+    pub object: Object,
     #[source]
     pub source: HostError,
+}
+
+/// Every op that failed, and those skipped because they depend on one that
+/// failed (or on an object the caller held back). Everything else took effect.
+#[derive(Debug, Default, thiserror::Error)]
+#[error("{}", describe(.failed, .skipped))]
+pub struct ApplyErrors {
+    pub failed: Vec<ApplyError>,
+    /// (index, the object it waited for)
+    pub skipped: Vec<(usize, Object)>,
+}
+
+fn describe(failed: &[ApplyError], skipped: &[(usize, Object)]) -> String {
+    let mut parts: Vec<String> = failed.iter().map(|e| e.to_string()).collect();
+    if !skipped.is_empty() {
+        parts.push(format!("{} dependent ops skipped", skipped.len()));
+    }
+    parts.join("; ")
+}
+
+impl Op {
+    /// The objects this op works on, the one it is about first. It depends
+    /// on every one of them.
+    pub fn objects(&self) -> Vec<Object> {
+        let link = |l: &str| Object::Link(l.to_owned());
+        let ns = |n: &str| Object::Namespace(n.to_owned());
+        let ns_link = |n: &str, l: &str| Object::NsLink {
+            namespace: n.to_owned(),
+            link: l.to_owned(),
+        };
+        match self {
+            Op::CreateNamespace { name } | Op::DeleteNamespace { name } => vec![ns(name)],
+            Op::CreateBridge { name, .. }
+            | Op::CreateVxlan { name, .. }
+            | Op::DeleteLink { name } => vec![link(name)],
+            Op::CreateVethIntoNs {
+                host_side,
+                ns_side,
+                namespace,
+                ..
+            } => vec![link(host_side), ns_link(namespace, ns_side), ns(namespace)],
+            Op::SetMaster { link: l, master } => vec![link(l), link(master)],
+            Op::NoMaster { link: l } | Op::SetMtu { link: l, .. } | Op::SetUp { link: l } => {
+                vec![link(l)]
+            }
+            Op::AddFdb { dev, .. } | Op::DelFdb { dev, .. } => vec![link(dev)],
+            Op::NsDeleteLink { namespace, link }
+            | Op::NsSetMtu {
+                namespace, link, ..
+            }
+            | Op::NsSetMac {
+                namespace, link, ..
+            }
+            | Op::NsSetUp { namespace, link }
+            | Op::NsAddAddr {
+                namespace, link, ..
+            }
+            | Op::NsDelAddr {
+                namespace, link, ..
+            } => vec![ns_link(namespace, link), ns(namespace)],
+            Op::NsSetForwarding { namespace, .. }
+            | Op::NsAddRoute { namespace, .. }
+            | Op::NsDelRoute { namespace, .. } => vec![ns(namespace)],
+        }
+    }
+
+    /// Whether later ops on this op's objects depend on it succeeding: it
+    /// creates or removes them (a name not freed cannot be created again).
+    /// A failed attribute change (MTU, master, address) holds back nothing.
+    fn others_depend(&self) -> bool {
+        matches!(
+            self,
+            Op::CreateNamespace { .. }
+                | Op::CreateBridge { .. }
+                | Op::CreateVxlan { .. }
+                | Op::CreateVethIntoNs { .. }
+                | Op::DeleteLink { .. }
+                | Op::NsDeleteLink { .. }
+        )
+    }
 }
 
 /// The host's L2 state in the namespace of the calling thread.
@@ -161,11 +266,32 @@ impl Host {
         })
     }
 
-    /// Apply ops in order, stopping at the first failure. Deleting what is
-    /// already gone counts as success, so a retried plan converges.
-    pub fn apply(&self, ops: &[Op]) -> Result<(), ApplyError> {
+    /// Apply ops in order, every one it can: an op that fails is reported
+    /// and the ops after it still run, except those on an object whose
+    /// creation or removal failed (enslaving to a bridge that could not be
+    /// created, bringing up a vxlan device that does not exist), which are
+    /// skipped. Deleting what is already gone counts as success, so a
+    /// retried plan converges.
+    pub fn apply(&self, ops: &[Op]) -> Result<(), ApplyErrors> {
+        self.apply_holding(ops, &BTreeSet::new())
+    }
+
+    /// [`Host::apply`], skipping from the start every op on a `held` object
+    /// (one whose retries the caller is backing off).
+    pub fn apply_holding(&self, ops: &[Op], held: &BTreeSet<Object>) -> Result<(), ApplyErrors> {
         let mut nl = None;
+        let mut broken: BTreeSet<Object> = held.clone();
+        let mut errors = ApplyErrors::default();
         for (index, op) in ops.iter().enumerate() {
+            let objects = op.objects();
+            if let Some(o) = objects.iter().find(|o| broken.contains(*o)) {
+                errors.skipped.push((index, o.clone()));
+                // Its own objects are not built either.
+                if op.others_depend() {
+                    broken.extend(objects);
+                }
+                continue;
+            }
             let res = (|| -> Result<(), HostError> {
                 let nl = match &mut nl {
                     Some(nl) => nl,
@@ -173,13 +299,34 @@ impl Host {
                 };
                 apply_one(nl, op)
             })();
-            res.map_err(|source| ApplyError {
-                index,
-                op: Box::new(op.clone()),
-                source,
-            })?;
+            if let Err(source) = res {
+                if op.others_depend() {
+                    // A veth's namespace is not its to break.
+                    broken.extend(
+                        objects
+                            .iter()
+                            .filter(|o| {
+                                !matches!(
+                                    (op, o),
+                                    (Op::CreateVethIntoNs { .. }, Object::Namespace(_))
+                                )
+                            })
+                            .cloned(),
+                    );
+                }
+                errors.failed.push(ApplyError {
+                    index,
+                    op: Box::new(op.clone()),
+                    object: objects.into_iter().next().expect("every op has an object"),
+                    source,
+                });
+            }
         }
-        Ok(())
+        if errors.failed.is_empty() && errors.skipped.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 }
 

@@ -502,7 +502,7 @@ fn physical_uplink_enslaved_mtu_left_alone() {
 }
 
 #[test]
-fn apply_reports_the_failing_op() {
+fn apply_reports_the_failing_op_and_keeps_going() {
     let Some(_t) = setup() else { return };
     let ops = [
         Op::CreateBridge {
@@ -518,12 +518,104 @@ fn apply_reports_the_failing_op() {
         },
     ];
     let err = host().apply(&ops).unwrap_err();
-    assert_eq!(err.index, 1);
-    assert_eq!(*err.op, ops[1]);
-    // Stopped there: the bridge exists but was not brought up.
+    assert_eq!(err.failed.len(), 1, "{err}");
+    assert_eq!(err.failed[0].index, 1);
+    assert_eq!(*err.failed[0].op, ops[1]);
+    assert_eq!(
+        err.failed[0].object,
+        neutrino_dataplane::Object::Link("nosuchdev".into())
+    );
+    assert!(err.skipped.is_empty(), "{err}");
+    // A failed enslavement holds nothing back: the bridge came up.
     let br = link_json(None, "brq-x");
     assert!(
-        !br["flags"].as_array().unwrap().iter().any(|f| f == "UP"),
+        br["flags"].as_array().unwrap().iter().any(|f| f == "UP"),
         "{br}"
     );
+}
+
+#[test]
+fn apply_skips_only_what_depends_on_a_failed_op() {
+    let Some(_t) = setup() else { return };
+    let taken = |name: &str| Op::CreateBridge {
+        name: name.into(),
+        mtu: 1500,
+    };
+    // A foreign veth holds the name the first bridge wants.
+    let out = Command::new("ip")
+        .args([
+            "link",
+            "add",
+            "brq-busy",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "busy-peer",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let ops = [
+        taken("brq-busy"),
+        taken("brq-ok"),
+        Op::CreateVxlan {
+            name: "vxlan-7".into(),
+            vni: 7,
+            local: Ipv4Addr::new(10, 0, 0, 1),
+            dstport: 4789,
+            mtu: 1450,
+        },
+        Op::SetMaster {
+            link: "vxlan-7".into(),
+            master: "brq-busy".into(),
+        },
+        Op::SetUp {
+            link: "brq-busy".into(),
+        },
+        Op::SetMaster {
+            link: "vxlan-7".into(),
+            master: "brq-ok".into(),
+        },
+        Op::SetUp {
+            link: "brq-ok".into(),
+        },
+    ];
+    let err = host().apply(&ops).unwrap_err();
+    let failed: Vec<usize> = err.failed.iter().map(|e| e.index).collect();
+    assert_eq!(failed, [0], "{err}");
+    assert_eq!(
+        err.failed[0].object,
+        neutrino_dataplane::Object::Link("brq-busy".into())
+    );
+    let skipped: Vec<usize> = err.skipped.iter().map(|s| s.0).collect();
+    assert_eq!(skipped, [3, 4], "{err}");
+    // Everything else took effect.
+    let ok = link_json(None, "brq-ok");
+    assert!(
+        ok["flags"].as_array().unwrap().iter().any(|f| f == "UP"),
+        "{ok}"
+    );
+    assert_eq!(link_json(None, "vxlan-7")["master"], "brq-ok");
+
+    // Held back by the caller: skipped from the start, nothing else.
+    let held = BTreeSet::from([neutrino_dataplane::Object::Link("brq-ok".into())]);
+    let err = host()
+        .apply_holding(
+            &[
+                Op::SetMtu {
+                    link: "brq-ok".into(),
+                    mtu: 1400,
+                },
+                Op::SetMtu {
+                    link: "vxlan-7".into(),
+                    mtu: 1400,
+                },
+            ],
+            &held,
+        )
+        .unwrap_err();
+    assert!(err.failed.is_empty(), "{err}");
+    assert_eq!(err.skipped.len(), 1, "{err}");
+    assert_eq!(link_json(None, "vxlan-7")["mtu"], 1400);
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, DhcpDriver};
 use crate::desired::DhcpService;
 
 /// Counters a driver exposes on `/metrics`.
@@ -26,9 +26,9 @@ pub enum Driver {
 
 impl Driver {
     pub fn from_config(cfg: &AgentConfig) -> Driver {
-        match cfg.dhcp.driver.as_str() {
-            "dnsmasq" => Driver::Dnsmasq(dnsmasq::DnsmasqDriver::new(cfg)),
-            _ => Driver::Native(native::NativeDriver::new()),
+        match cfg.dhcp.driver {
+            DhcpDriver::Dnsmasq => Driver::Dnsmasq(dnsmasq::DnsmasqDriver::new(cfg)),
+            DhcpDriver::Native => Driver::Native(native::NativeDriver::new()),
         }
     }
 

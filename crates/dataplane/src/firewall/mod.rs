@@ -23,8 +23,11 @@
 //! The flow: the agent builds a [`FirewallSpec`]; [`render`] turns it into
 //! a [`Ruleset`]; [`plan`] diffs that against what the kernel has
 //! ([`Observed`], read back with [`nft::observe`] at start) into one nft
-//! script, which [`nft::apply`] runs as one transaction.
+//! script, which [`nft::apply`] runs as one transaction. [`apply()`] is the
+//! one entry point that chooses how a change is written (delta over
+//! netlink, full plan through nft, or a first load).
 
+mod apply;
 pub mod cold;
 mod delta;
 mod model;
@@ -36,6 +39,7 @@ mod plan;
 mod render;
 mod ruleset;
 
+pub use apply::{Applied, ApplyError, Path, apply};
 pub use delta::{Touched, plan_delta};
 pub use model::{Cidr, Direction, FirewallSpec, GroupFilter, PortFilter, Remote, Rule};
 pub use nat::{RouterNat, render_nat};
