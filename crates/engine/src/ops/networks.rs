@@ -502,7 +502,7 @@ fn apply_update(
 
 fn remove(txn: &mut Txn<'_>, cur: &Network) -> ApiResult<()> {
     let id = cur.id.as_str();
-    let ports: Vec<_> = txn.state.ports_of(&id).cloned().collect();
+    let ports: Vec<_> = txn.state.ports_of(id).cloned().collect();
     let blocking: Vec<&str> = ports
         .iter()
         .filter(|p| !is_auto_delete_owner(&p.device_owner))
@@ -521,11 +521,11 @@ fn remove(txn: &mut Txn<'_>, cur: &Network) -> ApiResult<()> {
         release_port_ips(txn, p);
         txn.delete_port(&p.id);
     }
-    let subnets: Vec<String> = txn.state.subnets_of(&id).map(|s| s.id.clone()).collect();
+    let subnets: Vec<String> = txn.state.subnets_of(id).map(|s| s.id.clone()).collect();
     for s in subnets {
         txn.delete_subnet(&s);
     }
-    txn.delete_network(&id);
+    txn.delete_network(id);
     Ok(())
 }
 

@@ -267,7 +267,7 @@ fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: NewRouter) -> ApiResult<A
         fixed_ips,
     }) = r.gateway
     {
-        set_gateway(txn, &ctx, &mut router, network_id, enable_snat, fixed_ips)?;
+        set_gateway(txn, ctx, &mut router, network_id, enable_snat, fixed_ips)?;
     }
     txn.put_router(router.clone());
     Ok(Arc::new(router))
@@ -542,11 +542,7 @@ fn apply_update(
 
 fn remove(txn: &mut Txn<'_>, cur: &Router) -> ApiResult<()> {
     let id = cur.id.as_str();
-    let ports: Vec<&str> = txn
-        .state
-        .interfaces_of(&id)
-        .map(|p| p.id.as_str())
-        .collect();
+    let ports: Vec<&str> = txn.state.interfaces_of(id).map(|p| p.id.as_str()).collect();
     if !ports.is_empty() {
         return Err(ApiError::conflict(
             "RouterInUse",
@@ -555,7 +551,7 @@ fn remove(txn: &mut Txn<'_>, cur: &Router) -> ApiResult<()> {
     }
     let mut r = (*cur).clone();
     remove_gateway(txn, &mut r)?;
-    txn.delete_router(&id);
+    txn.delete_router(id);
     Ok(())
 }
 

@@ -422,17 +422,17 @@ fn remove_group(txn: &mut Txn<'_>, ctx: &AuthContext, cur: &SecurityGroup) -> Ap
             "Insufficient rights for removing default security group.",
         ));
     }
-    if txn.state.group_users(&id) > 0 {
+    if txn.state.group_users(id) > 0 {
         return Err(ApiError::conflict(
             "SecurityGroupInUse",
             format!("Security Group {id} in use."),
         ));
     }
-    let rules: Vec<String> = txn.state.rules_of(&id).map(|r| r.id.clone()).collect();
+    let rules: Vec<String> = txn.state.rules_of(id).map(|r| r.id.clone()).collect();
     for r in rules {
         txn.delete_rule(&r);
     }
-    txn.delete_group(&id);
+    txn.delete_group(id);
     Ok(())
 }
 

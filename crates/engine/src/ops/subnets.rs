@@ -497,10 +497,10 @@ fn apply_update(txn: &mut Txn<'_>, cur: &Subnet, s: &mut Subnet, c: Common) -> A
         if let Some(g) = gw {
             subnet_plan::validate_gateway(&cidr, g).map_err(ipam_error)?;
         }
-        check_gateway_not_routed(txn, &cur, gw)?;
+        check_gateway_not_routed(txn, cur, gw)?;
         let pools: Vec<(IpAddr, IpAddr)> = match c.pools {
             Some(p) => p,
-            None => pool_pairs(&s),
+            None => pool_pairs(s),
         };
         let ranges = subnet_plan::validate_pools(&cidr, &pools, gw).map_err(ipam_error)?;
         let held: Vec<IpAddr> = txn
@@ -547,7 +547,7 @@ fn remove(txn: &mut Txn<'_>, cur: &Subnet) -> ApiResult<()> {
         touch(&mut p.std, txn.now);
         txn.put_port(p);
     }
-    txn.delete_subnet(&id);
+    txn.delete_subnet(id);
     Ok(())
 }
 
