@@ -295,3 +295,25 @@ async fn floating_ips_routers_and_groups_through_the_trait() {
     assert_eq!(rules["security_group_rules"].as_array().unwrap().len(), 2);
     assert!(rules["security_group_rules"][0].get("tags").is_none());
 }
+
+#[tokio::test]
+async fn groups_filter_on_shared() {
+    let t = TestEngine::start();
+    let ctx = member("pa");
+    SecurityGroup::create(&t.engine, &ctx, vec![body(json!({"name": "web"}))])
+        .await
+        .unwrap();
+    let schema = Table::<SecurityGroup>::new();
+    let snap = t.engine.snapshot();
+    let count = |v: &str| {
+        let pairs = vec![("shared".to_string(), v.to_string())];
+        let q = ListQuery::parse(&pairs, &schema, 0).unwrap();
+        SecurityGroup::listed(&snap, &ctx, &pairs)
+            .into_iter()
+            .filter(|g| q.matches(&schema, *g))
+            .count()
+    };
+    // The project's default group and its own; none is shared with it.
+    assert_eq!(count("false"), 2);
+    assert_eq!(count("true"), 0);
+}

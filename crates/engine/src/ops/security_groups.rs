@@ -13,7 +13,7 @@ use neutrino_model::{
 use serde_json::{Map, Value};
 
 use super::{check_quota, new_id, new_std, touch};
-use crate::resource::{Attr, Resource, ViewCtx, opt_int, opt_str, put_json, write_json};
+use crate::resource::{Attr, Resource, ViewCtx, opt_int, opt_str, write_json};
 use crate::txn::Txn;
 use crate::{Engine, State, policy};
 
@@ -34,7 +34,7 @@ impl Resource for SecurityGroup {
             .set()
             .filter(T::Bool),
         // Sharing groups through RBAC is not implemented.
-        G::json("shared", |_, _, out| put_json(out, &false)),
+        G::value("shared", |_| V::Bool(false)).filter(T::Bool),
         G::json("security_group_rules", group_rules),
     ];
     type Update = GroupUpdate;
