@@ -1,6 +1,9 @@
-//! L2 host state on Linux for the Neutrino agent: compute a plan from desired
-//! vs observed state (pure) and apply it over rtnetlink (sync; call from
-//! tokio via `spawn_blocking`).
+//! The host on Linux, as the Neutrino agent programs it: links (bridges,
+//! VXLAN devices, taps, veths) and the namespaces of DHCP ports and routers
+//! with their addresses and routes, planned from desired vs observed state
+//! (`plan`, pure) and applied over rtnetlink (`netlink`; sync, call from
+//! tokio via `spawn_blocking`); security groups, anti-spoofing and the
+//! routers' NAT on nftables (`firewall`).
 
 pub mod firewall;
 pub mod model;

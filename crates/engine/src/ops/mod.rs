@@ -85,7 +85,6 @@ pub fn check_quota(txn: &Txn<'_>, project: &str, resource: &'static str, n: i64)
     Ok(())
 }
 
-/// An IPAM error as the API reports it.
 /// Neutron's `BadRequest(resource=…, msg=…)`: "Bad <resource> request: <msg>."
 pub fn bad_resource_request(resource: &str, msg: impl std::fmt::Display) -> ApiError {
     ApiError::new(
@@ -95,6 +94,7 @@ pub fn bad_resource_request(resource: &str, msg: impl std::fmt::Display) -> ApiE
     )
 }
 
+/// An IPAM error as the API reports it.
 pub fn ipam_error(e: IpamError) -> ApiError {
     let kind = match e.http_status() {
         404 => ErrorKind::NotFound,
