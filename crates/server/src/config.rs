@@ -181,7 +181,7 @@ impl Config {
 
     pub fn engine_config(&self) -> anyhow::Result<EngineConfig> {
         let n = &self.network;
-        let mac = neutrino_ipam::parse_mac(&n.base_mac).ok_or_else(|| {
+        let mac = n.base_mac.parse::<neutrino_net::Mac>().map_err(|_| {
             anyhow::anyhow!("network.base_mac: '{}' is not a MAC address", n.base_mac)
         })?;
         let mut vxlan = Vec::new();
