@@ -352,36 +352,3 @@ pub struct BindRequest {
     pub host: String,
     pub port_id: String,
 }
-
-/// Device names on the host, shared by the agent, `vif plug` and the tests.
-pub mod names {
-    fn short(id: &str) -> &str {
-        id.get(..11).unwrap_or(id)
-    }
-    pub fn bridge(network_id: &str) -> String {
-        format!("brq{}", short(network_id))
-    }
-    pub fn tap(port_id: &str) -> String {
-        format!("tap{}", short(port_id))
-    }
-    pub fn dhcp_ns_side(port_id: &str) -> String {
-        format!("ns-{}", short(port_id))
-    }
-    pub fn vxlan(vni: u32) -> String {
-        format!("vxlan-{vni}")
-    }
-    pub fn dhcp_namespace(prefix: &str, network_id: &str) -> String {
-        format!("{prefix}qdhcp-{network_id}")
-    }
-    pub fn router_namespace(prefix: &str, router_id: &str) -> String {
-        format!("{prefix}qrouter-{router_id}")
-    }
-    /// A router's leg on a tenant network, inside its namespace.
-    pub fn router_interface(port_id: &str) -> String {
-        format!("qr-{}", short(port_id))
-    }
-    /// A router's gateway leg, inside its namespace.
-    pub fn router_gateway(port_id: &str) -> String {
-        format!("qg-{}", short(port_id))
-    }
-}

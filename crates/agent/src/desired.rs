@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use neutrino_agent_rpc::{DhcpMode, NetworkInfo, PortInfo, SubnetInfo, names};
+use neutrino_agent_rpc::{DhcpMode, NetworkInfo, PortInfo, SubnetInfo};
 use neutrino_dataplane::firewall::{Cidr, PortFilter};
-use neutrino_dataplane::model::parse_mac;
 use neutrino_dataplane::{Bridge, DesiredHost, Mac, NsEndpoint, Uplink, Vxlan};
+use neutrino_net::{Ipv4Net, names};
 
 use crate::config::AgentConfig;
 use crate::view::HostView;
@@ -93,12 +93,6 @@ pub struct Desired {
     pub need_bind: BTreeSet<String>,
     /// MACs of router copies' legs (multi-host), kept off the uplinks.
     pub router_macs: BTreeSet<Mac>,
-}
-
-fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
-    let (a, p) = s.split_once('/')?;
-    let prefix: u8 = p.parse().ok().filter(|p| *p <= 32)?;
-    Some((a.parse().ok()?, prefix))
 }
 
 /// Neutron's default hostname for a port without `dns_name`: `host-10-0-0-5`.
@@ -264,7 +258,7 @@ fn network(view: &HostView, cfg: &AgentConfig, net: &NetworkInfo) -> Desired {
                     continue;
                 }
                 flood.insert(vtep);
-                if let Some(mac) = parse_mac(&p.mac_address) {
+                if let Ok(mac) = p.mac_address.parse::<Mac>() {
                     macs.insert(mac, vtep);
                 }
             }
@@ -348,7 +342,7 @@ fn network(view: &HostView, cfg: &AgentConfig, net: &NetworkInfo) -> Desired {
             {
                 d.need_dhcp_port.insert(net.id.clone());
             }
-            let Some(mac) = parse_mac(&dp.mac_address) else {
+            let Ok(mac) = dp.mac_address.parse::<Mac>() else {
                 return d;
             };
             let namespace = names::dhcp_namespace(&cfg.agent.namespace_prefix, &net.id);
@@ -356,9 +350,10 @@ fn network(view: &HostView, cfg: &AgentConfig, net: &NetworkInfo) -> Desired {
             let mut addrs = BTreeSet::new();
             let mut subnets = Vec::new();
             for s in &dhcp_subnets {
-                let Some((network, prefix)) = parse_cidr(&s.cidr) else {
+                let Ok(net4) = s.cidr.parse::<Ipv4Net>() else {
                     continue;
                 };
+                let (network, prefix) = (net4.addr(), net4.prefix());
                 let Some(server_ip) = dp
                     .fixed_ips
                     .iter()
@@ -382,8 +377,8 @@ fn network(view: &HostView, cfg: &AgentConfig, net: &NetworkInfo) -> Desired {
                         .host_routes
                         .iter()
                         .filter_map(|r| {
-                            let (dst, len) = parse_cidr(&r.destination)?;
-                            Some((dst, len, r.nexthop.parse().ok()?))
+                            let dst = r.destination.parse::<Ipv4Net>().ok()?;
+                            Some((dst.addr(), dst.prefix(), r.nexthop.parse().ok()?))
                         })
                         .collect(),
                     server_ip,
@@ -413,7 +408,7 @@ fn network(view: &HostView, cfg: &AgentConfig, net: &NetworkInfo) -> Desired {
                 .iter()
                 .filter(|p| !p.is_dhcp() && (mode == DhcpMode::All || p.host == me))
             {
-                let Some(mac) = parse_mac(&p.mac_address) else {
+                let Ok(mac) = p.mac_address.parse::<Mac>() else {
                     continue;
                 };
                 for f in p

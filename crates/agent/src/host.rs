@@ -571,7 +571,7 @@ mod tests {
                 bridge: "brqnet1".into(),
                 host_side: "qr-leg".into(),
                 ns_side: "qr-leg".into(),
-                mac: [2, 0, 0, 0, 0, 1],
+                mac: [2, 0, 0, 0, 0, 1].into(),
                 mtu: 1450,
                 addrs: BTreeSet::new(),
             },

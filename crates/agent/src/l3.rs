@@ -186,7 +186,7 @@ fn floating_in(o: &Observed) -> BTreeMap<Ipv4Addr, Ipv4Addr> {
         .into_iter()
         .flatten()
         .filter_map(|e| match (e.key.first(), &e.value) {
-            (Some(Part::Net(c)), Some(Value::Addr(IpAddr::V4(fixed)))) => match c.addr {
+            (Some(Part::Net(c)), Some(Value::Addr(IpAddr::V4(fixed)))) => match c.addr() {
                 IpAddr::V4(f) => Some((f, *fixed)),
                 IpAddr::V6(_) => None,
             },

@@ -309,7 +309,7 @@ impl Agent {
                 json!({
                     "id": n.id, "name": n.name, "type": n.network_type,
                     "segmentation_id": n.segmentation_id, "mtu": n.mtu,
-                    "bridge": neutrino_agent_rpc::names::bridge(&n.id),
+                    "bridge": neutrino_net::names::bridge(&n.id),
                     "problem": desired.problems.get(&n.id),
                 })
             })
@@ -368,12 +368,7 @@ fn watch_links(notify: &tokio::sync::Notify, physical: &[String]) {
             return;
         }
     };
-    let ours = |n: &str| {
-        n.starts_with("tap")
-            || n.starts_with("brq")
-            || n.starts_with("vxlan-")
-            || physical.iter().any(|p| p == n)
-    };
+    let ours = |n: &str| neutrino_net::names::is_watched_link(n) || physical.iter().any(|p| p == n);
     loop {
         match events.wait() {
             // None: events were lost; assume anything changed.

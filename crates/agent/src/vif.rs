@@ -5,12 +5,12 @@
 //! The agent then puts the tap on the right bridge and reports the port ACTIVE.
 
 use anyhow::{Context, bail};
-use neutrino_agent_rpc::names;
 use neutrino_dataplane::{netns, plug_veth, unplug};
+use neutrino_net::names;
 
 use crate::client::ServerClient;
 use crate::config::AgentConfig;
-use neutrino_dataplane::model::parse_mac;
+use neutrino_net::Mac;
 
 pub async fn plug(
     cfg: &AgentConfig,
@@ -24,7 +24,7 @@ pub async fn plug(
         .bind(&cfg.agent.host, port_id)
         .await
         .context("binding the port")?;
-    let Some(mac) = parse_mac(&port.mac_address) else {
+    let Ok(mac) = port.mac_address.parse::<Mac>() else {
         bail!("port {port_id} has an unusable MAC {:?}", port.mac_address);
     };
     let tap = names::tap(&port.id);

@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use neutrino_net::Mac;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -180,15 +181,6 @@ struct Counters {
     recv_errors: u64,
 }
 
-fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut m = [0u8; 6];
-    let mut it = s.split([':', '-']);
-    for b in &mut m {
-        *b = u8::from_str_radix(it.next()?, 16).ok()?;
-    }
-    it.next().is_none().then_some(m)
-}
-
 fn load_macs(args: &Args) -> Result<Vec<[u8; 6]>> {
     if let Some(path) = &args.macs {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
@@ -198,7 +190,11 @@ fn load_macs(args: &Args) -> Result<Vec<[u8; 6]>> {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            v.push(parse_mac(line).with_context(|| format!("{path}:{}: bad MAC {line:?}", n + 1))?);
+            v.push(
+                line.parse::<Mac>()
+                    .map(Mac::octets)
+                    .with_context(|| format!("{path}:{}: bad MAC {line:?}", n + 1))?,
+            );
         }
         if v.is_empty() {
             bail!("{path}: no MACs");

@@ -66,6 +66,7 @@ use neutrino_dataplane::firewall::{
     self as firewall, Cidr, Direction, FirewallSpec, GroupFilter, Observed, PortFilter, Remote,
     Rule, Touched, link_local, nft, plan, render,
 };
+use neutrino_net::{Mac, names};
 use nix::sched::{CloneFlags, unshare};
 use serde_json::{Value as Json, json};
 
@@ -204,7 +205,7 @@ struct PortInfo {
     id: String,
     /// `tap` + the first 11 characters of the port id (Neutron's device name).
     tap: String,
-    mac: [u8; 6],
+    mac: Mac,
     v4: Ipv4Addr,
     v6: Ipv6Addr,
     net: usize,
@@ -261,7 +262,7 @@ fn icmp(
 }
 
 fn cidr(s: &str) -> Cidr {
-    Cidr::parse(s).expect("static prefix")
+    Cidr::parse_host_or_network(s).expect("static prefix")
 }
 
 impl Workload {
@@ -337,9 +338,9 @@ fn group_rules(g: usize, ids: &[String]) -> Vec<Rule> {
 
 fn port_info(i: usize, groups: usize) -> PortInfo {
     let id = format!("{i:08x}-7a00-4000-8000-{i:012x}");
-    let tap = format!("tap{}", &id[..11]);
+    let tap = names::tap(&id);
     let b = (i as u32).to_be_bytes();
-    let mac = [0xfa, 0x16, 0x3e, b[1], b[2], b[3]];
+    let mac = Mac::new([0xfa, 0x16, 0x3e, b[1], b[2], b[3]]);
     let v4 = Ipv4Addr::new(10, 200 + b[1], b[2], b[3]);
     let v6 = Ipv6Addr::new(0xfd00, 0, 0, 1, 0, 0, (i >> 16) as u16, (i & 0xffff) as u16);
     let first = i % groups;
@@ -898,13 +899,6 @@ fn ipset_name(w: &Workload, g: usize, v6: bool) -> String {
     n[..29.min(n.len())].to_string()
 }
 
-fn mac_upper(m: &[u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 fn proto_name(p: u8, v6: bool) -> String {
     match p {
         1 if v6 => "ipv6-icmp".into(),
@@ -925,14 +919,14 @@ fn neutron_rule(w: &Workload, r: &Rule) -> Option<String> {
         if c.is_v4() == v6 {
             return None;
         }
-        if c.len != 0 {
+        if c.prefix() != 0 {
             let flag = if r.direction == Direction::Ingress {
                 "-s"
             } else {
                 "-d"
             };
-            let len = c.len;
-            a.push(format!("{flag} {}/{len}", c.addr));
+            let len = c.prefix();
+            a.push(format!("{flag} {}/{len}", c.addr()));
         }
     }
     if let Some(p) = r.protocol {
@@ -1044,7 +1038,7 @@ fn neutron_family(w: &Workload, host: &Host, v6: bool, rule_cache: &[[Vec<String
         let ochain = chain(&format!("o{}", &p.id[..10]));
         let schain = chain(&format!("s{}", &p.id[..10]));
         // Conntrack zone per network (linuxbridge: one zone per bridge).
-        let brq = format!("brq{}", &format!("{:08x}-net", p.net)[..11]);
+        let brq = names::bridge(&format!("{:08x}-net", p.net));
         let zone = 4097 + p.net;
         let zc = format!("Set zone for {}", &dev[4..]);
         for m in [
@@ -1084,7 +1078,7 @@ fn neutron_family(w: &Workload, host: &Host, v6: bool, rule_cache: &[[Vec<String
         }
         let mut o_rules = Vec::new();
         let pair = "Allow traffic from defined IP/MAC pairs.";
-        let mac = mac_upper(&p.mac);
+        let mac = p.mac.to_string().to_uppercase();
         let mut s_rules = Vec::new();
         if v6 {
             for t in [131, 135, 143] {

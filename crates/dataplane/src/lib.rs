@@ -18,7 +18,7 @@ pub mod watch;
 
 pub use model::{
     Bridge, DesiredHost, FdbEntry, LinkKind, Mac, NsEndpoint, NsLink, NsRoute, NsRouting,
-    ObservedHost, ObservedLink, ObservedNamespace, Ownership, Uplink, Vxlan, VxlanParams, ZERO_MAC,
+    ObservedHost, ObservedLink, ObservedNamespace, Ownership, Uplink, Vxlan, VxlanParams,
 };
 pub use netlink::{ApplyError, ApplyErrors, Host, HostError, Object};
 pub use plan::{Op, plan};

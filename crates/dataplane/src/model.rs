@@ -4,11 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
-pub type Mac = [u8; 6];
-
-/// The all-zero MAC: FDB entries with it carry broadcast/unknown/multicast
-/// traffic (head-end replication to every listed VTEP).
-pub const ZERO_MAC: Mac = [0; 6];
+pub use neutrino_net::Mac;
+use neutrino_net::names;
 
 /// What the agent wants the host to look like.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,7 +57,7 @@ pub struct Vxlan {
     pub vni: u32,
     pub local: Ipv4Addr,
     pub dstport: u16,
-    /// Remote VTEPs: all-zero MAC FDB entries for BUM traffic.
+    /// Remote VTEPs: all-zero MAC ([`Mac::ZERO`]) FDB entries for BUM traffic.
     pub flood: BTreeSet<Ipv4Addr>,
     /// Remote port MAC → its VTEP (l2pop).
     pub macs: BTreeMap<Mac, Ipv4Addr>,
@@ -89,13 +86,7 @@ pub struct Ownership {
 
 impl Ownership {
     pub fn owns_namespace(&self, name: &str) -> bool {
-        name.strip_prefix(self.namespace_prefix.as_str())
-            .is_some_and(|rest| rest.starts_with("qdhcp-") || rest.starts_with("qrouter-"))
-    }
-
-    /// Owned by name alone; veth host sides are owned through their peer.
-    pub fn owns_link_name(name: &str) -> bool {
-        name.starts_with("brq") || name.starts_with("vxlan-")
+        names::is_owned_namespace(&self.namespace_prefix, name)
     }
 }
 
@@ -169,40 +160,4 @@ pub struct ObservedHost {
     pub fdb: BTreeMap<String, BTreeSet<FdbEntry>>,
     /// Owned namespaces only.
     pub namespaces: BTreeMap<String, ObservedNamespace>,
-}
-
-/// Parses `aa:bb:cc:dd:ee:ff` (either case); anything else is `None`.
-pub fn parse_mac(s: &str) -> Option<Mac> {
-    let mut out = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut out {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(out)
-}
-
-/// `aa:bb:cc:dd:ee:ff`, for messages, files and tests.
-pub fn fmt_mac(mac: &Mac) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn macs_parse_strictly_and_print_back() {
-        let mac = parse_mac("fa:16:3e:0a:0B:ff");
-        assert_eq!(mac, Some([0xfa, 0x16, 0x3e, 0x0a, 0x0b, 0xff]));
-        assert_eq!(
-            mac.map(|m| fmt_mac(&m)).as_deref(),
-            Some("fa:16:3e:0a:0b:ff")
-        );
-        assert_eq!(parse_mac("fa:16:3e:0a:0b"), None);
-        assert_eq!(parse_mac("fa:16:3e:0a:0b:ff:00"), None);
-        assert_eq!(parse_mac("zz:16:3e:0a:0b:ff"), None);
-    }
 }

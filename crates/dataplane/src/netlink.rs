@@ -244,7 +244,7 @@ impl Host {
 
         let owned_vxlan: BTreeMap<u32, &str> = raw
             .iter()
-            .filter(|l| l.kind == LinkKind::Vxlan && l.name.starts_with("vxlan-"))
+            .filter(|l| l.kind == LinkKind::Vxlan && neutrino_net::names::is_vxlan(&l.name))
             .map(|l| (l.index, l.name.as_str()))
             .collect();
         let mut fdb: BTreeMap<String, BTreeSet<FdbEntry>> = BTreeMap::new();

@@ -8,9 +8,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
+use neutrino_net::names;
+
 use crate::model::{
     DesiredHost, FdbEntry, LinkKind, Mac, NsEndpoint, NsRoute, NsRouting, ObservedHost,
-    ObservedLink, Ownership, Uplink, VxlanParams, ZERO_MAC,
+    ObservedLink, Ownership, Uplink, VxlanParams,
 };
 
 /// One minimal netlink change. Link names refer to the agent's namespace
@@ -299,7 +301,7 @@ impl<'a> Planner<'a> {
         }
 
         for m in &b.members {
-            if Ownership::owns_link_name(m) {
+            if names::is_owned_link(m) {
                 continue; // a tap never has an owned name; refuse to treat ours as one
             }
             if let Some(l) = self.live(m) {
@@ -313,7 +315,7 @@ impl<'a> Planner<'a> {
             .flood
             .iter()
             .map(|dst| FdbEntry {
-                mac: ZERO_MAC,
+                mac: Mac::ZERO,
                 dst: *dst,
             })
             .chain(v.macs.iter().map(|(mac, dst)| FdbEntry {
@@ -327,7 +329,7 @@ impl<'a> Planner<'a> {
                 mac: e.mac,
                 dst: e.dst,
             };
-            if e.mac == ZERO_MAC {
+            if e.mac == Mac::ZERO {
                 self.p.fdb_del_flood.push(op);
             } else {
                 self.p.fdb_del_unicast.push(op);
@@ -509,7 +511,7 @@ pub fn plan(desired: &DesiredHost, observed: &ObservedHost, own: &Ownership) -> 
     // Stale vxlan devices go first: they may hold the VNI a new one needs.
     for l in observed.links.values() {
         if l.kind == LinkKind::Vxlan
-            && l.name.starts_with("vxlan-")
+            && names::is_vxlan(&l.name)
             && !want_links.contains(l.name.as_str())
         {
             pl.delete_early(&l.name);
@@ -530,14 +532,14 @@ pub fn plan(desired: &DesiredHost, observed: &ObservedHost, own: &Ownership) -> 
         if pl.gone.contains(&l.name) {
             continue;
         }
-        let owned = Ownership::owns_link_name(&l.name) || l.peer.is_some();
+        let owned = names::is_owned_link(&l.name) || l.peer.is_some();
         if owned && !want_links.contains(l.name.as_str()) {
             pl.p.late_del.push(Op::DeleteLink {
                 name: l.name.clone(),
             });
             continue;
         }
-        let on_owned_bridge = l.master.as_deref().is_some_and(|m| m.starts_with("brq"));
+        let on_owned_bridge = l.master.as_deref().is_some_and(names::is_bridge);
         if on_owned_bridge && !want_master.contains_key(l.name.as_str()) {
             // A deleted port must lose L2 access; the tap itself is not ours.
             pl.p.detach.push(Op::NoMaster {

@@ -110,7 +110,8 @@ pub fn set_mtu(nl: &mut Nl, name: &str, mtu: u32) -> Result<(), SocketError> {
 
 pub fn set_mac(nl: &mut Nl, name: &str, mac: Mac) -> Result<(), SocketError> {
     set_link(nl, name, |m| {
-        m.attributes.push(LinkAttribute::Address(mac.to_vec()))
+        m.attributes
+            .push(LinkAttribute::Address(mac.octets().to_vec()))
     })
 }
 
@@ -191,7 +192,8 @@ pub fn create_veth_into(
     let mut peer = LinkMessage::default();
     peer.attributes.push(LinkAttribute::IfName(ns_side.into()));
     peer.attributes.push(LinkAttribute::Mtu(mtu));
-    peer.attributes.push(LinkAttribute::Address(mac.to_vec()));
+    peer.attributes
+        .push(LinkAttribute::Address(mac.octets().to_vec()));
     peer.attributes
         .push(LinkAttribute::NetNsFd(netns.as_raw_fd()));
     new_link(
@@ -212,7 +214,7 @@ fn fdb_msg(ifindex: u32, mac: Mac, dst: Ipv4Addr) -> NeighbourMessage {
     m.header.state = NeighbourState::Permanent;
     m.header.flags = NeighbourFlags::Own; // NTF_SELF: the vxlan device's own table
     m.attributes
-        .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+        .push(NeighbourAttribute::LinkLayerAddress(mac.octets().to_vec()));
     m.attributes
         .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(dst)));
     m
@@ -634,7 +636,7 @@ mod tests {
             (va.kind.clone(), va.link, va.mtu),
             (LinkKind::Veth, Some(vb.index), 1400)
         );
-        assert_eq!(va.mac, Some([0xfa, 0x16, 0x3e, 0, 0, 1]));
+        assert_eq!(va.mac, Some(Mac::new([0xfa, 0x16, 0x3e, 0, 0, 1])));
         assert_eq!(by_name("tap-t").kind, LinkKind::Tun);
         assert_eq!(by_name("lo").kind, LinkKind::Other(String::new()));
     }

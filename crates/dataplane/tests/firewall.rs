@@ -49,7 +49,7 @@ fn spec(n: u32, allow_same_net: bool) -> FirewallSpec {
         allow_same_net_traffic: allow_same_net,
         ..FirewallSpec::default()
     };
-    let cidr = |t: &str| Cidr::parse(t).unwrap();
+    let cidr = |t: &str| Cidr::parse_host_or_network(t).unwrap();
     for g in 0..4 {
         let gid = format!("5e{g}c0000-0000-4000-8000-00000000000{g}");
         let rules = vec![
@@ -99,7 +99,7 @@ fn spec(n: u32, allow_same_net: bool) -> FirewallSpec {
     let gids: Vec<String> = s.groups.keys().cloned().collect();
     for i in 1..=n {
         let b = i.to_be_bytes();
-        let mac = [0xfa, 0x16, 0x3e, 0, b[2], b[3]];
+        let mac = neutrino_dataplane::Mac::new([0xfa, 0x16, 0x3e, 0, b[2], b[3]]);
         let v4 = cidr(&format!("10.0.{}.{}", i >> 8, i & 255));
         let v6 = cidr(&format!("2001:db8::{i:x}"));
         let mut groups = vec![gids[i as usize % 4].clone()];
@@ -111,7 +111,7 @@ fn spec(n: u32, allow_same_net: bool) -> FirewallSpec {
         if i % 10 == 0 {
             // An allowed address pair with its own MAC and a CIDR.
             sources.insert((
-                [0x02, 0, 0, 0, 0, b[3]],
+                neutrino_dataplane::Mac::new([0x02, 0, 0, 0, 0, b[3]]),
                 cidr(&format!("172.16.{}.0/24", i % 250)),
             ));
         }
@@ -184,12 +184,12 @@ fn incremental_changes_apply_and_converge() {
         true,
         Some(6),
         Some((443, 443)),
-        Remote::Prefix(Cidr::parse("198.51.100.0/24").unwrap()),
+        Remote::Prefix(Cidr::parse_host_or_network("198.51.100.0/24").unwrap()),
     ));
     s.members
         .get_mut(&g)
         .unwrap()
-        .insert(Cidr::parse("10.200.0.1").unwrap());
+        .insert(Cidr::parse_host_or_network("10.200.0.1").unwrap());
     // A port's mark changes: the map value is replaced in one transaction.
     s.ports.get_mut("tap00000007").unwrap().mark = 2000;
     assert!(converge(&s) > 0);
@@ -202,13 +202,13 @@ fn incremental_changes_apply_and_converge() {
     p.mark = 3000;
     p.sources.insert((
         p.macs.iter().next().copied().unwrap(),
-        Cidr::parse("10.250.0.9").unwrap(),
+        Cidr::parse_host_or_network("10.250.0.9").unwrap(),
     ));
     s.ports.insert("tapnl".into(), p);
     s.members
         .get_mut(&g)
         .unwrap()
-        .insert(Cidr::parse("10.200.0.2").unwrap());
+        .insert(Cidr::parse_host_or_network("10.200.0.2").unwrap());
     let observed = nft::observe().unwrap();
     let mut after = observed.clone();
     let touched = neutrino_dataplane::firewall::Touched::between(&before, &s);
@@ -227,7 +227,9 @@ fn incremental_changes_apply_and_converge() {
             set: "port_macs".into(),
             elem: neutrino_dataplane::firewall::Elem::key(vec![
                 neutrino_dataplane::firewall::Part::Ifname("tapzz".into()),
-                neutrino_dataplane::firewall::Part::Mac([2, 0, 0, 0, 0, 1]),
+                neutrino_dataplane::firewall::Part::Mac(neutrino_dataplane::Mac::new([
+                    2, 0, 0, 0, 0, 1,
+                ])),
             ]),
         },
         nfnl::ElemOp {
@@ -236,7 +238,9 @@ fn incremental_changes_apply_and_converge() {
             set: "port_macs".into(),
             elem: neutrino_dataplane::firewall::Elem::key(vec![
                 neutrino_dataplane::firewall::Part::Ifname("tapnothere".into()),
-                neutrino_dataplane::firewall::Part::Mac([2, 0, 0, 0, 0, 2]),
+                neutrino_dataplane::firewall::Part::Mac(neutrino_dataplane::Mac::new([
+                    2, 0, 0, 0, 0, 2,
+                ])),
             ]),
         },
     ];

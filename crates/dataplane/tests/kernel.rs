@@ -8,14 +8,14 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 
 use neutrino_dataplane::{
-    Bridge, DesiredHost, Host, Mac, NsEndpoint, ObservedHost, Op, Ownership, Uplink, Vxlan,
-    ZERO_MAC, netns, plan, plug_veth, unplug,
+    Bridge, DesiredHost, Host, Mac, NsEndpoint, ObservedHost, Op, Ownership, Uplink, Vxlan, netns,
+    plan, plug_veth, unplug,
 };
 use nix::sched::{CloneFlags, unshare};
 use serde_json::Value;
 
-const M1: Mac = [0xfa, 0x16, 0x3e, 0, 0, 1];
-const M2: Mac = [0xfa, 0x16, 0x3e, 0, 0, 2];
+const M1: Mac = Mac::new([0xfa, 0x16, 0x3e, 0, 0, 1]);
+const M2: Mac = Mac::new([0xfa, 0x16, 0x3e, 0, 0, 2]);
 const VTEP_B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const VTEP_C: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 3);
 
@@ -203,7 +203,7 @@ fn vxlan_bridge_created_then_plan_is_empty() {
         }
     );
     assert_eq!(replan(&d3, &own), vec![]);
-    assert_eq!(ZERO_MAC, [0; 6]);
+    assert_eq!(Mac::ZERO.octets(), [0; 6]);
 }
 
 #[test]
@@ -402,7 +402,7 @@ fn vxlan_between_two_hosts_passes_ping() {
     let ula: Ipv4Addr = "10.0.0.1".parse().unwrap();
     let ulb: Ipv4Addr = "10.0.0.2".parse().unwrap();
     netns::run_in(&ha, || {
-        plug_veth("ul0", &hb, "ul0", [2, 0, 0, 0, 0, 0xb], 1500)
+        plug_veth("ul0", &hb, "ul0", Mac::new([2, 0, 0, 0, 0, 0xb]), 1500)
     })
     .unwrap()
     .unwrap();

@@ -6,6 +6,7 @@
 
 use std::net::Ipv4Addr;
 
+use neutrino_net::Mac;
 use thiserror::Error;
 
 pub const BOOTREQUEST: u8 = 1;
@@ -179,13 +180,11 @@ impl Default for Header {
 
 impl Header {
     /// The client MAC, when the hardware type is Ethernet with a 6-byte address.
-    pub fn mac(&self) -> Option<[u8; 6]> {
+    pub fn mac(&self) -> Option<Mac> {
         if self.htype != HTYPE_ETHERNET || self.hlen != 6 {
             return None;
         }
-        let mut mac = [0u8; 6];
-        mac.copy_from_slice(&self.chaddr[..6]);
-        Some(mac)
+        Mac::try_from(&self.chaddr[..6]).ok()
     }
 
     /// Appends the 236-byte fixed header and the magic cookie.
@@ -419,7 +418,7 @@ mod tests {
         assert_eq!(m.message_type(), Some(MessageType::Discover));
         assert_eq!(m.header.xid, 0xdead_beef);
         assert_eq!(m.header.flags, FLAG_BROADCAST);
-        assert_eq!(m.header.mac(), Some([0xfa, 0x16, 0x3e, 0, 0, 1]));
+        assert_eq!(m.header.mac(), Some(Mac::new([0xfa, 0x16, 0x3e, 0, 0, 1])));
         assert_eq!(m.parameter_request_list(), Some(&[1, 3, 6, 15, 121][..]));
         assert_eq!(m.client_id(), Some(&[1, 0xfa, 0x16, 0x3e, 0, 0, 1][..]));
         assert_eq!(m.max_message_size(), Some(1500));

@@ -41,8 +41,9 @@ pub mod stats;
 pub mod table;
 
 pub use codec::{DecodeError, Header, Message, MessageType};
+pub use neutrino_net::{Ipv4Net, Mac};
 pub use options::{ExtraOption, OptionError, parse_extra, parse_extras};
 pub use server::{DropReason, Outcome, ReplyKind, ServeConfig, handle, handle_with};
 pub use socket::{bind_dhcp_socket, bind_udp_socket, serve, serve_with};
 pub use stats::Stats;
-pub use table::{Ipv4Network, NetworkError, Reservation, SubnetParams, Table};
+pub use table::{Reservation, SubnetParams, Table};

@@ -10,7 +10,9 @@ use crate::codec::{
     OPT_MTU, OPT_REBINDING_TIME, OPT_RENEWAL_TIME, OPT_ROUTER, OPT_SERVER_ID, OPT_SUBNET_MASK,
     encoded_option_len, write_option,
 };
-use crate::table::{Reservation, prefix_mask};
+use neutrino_net::Ipv4Net;
+
+use crate::table::Reservation;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum OptionError {
@@ -314,10 +316,10 @@ fn parse_routes(value: &str) -> Option<Vec<(Ipv4Addr, u8, Ipv4Addr)>> {
 pub fn classless_routes(routes: &[(Ipv4Addr, u8, Ipv4Addr)]) -> Vec<u8> {
     let mut out = Vec::with_capacity(routes.len() * 9);
     for &(dest, len, gw) in routes {
-        if len > 32 {
+        let Ok(dest) = Ipv4Net::new(dest, len) else {
             continue;
-        }
-        let masked = (u32::from(dest) & prefix_mask(len)).to_be_bytes();
+        };
+        let masked = dest.addr().octets();
         out.push(len);
         out.extend_from_slice(&masked[..usize::from(len).div_ceil(8)]);
         out.extend_from_slice(&gw.octets());
@@ -469,7 +471,8 @@ impl Prepared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::{Ipv4Network, SubnetParams};
+    use crate::table::SubnetParams;
+    use neutrino_net::Mac;
     use std::sync::Arc;
 
     fn ip(s: &str) -> Ipv4Addr {
@@ -491,7 +494,7 @@ mod tests {
 
     fn res(s: SubnetParams, extra: Vec<ExtraOption>) -> Reservation {
         Reservation {
-            mac: [2, 0, 0, 0, 0, 1],
+            mac: Mac::new([2, 0, 0, 0, 0, 1]),
             ip: ip("10.0.0.5"),
             hostname: "vm-1".into(),
             subnet: Arc::new(s),
@@ -739,6 +742,6 @@ mod tests {
 
     #[test]
     fn network_type_reexported() {
-        let _ = Ipv4Network::new(ip("10.0.0.0"), 8).unwrap();
+        let _ = crate::Ipv4Net::new(ip("10.0.0.0"), 8).unwrap();
     }
 }

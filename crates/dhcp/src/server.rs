@@ -12,7 +12,7 @@ use crate::codec::{
     OPT_CLIENT_ID, OPT_MESSAGE_TYPE, OPT_RELAY_AGENT_INFO, OPT_SERVER_ID, encoded_option_len,
     finish, write_option,
 };
-use crate::table::{Entry, Table, fmt_mac};
+use crate::table::{Entry, Table};
 
 pub const SERVER_PORT: u16 = 67;
 pub const CLIENT_PORT: u16 = 68;
@@ -151,7 +151,7 @@ pub fn handle_with(
         return drop(Some(mtype), DropReason::NotEthernet);
     };
     let Some(entry) = table.entry(&mac) else {
-        tracing::debug!(mac = %fmt_mac(&mac), "DHCP {} from unknown MAC", mtype.as_str());
+        tracing::debug!(mac = %mac, "DHCP {} from unknown MAC", mtype.as_str());
         return drop(Some(mtype), DropReason::UnknownMac);
     };
     let res = &entry.res;
@@ -176,7 +176,7 @@ pub fn handle_with(
                 // The controller owns this MAC's address, so any other one is
                 // wrong (stale lease, or the VM moved networks): RFC 2131
                 // 4.3.2 says NAK so the client restarts at DISCOVER.
-                tracing::debug!(mac = %fmt_mac(&mac), %asked, reserved = %res.ip, "NAK: client asked for another address");
+                tracing::debug!(mac = %mac, %asked, reserved = %res.ip, "NAK: client asked for another address");
                 nak(cfg, entry, &msg, mtype, out)
             }
         }
@@ -197,11 +197,11 @@ pub fn handle_with(
                 // Another host answers ARP for the reserved address.
                 if DECLINE_LOG.allow() {
                     let asked = msg.requested_ip().unwrap_or(Ipv4Addr::UNSPECIFIED);
-                    tracing::warn!(mac = %fmt_mac(&mac), declined = %asked, reserved = %res.ip, "DHCPDECLINE: address conflict on the network");
+                    tracing::warn!(mac = %mac, declined = %asked, reserved = %res.ip, "DHCPDECLINE: address conflict on the network");
                 }
             } else {
                 // The address stays reserved: the controller owns it.
-                tracing::debug!(mac = %fmt_mac(&mac), ip = %msg.header.ciaddr, "DHCPRELEASE");
+                tracing::debug!(mac = %mac, ip = %msg.header.ciaddr, "DHCPRELEASE");
             }
             Outcome::Handled(mtype)
         }
@@ -355,7 +355,7 @@ mod tests {
     use crate::table::{Reservation, SubnetParams};
     use std::sync::Arc;
 
-    const MAC: [u8; 6] = [0xfa, 0x16, 0x3e, 0x11, 0x22, 0x33];
+    const MAC: neutrino_net::Mac = neutrino_net::Mac::new([0xfa, 0x16, 0x3e, 0x11, 0x22, 0x33]);
     const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
     const IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 5);
 
@@ -390,7 +390,7 @@ mod tests {
     fn request(t: MessageType) -> Message {
         let mut m = Message::default();
         m.header.xid = 42;
-        m.header.chaddr[..6].copy_from_slice(&MAC);
+        m.header.chaddr[..6].copy_from_slice(MAC.as_bytes());
         m.options.push((OPT_MESSAGE_TYPE, vec![t as u8]));
         m
     }

@@ -5,92 +5,16 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::Ipv4Addr;
-use std::str::FromStr;
 use std::sync::Arc;
 
-use thiserror::Error;
+use neutrino_net::{Ipv4Net, Mac};
 
 use crate::options::{self, ExtraOption, Prepared};
-
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum NetworkError {
-    #[error("prefix length {0} > 32")]
-    BadPrefix(u8),
-    #[error("invalid IPv4 CIDR {0:?}")]
-    Parse(String),
-}
-
-/// An IPv4 network (address + prefix length). The address is stored with the
-/// host bits cleared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Ipv4Network {
-    addr: Ipv4Addr,
-    prefix: u8,
-}
-
-impl Ipv4Network {
-    pub fn new(addr: Ipv4Addr, prefix: u8) -> Result<Self, NetworkError> {
-        if prefix > 32 {
-            return Err(NetworkError::BadPrefix(prefix));
-        }
-        let mask = prefix_mask(prefix);
-        Ok(Self {
-            addr: Ipv4Addr::from(u32::from(addr) & mask),
-            prefix,
-        })
-    }
-
-    pub fn addr(&self) -> Ipv4Addr {
-        self.addr
-    }
-
-    pub fn prefix(&self) -> u8 {
-        self.prefix
-    }
-
-    pub fn mask(&self) -> Ipv4Addr {
-        Ipv4Addr::from(prefix_mask(self.prefix))
-    }
-
-    pub fn broadcast(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.addr) | !prefix_mask(self.prefix))
-    }
-
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & prefix_mask(self.prefix) == u32::from(self.addr)
-    }
-}
-
-pub(crate) fn prefix_mask(prefix: u8) -> u32 {
-    match prefix {
-        0 => 0,
-        p => u32::MAX << (32 - u32::from(p.min(32))),
-    }
-}
-
-impl FromStr for Ipv4Network {
-    type Err = NetworkError;
-
-    /// Parses "10.0.0.0/24" (host bits are cleared, as Neutron CIDRs allow).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || NetworkError::Parse(s.to_owned());
-        let (a, p) = s.split_once('/').ok_or_else(err)?;
-        let addr: Ipv4Addr = a.trim().parse().map_err(|_| err())?;
-        let prefix: u8 = p.trim().parse().map_err(|_| err())?;
-        Self::new(addr, prefix)
-    }
-}
-
-impl fmt::Display for Ipv4Network {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
 
 /// Per-subnet DHCP parameters, shared by every reservation of the subnet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubnetParams {
-    pub network: Ipv4Network,
+    pub network: Ipv4Net,
     /// Default gateway; `None` omits option 3 (Neutron `gateway_ip: null`).
     pub router: Option<Ipv4Addr>,
     pub dns: Vec<Ipv4Addr>,
@@ -107,7 +31,7 @@ pub struct SubnetParams {
 /// One MAC → IP reservation, as decided by the controller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
-    pub mac: [u8; 6],
+    pub mac: Mac,
     pub ip: Ipv4Addr,
     /// Option 12; empty omits it.
     pub hostname: String,
@@ -139,7 +63,7 @@ impl Hasher for MacHasher {
     }
 }
 
-type MacMap = HashMap<[u8; 6], Entry, BuildHasherDefault<MacHasher>>;
+type MacMap = HashMap<Mac, Entry, BuildHasherDefault<MacHasher>>;
 
 /// Immutable reservation table with O(1) lookup by MAC. Reply options are
 /// encoded once here so that answering a packet is mostly a memcpy.
@@ -163,11 +87,11 @@ impl Table {
         let mut by_mac = MacMap::default();
         for res in reservations {
             if by_mac.contains_key(&res.mac) {
-                tracing::warn!(mac = %fmt_mac(&res.mac), ip = %res.ip, "duplicate MAC in DHCP reservations, keeping the first");
+                tracing::warn!(mac = %res.mac, ip = %res.ip, "duplicate MAC in DHCP reservations, keeping the first");
                 continue;
             }
             if !res.subnet.network.contains(res.ip) {
-                tracing::warn!(mac = %fmt_mac(&res.mac), ip = %res.ip, network = %res.subnet.network, "reserved address outside its subnet");
+                tracing::warn!(mac = %res.mac, ip = %res.ip, network = %res.subnet.network, "reserved address outside its subnet");
             }
             let prepared = options::prepare(&res);
             by_mac.insert(res.mac, Entry { res, prepared });
@@ -179,11 +103,11 @@ impl Table {
         Self::default()
     }
 
-    pub fn get(&self, mac: &[u8; 6]) -> Option<&Reservation> {
+    pub fn get(&self, mac: &Mac) -> Option<&Reservation> {
         self.by_mac.get(mac).map(|e| &e.res)
     }
 
-    pub(crate) fn entry(&self, mac: &[u8; 6]) -> Option<&Entry> {
+    pub(crate) fn entry(&self, mac: &Mac) -> Option<&Entry> {
         self.by_mac.get(mac)
     }
 
@@ -194,18 +118,6 @@ impl Table {
     pub fn is_empty(&self) -> bool {
         self.by_mac.is_empty()
     }
-}
-
-/// Formats a MAC as `aa:bb:cc:dd:ee:ff` for logs.
-pub fn fmt_mac(mac: &[u8]) -> String {
-    let mut s = String::with_capacity(17);
-    for (i, b) in mac.iter().enumerate() {
-        if i > 0 {
-            s.push(':');
-        }
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
 }
 
 #[cfg(test)]
@@ -227,7 +139,7 @@ mod tests {
 
     fn res(mac: u8, ip: u8) -> Reservation {
         Reservation {
-            mac: [0xfa, 0x16, 0x3e, 0, 0, mac],
+            mac: Mac::new([0xfa, 0x16, 0x3e, 0, 0, mac]),
             ip: Ipv4Addr::new(10, 0, 0, ip),
             hostname: format!("host-{ip}"),
             subnet: subnet(),
@@ -236,45 +148,18 @@ mod tests {
     }
 
     #[test]
-    fn network_math() {
-        let n: Ipv4Network = "10.1.2.3/24".parse().unwrap();
-        assert_eq!(n.addr(), Ipv4Addr::new(10, 1, 2, 0));
-        assert_eq!(n.mask(), Ipv4Addr::new(255, 255, 255, 0));
-        assert_eq!(n.broadcast(), Ipv4Addr::new(10, 1, 2, 255));
-        assert!(n.contains(Ipv4Addr::new(10, 1, 2, 200)));
-        assert!(!n.contains(Ipv4Addr::new(10, 1, 3, 1)));
-        let all: Ipv4Network = "0.0.0.0/0".parse().unwrap();
-        assert!(all.contains(Ipv4Addr::new(1, 2, 3, 4)));
-        assert_eq!(all.broadcast(), Ipv4Addr::BROADCAST);
-        let host: Ipv4Network = "10.0.0.7/32".parse().unwrap();
-        assert_eq!(host.mask(), Ipv4Addr::BROADCAST);
-        assert!("10.0.0.0/33".parse::<Ipv4Network>().is_err());
-        assert!("10.0.0.0".parse::<Ipv4Network>().is_err());
-        assert!("fe80::/64".parse::<Ipv4Network>().is_err());
-        assert_eq!(n.to_string(), "10.1.2.0/24");
-    }
-
-    #[test]
     fn lookup_and_duplicates() {
         let t = Table::new([res(1, 5), res(2, 6), res(1, 7)]);
         assert_eq!(t.len(), 2);
         assert_eq!(
-            t.get(&[0xfa, 0x16, 0x3e, 0, 0, 1]).unwrap().ip,
+            t.get(&Mac::new([0xfa, 0x16, 0x3e, 0, 0, 1])).unwrap().ip,
             Ipv4Addr::new(10, 0, 0, 5)
         );
         assert_eq!(
-            t.get(&[0xfa, 0x16, 0x3e, 0, 0, 2]).unwrap().ip,
+            t.get(&Mac::new([0xfa, 0x16, 0x3e, 0, 0, 2])).unwrap().ip,
             Ipv4Addr::new(10, 0, 0, 6)
         );
-        assert!(t.get(&[0; 6]).is_none());
+        assert!(t.get(&Mac::ZERO).is_none());
         assert!(Table::empty().is_empty());
-    }
-
-    #[test]
-    fn mac_format() {
-        assert_eq!(
-            fmt_mac(&[0xfa, 0x16, 0x3e, 0, 0xa, 0xff]),
-            "fa:16:3e:00:0a:ff"
-        );
     }
 }

@@ -14,7 +14,7 @@ use neutrino_dhcp::{
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 
-const MAC: [u8; 6] = [0xfa, 0x16, 0x3e, 0xaa, 0xbb, 0xcc];
+const MAC: neutrino_dhcp::Mac = neutrino_dhcp::Mac::new([0xfa, 0x16, 0x3e, 0xaa, 0xbb, 0xcc]);
 const IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 5);
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 
@@ -43,7 +43,7 @@ fn message(t: MessageType, xid: u32) -> Message {
     m.header.xid = xid;
     m.header.hops = 1;
     m.header.giaddr = Ipv4Addr::LOCALHOST;
-    m.header.chaddr[..6].copy_from_slice(&MAC);
+    m.header.chaddr[..6].copy_from_slice(MAC.as_bytes());
     m.options.push((OPT_MESSAGE_TYPE, vec![t as u8]));
     m
 }

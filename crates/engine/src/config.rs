@@ -4,10 +4,12 @@
 
 use std::collections::BTreeMap;
 
+use neutrino_ipam::Mac;
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// `base_mac`: the first three octets are kept; the fourth too when non-zero.
-    pub base_mac: [u8; 6],
+    pub base_mac: Mac,
     /// Network types for project networks, in order of preference.
     pub tenant_network_types: Vec<String>,
     /// VXLAN VNI ranges for project networks (inclusive).
@@ -50,7 +52,7 @@ pub const QUOTA_RESOURCES: [(&str, i64); 7] = [
 impl Default for EngineConfig {
     fn default() -> EngineConfig {
         EngineConfig {
-            base_mac: [0xfa, 0x16, 0x3e, 0, 0, 0],
+            base_mac: Mac::new([0xfa, 0x16, 0x3e, 0, 0, 0]),
             tenant_network_types: vec!["vxlan".into()],
             vxlan_ranges: vec![(1, 16_777_215)],
             vlan_ranges: Vec::new(),

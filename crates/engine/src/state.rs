@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use imbl::{HashMap, OrdMap, OrdSet, Vector};
 use neutrino_agent_rpc::HOST_GATEWAY_OWNER;
-use neutrino_ipam::{BuiltinIpam, Cidr, Ipam, parse_ip, subnet_plan};
+use neutrino_ipam::{BuiltinIpam, Cidr, Ipam, IpamError, parse_ip, subnet_plan};
 use neutrino_model::{
     FloatingIp, Kind, Network, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, QuotaOverrides,
     Router, SecurityGroup, SecurityGroupRule, Subnet,
@@ -191,7 +191,8 @@ impl State {
                 .entry(sub.network_id.clone())
                 .or_default()
                 .insert(at, sub.id.clone());
-            let cidr = Cidr::parse(&sub.cidr).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+            let cidr = Cidr::parse(&sub.cidr)
+                .map_err(|e| EngineError::Corrupt(IpamError::from(e).to_string()))?;
             self.ipam
                 .add_subnet(&sub.id, cidr, pools_of(&sub)?)
                 .map_err(|e| EngineError::Corrupt(e.to_string()))?;
@@ -566,7 +567,8 @@ impl State {
 
 /// A subnet's pools as IPAM ranges.
 pub fn pools_of(sub: &Subnet) -> Result<Vec<neutrino_ipam::AddrRange>, EngineError> {
-    let cidr = Cidr::parse(&sub.cidr).map_err(|e| EngineError::Corrupt(e.to_string()))?;
+    let cidr =
+        Cidr::parse(&sub.cidr).map_err(|e| EngineError::Corrupt(IpamError::from(e).to_string()))?;
     let pairs = pool_pairs(sub);
     let gw = sub.gateway_ip.as_deref().and_then(|g| parse_ip(g).ok());
     subnet_plan::validate_pools(&cidr, &pairs, gw).map_err(|e| EngineError::Corrupt(e.to_string()))

@@ -115,7 +115,7 @@ fn checked_pools(cidr: &Cidr, mut pools: Vec<AddrRange>) -> Result<Arc<[AddrRang
             pool: bad.to_text(v4),
         });
     }
-    let whole = cidr.range();
+    let whole = AddrRange::of(cidr);
     if let Some(out) = pools
         .iter()
         .find(|p| p.first < whole.first || p.last > whole.last)

@@ -15,8 +15,9 @@ pub mod subnet_plan;
 pub use addr::{AddrRange, Cidr, ip_to_u128, parse_ip, u128_to_ip};
 pub use builtin::{AddressRequest, BuiltinIpam, Ipam, SubnetAllocations};
 pub use error::IpamError;
-pub use eui64::{eui64, parse_mac};
+pub use eui64::eui64;
 pub use free_ranges::FreeRanges;
+pub use neutrino_net::Mac;
 pub use subnet_plan::{
     default_gateway, default_pools, pools_to_strings, usable_range, validate_gateway,
     validate_pools,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use neutrino_identity::{BuiltinConfig, BuiltinIdentity, Identity, KeystoneValidator};
 
-use crate::config::Config;
+use crate::config::{Config, IdentityMode};
 
 /// Writes a file readable only by its owner (keys and passwords).
 fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
@@ -64,14 +64,14 @@ pub fn agent_secret(dir: &Path) -> anyhow::Result<String> {
 }
 
 pub async fn identity(cfg: &Config, addr: SocketAddr) -> anyhow::Result<Identity> {
-    match cfg.identity.mode.as_str() {
-        "noauth" => {
+    match cfg.identity.mode {
+        IdentityMode::NoAuth => {
             tracing::warn!(
                 "identity.mode = noauth: every request acts as admin (development only)"
             );
             Ok(Identity::NoAuth)
         }
-        "keystone" => {
+        IdentityMode::Keystone => {
             let k = cfg
                 .identity
                 .keystone
@@ -81,7 +81,7 @@ pub async fn identity(cfg: &Config, addr: SocketAddr) -> anyhow::Result<Identity
                 KeystoneValidator::new(k).context("identity.keystone")?,
             )))
         }
-        _ => builtin(cfg, addr),
+        IdentityMode::Builtin => builtin(cfg, addr),
     }
 }
 

@@ -1,14 +1,159 @@
 //! The one TOML configuration file. Every key is optional; `neutrino.example.toml`
 //! at the repository root lists them all with their defaults. Unknown keys are
-//! refused so a typo stops the start with a message naming it.
+//! refused so a typo stops the start with a message naming it, and values
+//! with a fixed form (the identity mode, network types, segment ranges, the
+//! base MAC) are typed as they are parsed: a bad one stops the start with an
+//! error that names its key, the line and the accepted values.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use neutrino_engine::{EngineConfig, QUOTA_RESOURCES};
 use neutrino_identity::{KeystoneConfig, ProjectConfig, UserConfig};
+use neutrino_net::Mac;
 use serde::Deserialize;
+
+/// A config value that is one of a few words. The error of a bad one names
+/// the key (`$key`) and the words it accepts.
+macro_rules! word_enum {
+    ($(#[$doc:meta])* $name:ident, $key:literal { $($(#[$vdoc:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+        #[serde(try_from = "String")]
+        pub enum $name {
+            $($(#[$vdoc])* $variant,)+
+        }
+
+        impl $name {
+            /// The word as written in the config file.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+
+            fn try_from(s: String) -> Result<Self, String> {
+                match s.as_str() {
+                    $($text => Ok(Self::$variant),)+
+                    _ => Err(format!(
+                        "{}: '{s}' is not one of {}",
+                        $key,
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+word_enum! {
+    /// `identity.mode`: who answers for tokens.
+    IdentityMode, "identity.mode" {
+        /// Neutrino answers Keystone v3 itself.
+        Builtin = "builtin",
+        /// Tokens are validated against an external Keystone.
+        Keystone = "keystone",
+        /// Every request is admin (development only).
+        NoAuth = "noauth",
+    }
+}
+
+word_enum! {
+    /// An entry of `network.tenant_network_types`.
+    NetworkType, "network.tenant_network_types" {
+        Vxlan = "vxlan",
+        Vlan = "vlan",
+        Local = "local",
+    }
+}
+
+/// `network.base_mac`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct BaseMac(pub Mac);
+
+impl TryFrom<String> for BaseMac {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<BaseMac, String> {
+        s.parse()
+            .map(BaseMac)
+            .map_err(|_| format!("network.base_mac: '{s}' is not a MAC address"))
+    }
+}
+
+/// An entry of `network.vxlan_vni_ranges`: `"first:last"`, inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct VniRange {
+    pub first: u32,
+    pub last: u32,
+}
+
+/// The largest VXLAN network identifier (24 bits).
+const MAX_VNI: u32 = 16_777_215;
+/// The largest usable VLAN id.
+const MAX_VLAN: u32 = 4094;
+
+/// `first` and `last` of a segment range, both in `1..=max` and in order.
+fn segment_range(first: &str, last: &str, max: u32) -> Option<(u32, u32)> {
+    let (a, b): (u32, u32) = (first.parse().ok()?, last.parse().ok()?);
+    (a != 0 && a <= b && b <= max).then_some((a, b))
+}
+
+impl TryFrom<String> for VniRange {
+    type Error = String;
+
+    fn try_from(r: String) -> Result<VniRange, String> {
+        const KEY: &str = "network.vxlan_vni_ranges";
+        let (a, b) = r
+            .split_once(':')
+            .ok_or_else(|| format!("{KEY}: '{r}' is not first:last"))?;
+        let (first, last) = segment_range(a, b, MAX_VNI)
+            .ok_or_else(|| format!("{KEY}: '{r}' must satisfy 1 <= first <= last <= {MAX_VNI}"))?;
+        Ok(VniRange { first, last })
+    }
+}
+
+/// An entry of `network.network_vlan_ranges`: `"physnet:first:last"`, inclusive.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct VlanRange {
+    pub physnet: String,
+    pub first: u32,
+    pub last: u32,
+}
+
+impl TryFrom<String> for VlanRange {
+    type Error = String;
+
+    fn try_from(r: String) -> Result<VlanRange, String> {
+        const KEY: &str = "network.network_vlan_ranges";
+        let parts: Vec<&str> = r.split(':').collect();
+        let [physnet, a, b] = parts[..] else {
+            return Err(format!("{KEY}: '{r}' is not physnet:first:last"));
+        };
+        let (first, last) = segment_range(a, b, MAX_VLAN)
+            .ok_or_else(|| format!("{KEY}: '{r}' must satisfy 1 <= first <= last <= {MAX_VLAN}"))?;
+        Ok(VlanRange {
+            physnet: physnet.to_string(),
+            first,
+            last,
+        })
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -66,9 +211,7 @@ impl Default for ServerConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdentityConfig {
-    /// `builtin` (Neutrino answers Keystone v3 itself), `keystone` (validate
-    /// tokens against an external Keystone) or `noauth` (development only).
-    pub mode: String,
+    pub mode: IdentityMode,
     pub token_ttl_secs: u64,
     pub region: String,
     pub projects: Vec<ProjectConfig>,
@@ -79,7 +222,7 @@ pub struct IdentityConfig {
 impl Default for IdentityConfig {
     fn default() -> Self {
         IdentityConfig {
-            mode: "builtin".into(),
+            mode: IdentityMode::Builtin,
             token_ttl_secs: 3600,
             region: "RegionOne".into(),
             projects: Vec::new(),
@@ -92,12 +235,12 @@ impl Default for IdentityConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetworkConfig {
-    pub base_mac: String,
-    pub tenant_network_types: Vec<String>,
-    /// "first:last" VNI ranges for project VXLAN networks.
-    pub vxlan_vni_ranges: Vec<String>,
-    /// "physnet:first:last" VLAN ranges for project VLAN networks.
-    pub network_vlan_ranges: Vec<String>,
+    pub base_mac: BaseMac,
+    pub tenant_network_types: Vec<NetworkType>,
+    /// VNI ranges for project VXLAN networks.
+    pub vxlan_vni_ranges: Vec<VniRange>,
+    /// VLAN ranges for project VLAN networks.
+    pub network_vlan_ranges: Vec<VlanRange>,
     /// Physical networks that may carry flat networks ("*" = any).
     pub flat_networks: Vec<String>,
     pub global_physnet_mtu: u32,
@@ -107,9 +250,12 @@ pub struct NetworkConfig {
 impl Default for NetworkConfig {
     fn default() -> Self {
         NetworkConfig {
-            base_mac: "fa:16:3e:00:00:00".into(),
-            tenant_network_types: vec!["vxlan".into()],
-            vxlan_vni_ranges: vec!["1:16777215".into()],
+            base_mac: BaseMac(Mac::new([0xfa, 0x16, 0x3e, 0, 0, 0])),
+            tenant_network_types: vec![NetworkType::Vxlan],
+            vxlan_vni_ranges: vec![VniRange {
+                first: 1,
+                last: MAX_VNI,
+            }],
             network_vlan_ranges: Vec::new(),
             flat_networks: vec!["*".into()],
             global_physnet_mtu: 1500,
@@ -157,16 +303,7 @@ impl Config {
     }
 
     fn check(&self) -> anyhow::Result<()> {
-        if !matches!(
-            self.identity.mode.as_str(),
-            "builtin" | "keystone" | "noauth"
-        ) {
-            bail!(
-                "identity.mode: '{}' is not one of builtin, keystone, noauth",
-                self.identity.mode
-            );
-        }
-        if self.identity.mode == "keystone" && self.identity.keystone.is_none() {
+        if self.identity.mode == IdentityMode::Keystone && self.identity.keystone.is_none() {
             bail!("identity.keystone: required when identity.mode = \"keystone\"");
         }
         for k in self.quotas.keys() {
@@ -181,48 +318,27 @@ impl Config {
 
     pub fn engine_config(&self) -> anyhow::Result<EngineConfig> {
         let n = &self.network;
-        let mac = neutrino_ipam::parse_mac(&n.base_mac).ok_or_else(|| {
-            anyhow::anyhow!("network.base_mac: '{}' is not a MAC address", n.base_mac)
-        })?;
-        let mut vxlan = Vec::new();
-        for r in &n.vxlan_vni_ranges {
-            let (a, b) = r.split_once(':').ok_or_else(|| {
-                anyhow::anyhow!("network.vxlan_vni_ranges: '{r}' is not first:last")
-            })?;
-            let (a, b): (u32, u32) = (a.parse()?, b.parse()?);
-            if a == 0 || a > b || b > 16_777_215 {
-                bail!(
-                    "network.vxlan_vni_ranges: '{r}' must satisfy 1 <= first <= last <= 16777215"
-                );
-            }
-            vxlan.push((a, b));
-        }
-        let mut vlan = Vec::new();
-        for r in &n.network_vlan_ranges {
-            let parts: Vec<&str> = r.split(':').collect();
-            let [p, a, b] = parts[..] else {
-                bail!("network.network_vlan_ranges: '{r}' is not physnet:first:last");
-            };
-            let (a, b): (u32, u32) = (a.parse()?, b.parse()?);
-            if a == 0 || a > b || b > 4094 {
-                bail!("network.network_vlan_ranges: '{r}' must satisfy 1 <= first <= last <= 4094");
-            }
-            vlan.push((p.to_string(), a, b));
-        }
-        for t in &n.tenant_network_types {
-            if !matches!(t.as_str(), "vxlan" | "vlan" | "local") {
-                bail!("network.tenant_network_types: '{t}' is not one of vxlan, vlan, local");
-            }
-        }
         let mut defaults = EngineConfig::default();
         for (k, v) in &self.quotas {
             defaults.quota_defaults.insert(k.clone(), *v);
         }
         Ok(EngineConfig {
-            base_mac: mac,
-            tenant_network_types: n.tenant_network_types.clone(),
-            vxlan_ranges: vxlan,
-            vlan_ranges: vlan,
+            base_mac: n.base_mac.0,
+            tenant_network_types: n
+                .tenant_network_types
+                .iter()
+                .map(|t| t.as_str().to_string())
+                .collect(),
+            vxlan_ranges: n
+                .vxlan_vni_ranges
+                .iter()
+                .map(|r| (r.first, r.last))
+                .collect(),
+            vlan_ranges: n
+                .network_vlan_ranges
+                .iter()
+                .map(|r| (r.physnet.clone(), r.first, r.last))
+                .collect(),
             flat_networks: n.flat_networks.clone(),
             global_physnet_mtu: n.global_physnet_mtu,
             dns_domain: n.dns_domain.clone(),
@@ -235,5 +351,107 @@ impl Config {
             max_bulk: self.api.max_bulk,
             feed_history: self.agents.feed_history,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        let cfg: Config = toml::from_str(text).map_err(|e| e.to_string())?;
+        cfg.check().map_err(|e| e.to_string())?;
+        Ok(cfg)
+    }
+
+    #[test]
+    fn typed_values_parse() {
+        let cfg = parse(
+            "[identity]\nmode = \"noauth\"\n\
+             [network]\nbase_mac = \"FA-16-3E-01-00-00\"\n\
+             tenant_network_types = [\"vlan\", \"local\"]\n\
+             vxlan_vni_ranges = [\"5:10\", \"20:20\"]\n\
+             network_vlan_ranges = [\"physnet1:100:199\"]\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.identity.mode, IdentityMode::NoAuth);
+        assert_eq!(cfg.identity.mode.to_string(), "noauth");
+        let e = cfg.engine_config().unwrap();
+        assert_eq!(e.base_mac, Mac::new([0xfa, 0x16, 0x3e, 1, 0, 0]));
+        assert_eq!(e.tenant_network_types, ["vlan", "local"]);
+        assert_eq!(e.vxlan_ranges, [(5, 10), (20, 20)]);
+        assert_eq!(e.vlan_ranges, [("physnet1".to_string(), 100, 199)]);
+    }
+
+    #[test]
+    fn defaults_are_the_engines() {
+        let e = Config::default().engine_config().unwrap();
+        let d = EngineConfig::default();
+        assert_eq!(e.base_mac, d.base_mac);
+        assert_eq!(e.tenant_network_types, d.tenant_network_types);
+        assert_eq!(e.vxlan_ranges, d.vxlan_ranges);
+        assert_eq!(e.vlan_ranges, d.vlan_ranges);
+        assert_eq!(Config::default().identity.mode, IdentityMode::Builtin);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key_and_line() {
+        for (text, key, why) in [
+            (
+                "[identity]\nmode = \"ldap\"\n",
+                "identity.mode",
+                "'ldap' is not one of builtin, keystone, noauth",
+            ),
+            ("[identity]\nmode = 3\n", "", "string"),
+            (
+                "[network]\nbase_mac = \"fa:16:3e\"\n",
+                "network.base_mac",
+                "'fa:16:3e' is not a MAC address",
+            ),
+            (
+                "[network]\ntenant_network_types = [\"vxlan\", \"gre\"]\n",
+                "network.tenant_network_types",
+                "'gre' is not one of vxlan, vlan, local",
+            ),
+            (
+                "[network]\nvxlan_vni_ranges = [\"5:1\"]\n",
+                "network.vxlan_vni_ranges",
+                "'5:1' must satisfy 1 <= first <= last <= 16777215",
+            ),
+            (
+                "[network]\nvxlan_vni_ranges = [\"0:7\"]\n",
+                "network.vxlan_vni_ranges",
+                "must satisfy",
+            ),
+            (
+                "[network]\nvxlan_vni_ranges = [\"7\"]\n",
+                "network.vxlan_vni_ranges",
+                "'7' is not first:last",
+            ),
+            (
+                "[network]\nvxlan_vni_ranges = [\"a:b\"]\n",
+                "network.vxlan_vni_ranges",
+                "'a:b' must satisfy",
+            ),
+            (
+                "[network]\nnetwork_vlan_ranges = [\"physnet1:1:4095\"]\n",
+                "network.network_vlan_ranges",
+                "<= 4094",
+            ),
+            (
+                "[network]\nnetwork_vlan_ranges = [\"100:200\"]\n",
+                "network.network_vlan_ranges",
+                "'100:200' is not physnet:first:last",
+            ),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(key) && err.contains(why), "{text}: {err}");
+            assert!(
+                err.contains("line "),
+                "the error should give the line: {err}"
+            );
+        }
+        let err = parse("[identity]\nmode = \"keystone\"\n").unwrap_err();
+        assert!(err.contains("identity.keystone"), "{err}");
     }
 }

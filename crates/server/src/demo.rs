@@ -369,7 +369,7 @@ pub async fn down(dir: &Path) -> anyhow::Result<()> {
         println!("removed namespace {ns}");
     }
     if let Ok(net_id) = std::fs::read_to_string(dir.join("network")) {
-        let bridge = neutrino_agent_rpc::names::bridge(net_id.trim());
+        let bridge = neutrino_net::names::bridge(net_id.trim());
         let ops = vec![neutrino_dataplane::Op::DeleteLink {
             name: bridge.clone(),
         }];

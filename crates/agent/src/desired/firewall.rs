@@ -5,9 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use neutrino_agent_rpc::{PortInfo, RuleInfo, names};
+use neutrino_agent_rpc::{PortInfo, RuleInfo};
 use neutrino_dataplane::firewall::{Cidr, Direction, GroupFilter, PortFilter, Remote, Rule};
-use neutrino_dataplane::model::parse_mac;
+use neutrino_net::{Mac, names};
 
 use crate::view::HostView;
 
@@ -24,17 +24,19 @@ pub fn port_filter(p: &PortInfo) -> Option<(String, PortFilter)> {
     if !p.port_security_enabled || p.is_network_owned() {
         return None;
     }
-    let mac = parse_mac(&p.mac_address)?;
+    let mac = p.mac_address.parse::<Mac>().ok()?;
     let mut sources = BTreeSet::new();
     let mut macs = BTreeSet::from([mac]);
     for f in &p.fixed_ips {
-        if let Some(c) = Cidr::parse(&f.ip_address) {
+        if let Ok(c) = Cidr::parse_host_or_network(&f.ip_address) {
             sources.insert((mac, c));
         }
     }
     for pair in &p.allowed_address_pairs {
-        let (Some(c), Some(m)) = (Cidr::parse(&pair.ip_address), parse_mac(&pair.mac_address))
-        else {
+        let (Ok(c), Ok(m)) = (
+            Cidr::parse_host_or_network(&pair.ip_address),
+            pair.mac_address.parse::<Mac>(),
+        ) else {
             continue;
         };
         sources.insert((m, c));
@@ -67,7 +69,7 @@ pub fn instance_addresses<'a>(ports: impl Iterator<Item = &'a PortInfo>) -> BTre
                     .map(|a| a.ip_address.as_str()),
             )
         })
-        .filter_map(Cidr::parse)
+        .filter_map(|a| Cidr::parse_host_or_network(a).ok())
         .collect()
 }
 
@@ -83,7 +85,7 @@ pub fn group_state(view: &HostView) -> GroupState {
         s.members.insert(
             g.id.clone(),
             view.member_addresses(&g.id)
-                .filter_map(Cidr::parse)
+                .filter_map(|a| Cidr::parse_host_or_network(a).ok())
                 .collect(),
         );
     }
@@ -98,7 +100,7 @@ fn rule(r: &RuleInfo) -> Option<Rule> {
     };
     let remote = match (&r.remote_group_id, &r.remote_ip_prefix) {
         (Some(g), _) => Remote::Group(g.clone()),
-        (None, Some(p)) => Remote::Prefix(Cidr::parse(p)?),
+        (None, Some(p)) => Remote::Prefix(Cidr::parse_host_or_network(p).ok()?),
         (None, None) => Remote::Any,
     };
     Some(Rule {

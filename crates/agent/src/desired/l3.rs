@@ -12,10 +12,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
-use neutrino_agent_rpc::{L3Mode, RouterInfo, RouterLeg, names};
+use neutrino_agent_rpc::{L3Mode, RouterInfo, RouterLeg};
 use neutrino_dataplane::firewall::{Cidr, RouterNat};
-use neutrino_dataplane::model::parse_mac;
 use neutrino_dataplane::{NsEndpoint, NsRoute, NsRouting};
+use neutrino_net::{Mac, names};
 
 use super::Desired;
 use crate::config::AgentConfig;
@@ -55,12 +55,15 @@ pub fn add_routers(d: &mut Desired, view: &HostView, cfg: &AgentConfig) {
                 own_leg(d, view, me, leg, &ep);
             }
             if mode == L3Mode::Local
-                && let Some(mac) = parse_mac(&leg.mac_address)
+                && let Ok(mac) = leg.mac_address.parse::<Mac>()
             {
                 d.router_macs.insert(mac);
             }
             for a in &leg.addresses {
-                if let Some(c) = Cidr::parse(&a.cidr).filter(Cidr::is_v4) {
+                if let Some(c) = Cidr::parse_host_or_network(&a.cidr)
+                    .ok()
+                    .filter(Cidr::is_v4)
+                {
                     nat.internal.insert(c);
                 }
             }
@@ -119,26 +122,26 @@ pub fn add_routers(d: &mut Desired, view: &HostView, cfg: &AgentConfig) {
             .values()
             .filter(|e| e.namespace == namespace)
             .flat_map(|e| e.addrs.iter())
-            .filter_map(|(ip, len)| Cidr::parse(&format!("{ip}/{len}")))
+            .filter_map(|(ip, len)| Cidr::new(*ip, *len).ok().map(|c| c.network()))
             .collect();
         for route in &r.routes {
-            let (Some(dst), Ok(via)) = (
-                Cidr::parse(&route.destination),
+            let (Ok(dst), Ok(via)) = (
+                Cidr::parse_host_or_network(&route.destination),
                 route.nexthop.parse::<IpAddr>(),
             ) else {
                 continue;
             };
-            let on_link = connected.iter().any(|c| c.contains(&Cidr::host(via)));
+            let on_link = connected.iter().any(|c| c.covers(&Cidr::host(via)));
             let taken = routing
                 .routes
                 .iter()
-                .any(|r| r.dst == dst.addr && r.prefix == dst.len);
-            if dst.addr.is_ipv4() != via.is_ipv4() || !on_link || taken {
+                .any(|r| r.dst == dst.addr() && r.prefix == dst.prefix());
+            if dst.addr().is_ipv4() != via.is_ipv4() || !on_link || taken {
                 continue;
             }
             routing.routes.insert(NsRoute {
-                dst: dst.addr,
-                prefix: dst.len,
+                dst: dst.addr(),
+                prefix: dst.prefix(),
                 via,
             });
         }
@@ -197,13 +200,13 @@ fn endpoint(
         return None;
     }
     let net = view.network(&leg.network_id)?;
-    let mac = parse_mac(&leg.mac_address)?;
+    let mac = leg.mac_address.parse::<Mac>().ok()?;
     let addrs = leg
         .addresses
         .iter()
         .filter_map(|a| {
             let ip: IpAddr = a.ip_address.parse().ok()?;
-            Some((ip, Cidr::parse(&a.cidr)?.len))
+            Some((ip, Cidr::parse_host_or_network(&a.cidr).ok()?.prefix()))
         })
         .collect();
     Some(NsEndpoint {

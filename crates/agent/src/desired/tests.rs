@@ -143,7 +143,10 @@ fn vxlan_floods_and_pins_only_remote_ports() {
     assert_eq!(x.flood, BTreeSet::from(["192.0.2.2".parse().unwrap()]));
     assert_eq!(
         x.macs,
-        BTreeMap::from([([0xfa, 0x16, 0x3e, 0, 0, 2], "192.0.2.2".parse().unwrap())])
+        BTreeMap::from([(
+            Mac::new([0xfa, 0x16, 0x3e, 0, 0, 2]),
+            "192.0.2.2".parse().unwrap()
+        )])
     );
     assert!(d.dhcp.is_empty() && d.need_dhcp_port.is_empty());
     assert_eq!(d.local_ports.len(), 1);

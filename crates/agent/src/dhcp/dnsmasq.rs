@@ -14,7 +14,6 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use neutrino_dataplane::model::fmt_mac;
 use neutrino_dataplane::netns;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -64,10 +63,7 @@ pub fn hosts_file(s: &DhcpService) -> String {
         let _ = writeln!(
             out,
             "{},set:port-{},{},{}",
-            fmt_mac(&h.mac),
-            h.port_id,
-            h.hostname,
-            h.ip
+            h.mac, h.port_id, h.hostname, h.ip
         );
     }
     out
@@ -188,9 +184,9 @@ pub fn prune_leases(leases: &str, s: &DhcpService) -> String {
     for line in leases.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         let keep = f.len() >= 3
-            && s.hosts
-                .iter()
-                .any(|h| fmt_mac(&h.mac) == f[1].to_ascii_lowercase() && h.ip.to_string() == f[2]);
+            && s.hosts.iter().any(|h| {
+                h.mac.to_string() == f[1].to_ascii_lowercase() && h.ip.to_string() == f[2]
+            });
         if keep {
             out.push_str(line);
             out.push('\n');
@@ -391,7 +387,7 @@ impl DnsmasqDriver {
             netns::run_in(&ns, || {
                 for h in gone {
                     let st = Command::new(&bin)
-                        .args([iface.as_str(), &h.ip.to_string(), &fmt_mac(&h.mac)])
+                        .args([iface.as_str(), &h.ip.to_string(), &h.mac.to_string()])
                         .stdin(Stdio::null())
                         .stdout(Stdio::null())
                         .stderr(Stdio::null())
@@ -455,7 +451,7 @@ mod tests {
             }],
             hosts: vec![DhcpHost {
                 port_id: "p1".into(),
-                mac: [0xfa, 0x16, 0x3e, 0, 0, 1],
+                mac: neutrino_net::Mac::new([0xfa, 0x16, 0x3e, 0, 0, 1]),
                 ip: "10.0.0.5".parse().unwrap(),
                 subnet_id: "s1".into(),
                 hostname: "host-10-0-0-5".into(),

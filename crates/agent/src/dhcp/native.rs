@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use neutrino_dataplane::netns;
-use neutrino_dhcp::{Ipv4Network, Reservation, Stats, SubnetParams, Table};
+use neutrino_dhcp::{Ipv4Net, Reservation, Stats, SubnetParams, Table};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -44,7 +44,7 @@ pub fn table(s: &DhcpService) -> Table {
         .subnets
         .iter()
         .filter_map(|sub| {
-            let network = Ipv4Network::new(sub.network, sub.prefix).ok()?;
+            let network = Ipv4Net::new(sub.network, sub.prefix).ok()?;
             Some((
                 sub.id.as_str(),
                 Arc::new(SubnetParams {

@@ -1,124 +1,12 @@
 //! What the agent wants filtered: pure data built from its view.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::net::IpAddr;
 
 use crate::model::Mac;
 
-/// An address with a prefix length; the host bits are cleared on parse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Cidr {
-    pub addr: IpAddr,
-    pub len: u8,
-}
-
-impl Cidr {
-    pub fn host(addr: IpAddr) -> Cidr {
-        Cidr {
-            addr,
-            len: if addr.is_ipv4() { 32 } else { 128 },
-        }
-    }
-
-    /// `10.0.0.5`, `10.0.0.0/24`, `2001:db8::/64`.
-    pub fn parse(s: &str) -> Option<Cidr> {
-        let (a, len) = match s.split_once('/') {
-            Some((a, l)) => (a, Some(l.parse::<u8>().ok()?)),
-            None => (s, None),
-        };
-        let addr: IpAddr = a.parse().ok()?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let len = len.unwrap_or(max);
-        if len > max {
-            return None;
-        }
-        Some(Cidr {
-            addr: mask(addr, len),
-            len,
-        })
-    }
-
-    pub fn is_v4(&self) -> bool {
-        self.addr.is_ipv4()
-    }
-
-    pub fn is_host(&self) -> bool {
-        self.len == if self.is_v4() { 32 } else { 128 }
-    }
-
-    /// First and last address of an IPv6 network as integers ((0, 0) for IPv4).
-    pub fn v6_bounds(&self) -> (u128, u128) {
-        match self.addr {
-            IpAddr::V6(a) => {
-                let lo = u128::from(a);
-                let host_bits = 128 - u32::from(self.len);
-                let hi = if host_bits == 128 {
-                    u128::MAX
-                } else {
-                    lo | ((1u128 << host_bits) - 1)
-                };
-                (lo, hi)
-            }
-            IpAddr::V4(_) => (0, 0),
-        }
-    }
-
-    /// The IPv6 network spanning lo..=hi, if that range is one.
-    pub fn from_v6_bounds(lo: u128, hi: u128) -> Option<Cidr> {
-        let size = hi.checked_sub(lo)?.checked_add(1);
-        let len = match size {
-            None => 0, // the whole space
-            Some(n) if n.is_power_of_two() && lo.is_multiple_of(n) => {
-                u8::try_from(128 - n.trailing_zeros()).ok()?
-            }
-            Some(_) => return None,
-        };
-        Some(Cidr {
-            addr: IpAddr::V6(lo.into()),
-            len,
-        })
-    }
-
-    pub fn contains(&self, other: &Cidr) -> bool {
-        self.is_v4() == other.is_v4()
-            && other.len >= self.len
-            && mask(other.addr, self.len) == self.addr
-    }
-}
-
-fn mask(addr: IpAddr, len: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(a) => {
-            let bits = u32::from(a);
-            let m = if len == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(len))
-            };
-            IpAddr::V4((bits & m).into())
-        }
-        IpAddr::V6(a) => {
-            let bits = u128::from(a);
-            let m = if len == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(len))
-            };
-            IpAddr::V6((bits & m).into())
-        }
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_host() {
-            write!(f, "{}", self.addr)
-        } else {
-            write!(f, "{}/{}", self.addr, self.len)
-        }
-    }
-}
+/// An address or a network, host bits cleared: read with
+/// [`Cidr::parse_host_or_network`], printed with [`Cidr::compact`].
+pub use neutrino_net::Cidr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Direction {

@@ -143,15 +143,16 @@ fn encode_part(p: &Part, out: &mut Vec<u8>) -> Result<(), NfnlError> {
             out.extend_from_slice(b);
             out.resize(start + 16, 0);
         }
-        Part::Mac(m) => out.extend_from_slice(m),
+        Part::Mac(m) => out.extend_from_slice(m.as_bytes()),
         Part::Mark(m) => out.extend_from_slice(&m.to_ne_bytes()),
-        Part::Net(c) | Part::Raw6(c) if c.is_host() => match c.addr {
+        Part::Net(c) | Part::Raw6(c) if c.is_host() => match c.addr() {
             IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
             IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
         },
         Part::Net(c) | Part::Raw6(c) => {
             return Err(NfnlError::Encode(format!(
-                "network {c} (interval sets go through nft)"
+                "network {} (interval sets go through nft)",
+                c.compact()
             )));
         }
     }

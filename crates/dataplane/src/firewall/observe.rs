@@ -9,7 +9,6 @@ use serde_json::Value as Json;
 
 use super::model::Cidr;
 use super::ruleset::{Elem, Family, Part, Ruleset, TABLE, Value};
-use crate::model::parse_mac;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ObserveError {
@@ -162,7 +161,7 @@ fn parse_part(v: &Json, ty: &str) -> Result<Part, ObserveError> {
             .ok_or_else(bad),
         "ether_addr" => v
             .as_str()
-            .and_then(parse_mac)
+            .and_then(|s| s.parse().ok())
             .map(Part::Mac)
             .ok_or_else(bad),
         "mark" => v
@@ -195,7 +194,9 @@ fn parse_part(v: &Json, ty: &str) -> Result<Part, ObserveError> {
                     format!("{addr}/{len}")
                 }
             };
-            Cidr::parse(&text).map(Part::Net).ok_or_else(bad)
+            Cidr::parse_host_or_network(&text)
+                .map(Part::Net)
+                .map_err(|_| bad())
         }
         _ => Err(bad()),
     }

@@ -279,7 +279,7 @@ fn outermost(sources: &BTreeSet<(Mac, Cidr)>) -> Vec<(Mac, Cidr)> {
         .filter(|(mac, c)| {
             !sources
                 .iter()
-                .any(|(m2, c2)| m2 == mac && c2 != c && c2.contains(c))
+                .any(|(m2, c2)| m2 == mac && c2 != c && c2.covers(c))
         })
         .copied()
         .collect()
@@ -293,7 +293,7 @@ fn split_outermost(addrs: &imbl::OrdSet<Cidr>) -> (BTreeSet<Elem>, BTreeSet<Elem
     // Only networks can cover others, and there are few of them.
     let networks: Vec<&Cidr> = addrs.iter().filter(|c| !c.is_host()).collect();
     for c in addrs {
-        if networks.iter().any(|o| *o != c && o.contains(c)) {
+        if networks.iter().any(|o| *o != c && o.covers(c)) {
             continue;
         }
         let e = Elem::key(vec![Part::Net(*c)]);
@@ -306,11 +306,10 @@ fn split_outermost(addrs: &imbl::OrdSet<Cidr>) -> (BTreeSet<Elem>, BTreeSet<Elem
     (v4, v6)
 }
 
-/// fe80::/64 with the modified EUI-64 of `mac` (IPAM's SLAAC computation).
+/// fe80::/64 with the modified EUI-64 of `mac` (the interface identifier
+/// IPAM's SLAAC addresses use too).
 pub fn link_local(mac: &Mac) -> Ipv6Addr {
-    let fe80 = neutrino_ipam::Cidr::new(IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0)), 64);
-    fe80.and_then(|c| neutrino_ipam::eui64(&c, *mac))
-        .unwrap_or(Ipv6Addr::UNSPECIFIED)
+    Ipv6Addr::from((0xfe80u128 << 112) | u128::from(mac.eui64_interface_id()))
 }
 
 fn digest_of(s: &str) -> String {
@@ -542,7 +541,7 @@ pub fn rule_text(r: &Rule) -> Option<String> {
             if c.is_v4() != r.ipv4 {
                 return None;
             }
-            parts.push(format!("{fam} {field} {c}"));
+            parts.push(format!("{fam} {field} {}", c.compact()));
         }
         Remote::Group(g) => {
             let v = if r.ipv4 { 4 } else { 6 };

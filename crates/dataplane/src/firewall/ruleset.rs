@@ -7,7 +7,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use super::model::Cidr;
-use crate::model::{Mac, fmt_mac};
+use crate::model::Mac;
 
 /// Name of the agent's table in both families.
 pub const TABLE: &str = "neutrino";
@@ -59,8 +59,8 @@ impl fmt::Display for Part {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Part::Ifname(n) => write!(f, "\"{n}\""),
-            Part::Mac(m) => f.write_str(&fmt_mac(m)),
-            Part::Net(c) => write!(f, "{c}"),
+            Part::Mac(m) => write!(f, "{m}"),
+            Part::Net(c) => write!(f, "{}", c.compact()),
             Part::Raw6(c) => {
                 let (lo, hi) = c.v6_bounds();
                 if lo == hi {

@@ -1,11 +1,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
-use crate::model::parse_mac;
+use crate::model::Mac;
 
-fn mac(i: u32) -> crate::model::Mac {
+fn mac(i: u32) -> Mac {
     let b = i.to_be_bytes();
-    [0xfa, 0x16, b[0], b[1], b[2], b[3]]
+    Mac::new([0xfa, 0x16, b[0], b[1], b[2], b[3]])
 }
 
 fn rule(
@@ -42,7 +42,7 @@ fn spec(n: u32, groups: u32) -> FirewallSpec {
                         Direction::Ingress,
                         Some(6),
                         Some((22, 22)),
-                        Remote::Prefix(Cidr::parse("192.0.2.0/24").unwrap()),
+                        Remote::Prefix(Cidr::parse_host_or_network("192.0.2.0/24").unwrap()),
                     ),
                     rule(Direction::Egress, None, None, Remote::Any),
                 ],
@@ -57,7 +57,7 @@ fn spec(n: u32, groups: u32) -> FirewallSpec {
 
 fn add_port(s: &mut FirewallSpec, i: u32, groups: u32) {
     let gid = format!("g{}", i % groups);
-    let ip = Cidr::parse(&format!(
+    let ip = Cidr::parse_host_or_network(&format!(
         "10.{}.{}.{}",
         i >> 16 & 255,
         i >> 8 & 255,
@@ -115,7 +115,7 @@ fn removing_a_port_deletes_only_its_elements() {
         .members
         .get_mut("g2")
         .unwrap()
-        .remove(&Cidr::parse("10.0.0.42").unwrap());
+        .remove(&Cidr::parse_host_or_network("10.0.0.42").unwrap());
     let p = plan(&render(&after), &Observed::from_ruleset(&render(&before)));
     assert_eq!(p.elements, 8, "{}", p.script);
     assert!(
@@ -133,7 +133,7 @@ fn a_new_remote_group_member_is_one_element() {
         .members
         .get_mut("g1")
         .unwrap()
-        .insert(Cidr::parse("10.9.9.9").unwrap());
+        .insert(Cidr::parse_host_or_network("10.9.9.9").unwrap());
     let p = plan(&render(&after), &Observed::from_ruleset(&render(&before)));
     assert_eq!(p.script, "add element inet neutrino g4-g1 { 10.9.9.9 }\n");
 }
@@ -202,8 +202,8 @@ fn isolation_drops_same_network_sources_before_own_group_rules() {
     s.network_addresses.insert(
         "net".into(),
         imbl::OrdSet::from(vec![
-            Cidr::parse("10.0.0.1").unwrap(),
-            Cidr::parse("10.0.0.2").unwrap(),
+            Cidr::parse_host_or_network("10.0.0.1").unwrap(),
+            Cidr::parse_host_or_network("10.0.0.2").unwrap(),
         ]),
     );
     let rs = render(&s);
@@ -235,7 +235,7 @@ fn rule_texts() {
             Direction::Ingress,
             Some(6),
             Some((22, 22)),
-            Remote::Prefix(Cidr::parse("10.1.2.3/8").unwrap())
+            Remote::Prefix(Cidr::parse_host_or_network("10.1.2.3/8").unwrap())
         )
         .unwrap(),
         "ip saddr 10.0.0.0/8 meta l4proto 6 th dport 22 accept"
@@ -260,7 +260,7 @@ fn rule_texts() {
             Direction::Ingress,
             None,
             None,
-            Remote::Prefix(Cidr::parse("2001:db8::/32").unwrap())
+            Remote::Prefix(Cidr::parse_host_or_network("2001:db8::/32").unwrap())
         )
         .is_none()
     );
@@ -279,9 +279,9 @@ fn covered_sources_are_left_out_of_interval_sets() {
     let mut s = spec(1, 1);
     let p = s.ports.get_mut("tap00000001").unwrap();
     p.sources
-        .insert((mac(1), Cidr::parse("10.0.0.0/24").unwrap()));
+        .insert((mac(1), Cidr::parse_host_or_network("10.0.0.0/24").unwrap()));
     p.sources
-        .insert((mac(1), Cidr::parse("10.0.0.0/16").unwrap()));
+        .insert((mac(1), Cidr::parse_host_or_network("10.0.0.0/16").unwrap()));
     let rs = render(&s);
     // Addresses go in the hash set; of the networks only the outermost.
     let src4 = &rs.sets[&(Family::Bridge, "port_src4".to_string())].elements;
@@ -296,7 +296,7 @@ fn covered_sources_are_left_out_of_interval_sets() {
 
 #[test]
 fn link_local_is_eui64() {
-    let m = parse_mac("fa:16:3e:11:22:33").unwrap();
+    let m = "fa:16:3e:11:22:33".parse::<Mac>().unwrap();
     assert_eq!(
         render::link_local(&m).to_string(),
         "fe80::f816:3eff:fe11:2233"
@@ -375,7 +375,7 @@ fn a_delta_touches_only_the_changed_ports_and_members() {
             .members
             .get_mut("g3")
             .unwrap()
-            .remove(&Cidr::parse("10.0.0.3").unwrap());
+            .remove(&Cidr::parse_host_or_network("10.0.0.3").unwrap());
         let (p, observed) = after_delta(&before, &after).expect("a delta");
         // One port in (8 elements), one out (8).
         assert_eq!(p.elements, 16, "{}", p.script);
@@ -392,7 +392,7 @@ fn a_delta_of_a_membership_is_one_element() {
         .members
         .get_mut("g1")
         .unwrap()
-        .insert(Cidr::parse("10.9.9.9").unwrap());
+        .insert(Cidr::parse_host_or_network("10.9.9.9").unwrap());
     let (p, observed) = after_delta(&before, &after).unwrap();
     assert_eq!(p.script, "add element inet neutrino g4-g1 { 10.9.9.9 }\n");
     assert_eq!(observed, Observed::from_ruleset(&render(&after)));

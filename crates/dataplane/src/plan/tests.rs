@@ -4,8 +4,8 @@ use crate::model::{Bridge, NsLink, ObservedNamespace, Vxlan};
 const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 const C: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 3);
-const M1: Mac = [0xfa, 0x16, 0x3e, 0, 0, 1];
-const M2: Mac = [0xfa, 0x16, 0x3e, 0, 0, 2];
+const M1: Mac = Mac::new([0xfa, 0x16, 0x3e, 0, 0, 1]);
+const M2: Mac = Mac::new([0xfa, 0x16, 0x3e, 0, 0, 2]);
 
 fn own() -> Ownership {
     Ownership {
@@ -91,7 +91,7 @@ fn converged(d: &DesiredHost, extra: &[ObservedLink]) -> ObservedHost {
                 .flood
                 .iter()
                 .map(|d| FdbEntry {
-                    mac: ZERO_MAC,
+                    mac: Mac::ZERO,
                     dst: *d,
                 })
                 .chain(v.macs.iter().map(|(m, d)| FdbEntry { mac: *m, dst: *d }))
@@ -166,7 +166,7 @@ fn empty_host_creates_bridge_vxlan_and_fdb_in_order() {
             },
             Op::AddFdb {
                 dev: "vxlan-100".into(),
-                mac: ZERO_MAC,
+                mac: Mac::ZERO,
                 dst: B
             },
             Op::AddFdb {
@@ -206,7 +206,7 @@ fn flood_and_mac_changes_only_touch_fdb() {
             },
             Op::AddFdb {
                 dev: dev(),
-                mac: ZERO_MAC,
+                mac: Mac::ZERO,
                 dst: C
             },
             Op::AddFdb {
@@ -216,7 +216,7 @@ fn flood_and_mac_changes_only_touch_fdb() {
             },
             Op::DelFdb {
                 dev: dev(),
-                mac: ZERO_MAC,
+                mac: Mac::ZERO,
                 dst: B
             },
         ]
@@ -255,7 +255,7 @@ fn wrong_vni_recreates_vxlan_before_create_and_readds_fdb() {
             },
             Op::AddFdb {
                 dev: "vxlan-100".into(),
-                mac: ZERO_MAC,
+                mac: Mac::ZERO,
                 dst: B
             },
         ]

@@ -95,7 +95,8 @@ pub fn bad_resource_request(resource: &str, msg: impl std::fmt::Display) -> ApiE
 }
 
 /// An IPAM error as the API reports it.
-pub fn ipam_error(e: IpamError) -> ApiError {
+pub fn ipam_error(e: impl Into<IpamError>) -> ApiError {
+    let e = e.into();
     let kind = match e.http_status() {
         404 => ErrorKind::NotFound,
         409 => ErrorKind::Conflict,

@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use neutrino_ipam::{AddressRequest, Cidr, Ipam, eui64, parse_ip, parse_mac};
+use neutrino_ipam::{AddressRequest, Cidr, Ipam, IpamError, Mac, eui64, parse_ip};
 use neutrino_model::body::{Body, Op, item_str};
 use neutrino_model::query::{AttrValue as V, FilterType as T};
 use neutrino_model::{
@@ -474,7 +474,7 @@ fn parse_address_pairs(pairs: Vec<Value>) -> ApiResult<Vec<AddressPairRequest>> 
         };
         let ip = if ip.contains('/') {
             Cidr::parse(&ip)
-                .map_err(|e| ApiError::invalid_attr("allowed_address_pairs", e))?
+                .map_err(|e| ApiError::invalid_attr("allowed_address_pairs", IpamError::from(e)))?
                 .to_string()
         } else {
             parse_ip(&ip)
@@ -578,20 +578,13 @@ fn is_hostname(s: &str) -> bool {
 }
 
 fn normalize_mac(s: &str) -> ApiResult<String> {
-    match parse_mac(s) {
-        Some(m) if m != [0; 6] && m != [0xff; 6] && m[0] & 1 == 0 => Ok(format_mac(m)),
+    match s.parse::<Mac>() {
+        Ok(m) if !m.is_zero() && !m.is_broadcast() && !m.is_multicast() => Ok(m.to_string()),
         _ => Err(ApiError::invalid_attr(
             "mac_address",
             format!("'{s}' is not a valid MAC address"),
         )),
     }
-}
-
-fn format_mac(m: [u8; 6]) -> String {
-    format!(
-        "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-        m[0], m[1], m[2], m[3], m[4], m[5]
-    )
 }
 
 fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: PortRequest) -> ApiResult<Arc<Port>> {
@@ -672,7 +665,7 @@ fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: PortRequest) -> ApiResult
     )?;
     let mut extra = Vec::new();
     merge_dhcp_opts(&mut extra, r.extra_dhcp_opts.clone().unwrap_or_default());
-    let mac_bytes = parse_mac(&mac).unwrap_or([0; 6]);
+    let mac_bytes = mac.parse().unwrap_or(Mac::ZERO);
     let fixed_ips = allocate(
         txn,
         &net,
@@ -714,12 +707,12 @@ fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: PortRequest) -> ApiResult
 
 /// A random MAC under `base_mac`, unique on the network.
 fn generate_mac(txn: &Txn<'_>, network_id: &str) -> ApiResult<String> {
-    let base = txn.config.base_mac;
+    let base = txn.config.base_mac.octets();
     for _ in 0..16 {
         let mut rnd = [0u8; 3];
         getrandom::fill(&mut rnd).map_err(|_| ApiError::internal())?;
         let fourth = if base[3] != 0 { base[3] } else { rnd[0] };
-        let mac = format_mac([base[0], base[1], base[2], fourth, rnd[1], rnd[2]]);
+        let mac = Mac::new([base[0], base[1], base[2], fourth, rnd[1], rnd[2]]).to_string();
         if !txn
             .state
             .macs
@@ -804,7 +797,7 @@ fn allocate(
     txn: &mut Txn<'_>,
     net: &Network,
     device_owner: &str,
-    mac: [u8; 6],
+    mac: Mac,
     requested: Option<Vec<FixedIpRequest>>,
     existing: &[FixedIp],
 ) -> ApiResult<Vec<FixedIp>> {
@@ -1114,7 +1107,7 @@ fn apply_update(
     }
     let mac_changed = p.mac_address != cur.mac_address;
     if r.fixed_ips.is_some() || mac_changed {
-        let mac = parse_mac(&p.mac_address).unwrap_or([0; 6]);
+        let mac = p.mac_address.parse().unwrap_or(Mac::ZERO);
         let mut existing = cur.fixed_ips.clone();
         if mac_changed {
             // EUI-64 addresses follow the MAC: drop the old ones so they are recomputed.
@@ -1165,7 +1158,7 @@ fn allocate_update(
     txn: &mut Txn<'_>,
     net: &Network,
     owner: &str,
-    mac: [u8; 6],
+    mac: Mac,
     requested: Option<Vec<FixedIpRequest>>,
     existing: &[FixedIp],
 ) -> ApiResult<Vec<FixedIp>> {
@@ -1205,7 +1198,7 @@ pub fn create_service_port(
     fixed_ips: Option<Vec<FixedIpRequest>>,
 ) -> ApiResult<Port> {
     let mac = generate_mac(txn, &net.id)?;
-    let mac_bytes = parse_mac(&mac).unwrap_or([0; 6]);
+    let mac_bytes = mac.parse().unwrap_or(Mac::ZERO);
     let fixed_ips = allocate(txn, net, owner, mac_bytes, fixed_ips, &[])?;
     let p = Port {
         id: new_id(),
@@ -1252,7 +1245,7 @@ pub fn set_service_port_ips(
         .get(&port.network_id)
         .cloned()
         .ok_or_else(|| Network::not_found(&port.network_id))?;
-    let mac = parse_mac(&port.mac_address).unwrap_or([0; 6]);
+    let mac = port.mac_address.parse().unwrap_or(Mac::ZERO);
     let mut p = port.clone();
     p.fixed_ips = allocate(
         txn,

@@ -629,10 +629,9 @@ fn remote_prefix(b: &Body, ethertype: &str) -> ApiResult<(Option<String>, Option
         None => (None, None),
         Some(p) => {
             let c = if p.contains('/') {
-                Cidr::parse(&p)
+                Cidr::parse(&p).map_err(neutrino_ipam::IpamError::from)
             } else {
-                neutrino_ipam::parse_ip(&p)
-                    .and_then(|ip| Cidr::new(ip, if ip.is_ipv4() { 32 } else { 128 }))
+                neutrino_ipam::parse_ip(&p).map(Cidr::host)
             }
             .map_err(|e| ApiError::invalid_attr("remote_ip_prefix", e))?;
             if c.is_v4() == v6 {

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use neutrino_ipam::{AddressRequest, Cidr, Ipam, eui64, parse_ip, parse_mac, subnet_plan};
+use neutrino_ipam::{AddressRequest, Cidr, Ipam, IpamError, Mac, eui64, parse_ip, subnet_plan};
 use neutrino_model::body::{Body, item_str};
 use neutrino_model::query::{AttrValue as V, FilterType as T};
 use neutrino_model::{
@@ -245,7 +245,7 @@ pub fn parse_routes(attr: &str, items: Vec<Value>) -> ApiResult<Vec<HostRoute>> 
             ));
         }
         let dest = item_str(attr, &o, "destination")?.unwrap_or_default();
-        let c = Cidr::parse(&dest).map_err(|e| ApiError::invalid_attr(attr, e))?;
+        let c = Cidr::parse(&dest).map_err(|e| ApiError::invalid_attr(attr, IpamError::from(e)))?;
         if !c.is_network() {
             return Err(ApiError::invalid_attr(
                 attr,
@@ -312,7 +312,8 @@ fn parse_create(engine: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<NewSub
             "a cidr must be specified in the absence of a subnet pool",
         ));
     };
-    let cidr = Cidr::parse(&cidr_text).map_err(|e| ApiError::invalid_attr("cidr", e))?;
+    let cidr =
+        Cidr::parse(&cidr_text).map_err(|e| ApiError::invalid_attr("cidr", IpamError::from(e)))?;
     if cidr.is_v4() != (version == 4) {
         return Err(ApiError::invalid_input("Cidr and ip_version mismatch"));
     }
@@ -447,7 +448,7 @@ fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: NewSubnet) -> ApiResult<A
             .into_iter()
             .filter(|p| !p.device_owner.starts_with("network:router"))
         {
-            let Some(mac) = parse_mac(&p.mac_address) else {
+            let Ok(mac) = p.mac_address.parse::<Mac>() else {
                 continue;
             };
             let ip = IpAddr::V6(eui64(&r.cidr, mac).map_err(ipam_error)?);
