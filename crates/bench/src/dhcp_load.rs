@@ -148,6 +148,7 @@ impl Hist {
         if self.n == 0 {
             return 0.0;
         }
+        #[allow(clippy::cast_sign_loss, reason = "at least 1.0")]
         let want = ((self.n as f64) * p / 100.0).ceil().max(1.0) as u64;
         let mut acc = 0u64;
         for (i, &c) in self.b.iter().enumerate() {
@@ -444,6 +445,7 @@ fn main() -> Result<()> {
     let sock: UdpSocket = sock.into();
     sock.set_read_timeout(Some(Duration::from_millis(1)))?;
     let timeout_ns = args.timeout_ms * 1_000_000;
+    #[allow(clippy::cast_sign_loss, reason = "the rate is positive here")]
     let cap = if args.rate > 0.0 {
         // at most rate x (2 drop times) exchanges can be in flight
         (args.rate * 2.0 * args.timeout_ms as f64 / 1000.0) as usize + 1024
@@ -477,6 +479,7 @@ fn main() -> Result<()> {
         h_ra: Hist::new(),
     };
 
+    #[allow(clippy::cast_sign_loss, reason = "durations are not negative")]
     let dur_ns = (args.duration * 1e9) as u64;
     let rate = args.rate;
     let outstanding = args.outstanding.max(1);
@@ -491,6 +494,7 @@ fn main() -> Result<()> {
             if rate > 0.0 {
                 // exchanges due by now (the first at t = 0); at most 256 per turn so
                 // that replies keep being read after a stall
+                #[allow(clippy::cast_sign_loss, reason = "time and rate are not negative")]
                 let due = (now as f64 * rate / 1e9) as u64 + 1;
                 let mut n = 0;
                 while g.c.started + g.c.table_full < due && n < 256 {

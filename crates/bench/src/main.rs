@@ -391,6 +391,7 @@ fn pct(sorted: &[f64], p: f64) -> Option<f64> {
         return None;
     }
     let n = sorted.len();
+    #[allow(clippy::cast_sign_loss, reason = "clamped to 0..n-1 above")]
     let k =
         ((p / 100.0 * n as f64 + 0.5).round_ties_even() - 1.0).clamp(0.0, (n - 1) as f64) as usize;
     Some(ms(sorted[k]))
@@ -639,7 +640,7 @@ fn uniq_tag() -> String {
         .unwrap_or(0);
     format!(
         "{:06x}",
-        (n ^ (std::process::id() as u128) << 20) & 0xff_ffff
+        (n ^ u128::from(std::process::id()) << 20) & 0xff_ffff
     )
 }
 

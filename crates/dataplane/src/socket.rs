@@ -89,7 +89,7 @@ pub(crate) fn messages(
 /// The errno of an NLMSG_ERROR payload; 0 is an ack.
 pub(crate) fn error_code(payload: &[u8]) -> Result<i32, SocketError> {
     u32_at(payload, 0)
-        .map(|c| c as i32)
+        .map(u32::cast_signed)
         .ok_or_else(|| decode_err("truncated NLMSG_ERROR"))
 }
 

@@ -59,10 +59,11 @@ impl Store for SqliteStore {
 
     fn commit(&mut self, batch: &[Change]) -> Result<u64, StoreError> {
         let tx = self.conn.transaction()?;
-        let mut revision: u64 =
-            tx.query_row("SELECT COALESCE(MAX(revision), 0) FROM changes", [], |r| {
-                r.get::<_, i64>(0)
-            })? as u64;
+        let mut revision: u64 = rev(tx.query_row(
+            "SELECT COALESCE(MAX(revision), 0) FROM changes",
+            [],
+            |r| r.get::<_, i64>(0),
+        )?);
         if revision == 0 {
             // After a compaction that emptied the log, continue from the stored mark.
             revision = tx
@@ -106,7 +107,7 @@ impl Store for SqliteStore {
             .get_meta("revision")?
             .and_then(|v| v.parse::<i64>().ok())
             .unwrap_or(0);
-        Ok(logged.max(mark) as u64)
+        Ok(rev(logged.max(mark)))
     }
 
     fn changes_since(
@@ -121,7 +122,7 @@ impl Store for SqliteStore {
             .get_meta("compacted_through")?
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
-        if revision < floor && oldest.is_none_or(|o| (o as u64) > revision + 1) {
+        if revision < floor && oldest.is_none_or(|o| rev(o) > revision + 1) {
             return Ok(None);
         }
         let mut stmt = self.conn.prepare_cached(
@@ -129,9 +130,9 @@ impl Store for SqliteStore {
              LEFT JOIN resources r ON r.kind = c.kind AND r.id = c.id
              WHERE c.revision > ?1 ORDER BY c.revision LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![revision as i64, limit as i64], |r| {
+        let rows = stmt.query_map(params![sql(revision), sql(limit as u64)], |r| {
             Ok(ChangeRecord {
-                revision: r.get::<_, i64>(0)? as u64,
+                revision: rev(r.get::<_, i64>(0)?),
                 kind: r.get(1)?,
                 id: r.get(2)?,
                 deleted: r.get(3)?,
@@ -144,10 +145,7 @@ impl Store for SqliteStore {
     fn compact(&mut self, revision: u64) -> Result<(), StoreError> {
         let current = self.revision()?;
         let tx = self.conn.transaction()?;
-        tx.execute(
-            "DELETE FROM changes WHERE revision <= ?1",
-            [revision as i64],
-        )?;
+        tx.execute("DELETE FROM changes WHERE revision <= ?1", [sql(revision)])?;
         for (k, v) in [("compacted_through", revision), ("revision", current)] {
             tx.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -172,6 +170,16 @@ impl Store for SqliteStore {
         )?;
         Ok(())
     }
+}
+
+/// A revision as SQLite stores it (INTEGER is signed; revisions never reach 2^63).
+fn sql(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A revision read back from SQLite.
+fn rev(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
 }
 
 #[cfg(test)]
