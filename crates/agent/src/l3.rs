@@ -1,5 +1,5 @@
-//! The L3 step of a pass, after L2 has built the routers' namespaces and
-//! legs: each router's NAT table (one nft transaction inside its namespace,
+//! The routers step of a pass (`host.rs::sync_routers`), after the links
+//! step has built the routers' namespaces and legs: each router's NAT table (one nft transaction inside its namespace,
 //! only what differs), a gratuitous ARP for each floating IP that arrived
 //! here (upstream caches follow a move between hosts at once), and the end
 //! of the connections of each floating IP that left (conntrack would keep

@@ -1,4 +1,5 @@
-//! Desired and observed L2 host state. Pure data: no I/O here, so the planner
+//! Desired and observed host state: bridges, links, namespaces with their
+//! legs and routes. Pure data: no I/O here, so the planner
 //! can be tested without root.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -64,7 +65,7 @@ pub struct Vxlan {
 }
 
 /// A veth pair: host side on a bridge, namespace side (with addresses) in a
-/// namespace. Used for DHCP server ports.
+/// namespace: a DHCP port's or a router's leg.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NsEndpoint {
     pub namespace: String,
