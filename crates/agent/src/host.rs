@@ -76,6 +76,8 @@ struct Outcome {
     applied: usize,
     /// Objects whose op failed, with the error.
     failed: BTreeMap<Object, String>,
+    /// Objects whose op was skipped: it waits for another that failed.
+    skipped: BTreeSet<Object>,
     /// Every object the plan had an op for (None: there was no plan, the
     /// host could not be read).
     planned: Option<BTreeSet<Object>>,
@@ -357,10 +359,11 @@ impl HostStep {
                 },
             );
         }
-        // Still waiting, and still needing an op.
+        // Still waiting (held back, or due but skipped behind another
+        // failure: its backoff goes on growing), and still needing an op.
         for (o, h) in std::mem::take(&mut self.held) {
             let needed = out.planned.as_ref().is_none_or(|p| p.contains(&o));
-            if held.contains(&o) && needed {
+            if (held.contains(&o) || out.skipped.contains(&o)) && needed {
                 next.entry(o).or_insert(h);
             }
         }
@@ -469,6 +472,7 @@ fn sync_links(
         }
         for (index, waits_for) in &errors.skipped {
             tracing::debug!(op = ?ops[*index], %waits_for, "skipped");
+            out.skipped.extend(ops[*index].objects().into_iter().next());
         }
     }
     out.applied = applied;

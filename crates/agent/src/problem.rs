@@ -229,6 +229,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_kind_is_listed_for_metrics() {
+        let id = || "x".to_string();
+        let all = [
+            Problem::Network(id()),
+            Problem::DhcpPort(id()),
+            Problem::Router(id()),
+            Problem::HostGateway(id()),
+            Problem::Binding(id()),
+            Problem::DhcpDriver(id()),
+            Problem::Firewall,
+            Problem::Host(id()),
+        ];
+        // A new variant must be added above (the match makes that fail to compile).
+        for p in &all {
+            match p {
+                Problem::Network(_)
+                | Problem::DhcpPort(_)
+                | Problem::Router(_)
+                | Problem::HostGateway(_)
+                | Problem::Binding(_)
+                | Problem::DhcpDriver(_)
+                | Problem::Firewall
+                | Problem::Host(_) => {}
+            }
+        }
+        let kinds: Vec<&str> = all.iter().map(Problem::kind).collect();
+        assert_eq!(kinds, Problem::KINDS);
+    }
+
+    #[test]
     fn backoff_doubles_from_half_a_second_to_thirty() {
         let now = Instant::now();
         let mut b = Backoff::start(now);

@@ -126,6 +126,20 @@ impl Op {
     /// Whether later ops on this op's objects depend on it succeeding: it
     /// creates or removes them (a name not freed cannot be created again).
     /// A failed attribute change (MTU, master, address) holds back nothing.
+    /// What later ops cannot use when this one failed or was skipped: the
+    /// objects it creates or removes. A veth's namespace is not its to break
+    /// (the namespace's other legs and routes still converge).
+    fn left_unbuilt(&self) -> Vec<Object> {
+        if !self.others_depend() {
+            return Vec::new();
+        }
+        let mut objects = self.objects();
+        if matches!(self, Op::CreateVethIntoNs { .. }) {
+            objects.retain(|o| !matches!(o, Object::Namespace(_)));
+        }
+        objects
+    }
+
     fn others_depend(&self) -> bool {
         matches!(
             self,
@@ -284,12 +298,13 @@ impl Host {
         let mut errors = ApplyErrors::default();
         for (index, op) in ops.iter().enumerate() {
             let objects = op.objects();
+            let Some(object) = objects.first().cloned() else {
+                continue;
+            };
             if let Some(o) = objects.iter().find(|o| broken.contains(*o)) {
                 errors.skipped.push((index, o.clone()));
                 // Its own objects are not built either.
-                if op.others_depend() {
-                    broken.extend(objects);
-                }
+                broken.extend(op.left_unbuilt());
                 continue;
             }
             let res = (|| -> Result<(), HostError> {
@@ -300,24 +315,11 @@ impl Host {
                 apply_one(nl, op)
             })();
             if let Err(source) = res {
-                if op.others_depend() {
-                    // A veth's namespace is not its to break.
-                    broken.extend(
-                        objects
-                            .iter()
-                            .filter(|o| {
-                                !matches!(
-                                    (op, o),
-                                    (Op::CreateVethIntoNs { .. }, Object::Namespace(_))
-                                )
-                            })
-                            .cloned(),
-                    );
-                }
+                broken.extend(op.left_unbuilt());
                 errors.failed.push(ApplyError {
                     index,
                     op: Box::new(op.clone()),
-                    object: objects.into_iter().next().expect("every op has an object"),
+                    object,
                     source,
                 });
             }

@@ -1127,17 +1127,9 @@ fn apply_update(
             }
             existing.retain(|f| !auto.contains(&f.subnet_id));
         }
-        let requested = r.fixed_ips.or_else(|| {
-            Some(
-                existing
-                    .iter()
-                    .map(|f| FixedIpRequest {
-                        subnet_id: Some(f.subnet_id.clone()),
-                        ip: parse_ip(&f.ip_address).ok(),
-                    })
-                    .collect(),
-            )
-        });
+        let requested = r
+            .fixed_ips
+            .or_else(|| Some(existing.iter().map(FixedIpRequest::existing).collect()));
         p.fixed_ips = allocate_update(txn, &net, &p.device_owner, mac, requested, &existing)?;
         // A floating IP whose fixed address went away is no longer associated.
         let held: Vec<String> = p.fixed_ips.iter().map(|f| f.ip_address.clone()).collect();
@@ -1175,10 +1167,7 @@ fn allocate_update(
                 .iter()
                 .any(|r| r.subnet_id.as_deref() == Some(f.subnet_id.as_str()))
             {
-                requested.push(FixedIpRequest {
-                    subnet_id: Some(f.subnet_id.clone()),
-                    ip: parse_ip(&f.ip_address).ok(),
-                });
+                requested.push(FixedIpRequest::existing(f));
             }
         }
     }

@@ -437,7 +437,6 @@ fn remove_group(txn: &mut Txn<'_>, ctx: &AuthContext, cur: &SecurityGroup) -> Ap
 }
 
 /// A rule request, checked without the model.
-/// A rule request, checked without the model.
 pub struct NewRule {
     rule: SecurityGroupRule,
     /// The request named the rule's project (else it is the group's).
