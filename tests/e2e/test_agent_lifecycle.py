@@ -29,12 +29,17 @@ def host_state(ns: str) -> dict:
     """What must not change across an agent restart: links, addresses and the
     static forwarding entries (learned ones age on their own)."""
     links = strip_timers(json.loads(nsx(ns, "ip", "-j", "-d", "link", "show").stdout))
-    addrs = json.loads(nsx(ns, "ip", "-j", "addr", "show").stdout)
+    # The address dump repeats each link's flags and operstate: the bridge's
+    # carrier is the kernel's there too.
+    addrs = strip_timers(json.loads(nsx(ns, "ip", "-j", "addr", "show").stdout))
     for a in addrs:
         # IPv6 link-local addresses are the kernel's (and go through DAD on their own).
         a["addr_info"] = [i for i in a.get("addr_info", []) if i.get("scope") != "link"]
+    # Multicast entries are the kernel's: a device's group memberships (a
+    # bridge joins its solicited-node group once it has carrier).
     fdb = [e for e in json.loads(nsx(ns, "bridge", "-j", "fdb", "show").stdout)
-           if e.get("state") == "permanent" and "master" not in e]
+           if e.get("state") == "permanent" and "master" not in e
+           and not int(e["mac"].split(":")[0], 16) & 1]
     return {"links": links, "addrs": addrs, "fdb": sorted(fdb, key=json.dumps)}
 
 

@@ -218,10 +218,7 @@ pub trait Resource: Record + Clone + Send + Sync + Sized + 'static {
         ctx: &AuthContext,
         _pairs: &[(String, String)],
     ) -> Vec<&'s Arc<Self>> {
-        Self::all(state)
-            .values()
-            .filter(|i| Self::visible(ctx, state, i))
-            .collect()
+        visible_all(state, ctx)
     }
 
     /// The item if the caller may see it, else the resource's 404.
@@ -271,16 +268,34 @@ pub trait Resource: Record + Clone + Send + Sync + Sized + 'static {
             let req = req?;
             engine
                 .write(move |txn| {
-                    let cur = Self::find(txn.state, &ctx, &id)?;
-                    Self::check_update(&ctx, &cur, if_match)?;
-                    let mut item = (*cur).clone();
-                    Self::apply_update(txn, &ctx, &cur, &mut item, req)?;
-                    touch(item.std_mut(), txn.now);
-                    Self::put(txn, item.clone())?;
-                    Ok(Arc::new(item))
+                    let check = |cur: &Self| Self::check_update(&ctx, cur, if_match);
+                    let apply = |txn: &mut Txn<'_>, cur: &Self, item: &mut Self| {
+                        Self::apply_update(txn, &ctx, cur, item, req)
+                    };
+                    Self::change(txn, &ctx, &id, check, apply).map(|(item, ())| item)
                 })
                 .await
         }
+    }
+
+    /// Changes one item the caller may see, inside the writer: `check` says
+    /// whether they may, `f` changes a copy of it (and whatever else the
+    /// change takes); the copy's revision is bumped and it is stored. Updates
+    /// and the router-interface actions share it.
+    fn change<T>(
+        txn: &mut Txn<'_>,
+        ctx: &AuthContext,
+        id: &str,
+        check: impl FnOnce(&Self) -> ApiResult<()>,
+        f: impl FnOnce(&mut Txn<'_>, &Self, &mut Self) -> ApiResult<T>,
+    ) -> ApiResult<(Arc<Self>, T)> {
+        let cur = Self::find(txn.state, ctx, id)?;
+        check(&cur)?;
+        let mut item = (*cur).clone();
+        let out = f(txn, &cur, &mut item)?;
+        touch(item.std_mut(), txn.now);
+        Self::put(txn, item.clone())?;
+        Ok((Arc::new(item), out))
     }
 
     fn delete(
@@ -300,6 +315,14 @@ pub trait Resource: Record + Clone + Send + Sync + Sized + 'static {
                 .await
         }
     }
+}
+
+/// Every item of `R` the caller may see, in id order.
+pub fn visible_all<'s, R: Resource>(state: &'s State, ctx: &AuthContext) -> Vec<&'s Arc<R>> {
+    R::all(state)
+        .values()
+        .filter(|i| R::visible(ctx, state, i))
+        .collect()
 }
 
 /// A create request checked outside the writer: the caller may write, the

@@ -75,11 +75,70 @@ impl Resource for FloatingIp {
     type Create = NewFip;
 
     fn parse_create(_: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<NewFip> {
-        parse_create(ctx, b)
+        b.required("floating_network_id")?;
+        let r = NewFip {
+            network_id: b.uuid("floating_network_id")?.unwrap_or_default(),
+            address: parse_ip_attr(&b, "floating_ip_address")?,
+            subnet_id: match b.raw("subnet_id") {
+                Some(Value::Null) => None,
+                _ => b.uuid("subnet_id")?,
+            },
+            port_id: parse_port_id(&b)?.flatten(),
+            fixed_ip: parse_ip_attr(&b, "fixed_ip_address")?,
+            description: b.string("description", 255)?,
+            project_id: policy::target_project(
+                ctx,
+                b.string("project_id", 255)?,
+                b.string("tenant_id", 255)?,
+            )?,
+        };
+        if r.address.is_some() && !ctx.is_admin() {
+            return Err(ApiError::forbidden(
+                "rule:create_floatingip:floating_ip_address",
+            ));
+        }
+        if r.fixed_ip.is_some() && r.port_id.is_none() {
+            return Err(bad_request(
+                "fixed_ip_address cannot be specified without a port_id",
+            ));
+        }
+        Ok(r)
     }
 
     fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: NewFip) -> ApiResult<Arc<FloatingIp>> {
-        create_one(txn, ctx, r).map(Arc::new)
+        let net = Network::find(txn.state, ctx, &r.network_id)?;
+        if !net.router_external {
+            return Err(bad_request(format!(
+                "Network {} is not a valid external network",
+                net.id
+            )));
+        }
+        check_quota(txn, &r.project_id, "floatingip", 1)?;
+        let id = new_id();
+        // The address first, then the association, as Neutron does.
+        let port = allocate_address(txn, &net, &id, r.subnet_id.as_deref(), r.address)?;
+        let address = port
+            .fixed_ips
+            .iter()
+            .find(|f| parse_ip(&f.ip_address).is_ok_and(|ip| ip.is_ipv4()))
+            .map(|f| f.ip_address.clone())
+            .ok_or_else(|| exhausted(&net.id))?;
+        let mut fip = FloatingIp {
+            id,
+            floating_network_id: net.id.clone(),
+            floating_ip_address: address,
+            floating_port_id: port.id,
+            port_id: None,
+            fixed_ip_address: None,
+            router_id: None,
+            status: "DOWN".into(),
+            std: new_std(txn, r.project_id, r.description),
+        };
+        if let Some(p) = &r.port_id {
+            associate(txn, ctx, &mut fip, p, r.fixed_ip)?;
+        }
+        txn.put_fip(fip.clone());
+        Ok(Arc::new(fip))
     }
 
     fn parse_update(_: &Engine, _: &AuthContext, b: Body) -> ApiResult<FipUpdate> {
@@ -165,73 +224,6 @@ pub struct NewFip {
     fixed_ip: Option<IpAddr>,
     description: Option<String>,
     project_id: String,
-}
-
-fn parse_create(ctx: &AuthContext, b: Body) -> ApiResult<NewFip> {
-    b.required("floating_network_id")?;
-    let r = NewFip {
-        network_id: b.uuid("floating_network_id")?.unwrap_or_default(),
-        address: parse_ip_attr(&b, "floating_ip_address")?,
-        subnet_id: match b.raw("subnet_id") {
-            Some(Value::Null) => None,
-            _ => b.uuid("subnet_id")?,
-        },
-        port_id: parse_port_id(&b)?.flatten(),
-        fixed_ip: parse_ip_attr(&b, "fixed_ip_address")?,
-        description: b.string("description", 255)?,
-        project_id: policy::target_project(
-            ctx,
-            b.string("project_id", 255)?,
-            b.string("tenant_id", 255)?,
-        )?,
-    };
-    if r.address.is_some() && !ctx.is_admin() {
-        return Err(ApiError::forbidden(
-            "rule:create_floatingip:floating_ip_address",
-        ));
-    }
-    if r.fixed_ip.is_some() && r.port_id.is_none() {
-        return Err(bad_request(
-            "fixed_ip_address cannot be specified without a port_id",
-        ));
-    }
-    Ok(r)
-}
-
-fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: NewFip) -> ApiResult<FloatingIp> {
-    let net = Network::find(txn.state, ctx, &r.network_id)?;
-    if !net.router_external {
-        return Err(bad_request(format!(
-            "Network {} is not a valid external network",
-            net.id
-        )));
-    }
-    check_quota(txn, &r.project_id, "floatingip", 1)?;
-    let id = new_id();
-    // The address first, then the association, as Neutron does.
-    let port = allocate_address(txn, &net, &id, r.subnet_id.as_deref(), r.address)?;
-    let address = port
-        .fixed_ips
-        .iter()
-        .find(|f| parse_ip(&f.ip_address).is_ok_and(|ip| ip.is_ipv4()))
-        .map(|f| f.ip_address.clone())
-        .ok_or_else(|| exhausted(&net.id))?;
-    let mut fip = FloatingIp {
-        id,
-        floating_network_id: net.id.clone(),
-        floating_ip_address: address,
-        floating_port_id: port.id,
-        port_id: None,
-        fixed_ip_address: None,
-        router_id: None,
-        status: "DOWN".into(),
-        std: new_std(txn, r.project_id, r.description),
-    };
-    if let Some(p) = &r.port_id {
-        associate(txn, ctx, &mut fip, p, r.fixed_ip)?;
-    }
-    txn.put_fip(fip.clone());
-    Ok(fip)
 }
 
 fn exhausted(network_id: &str) -> ApiError {

@@ -86,15 +86,87 @@ impl Resource for Network {
     type Create = NewNetwork;
 
     fn parse_create(_: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<NewNetwork> {
-        parse_create(ctx, b)
+        let n = NewNetwork {
+            name: b.name("name")?.unwrap_or_default(),
+            description: b.string("description", 255)?,
+            admin_state_up: b.bool("admin_state_up")?.unwrap_or(true),
+            shared: b.bool("shared")?.unwrap_or(false),
+            router_external: b.bool("router:external")?.unwrap_or(false),
+            mtu: b.u32_in("mtu", 68, 65535)?.flatten(),
+            port_security_enabled: b.bool("port_security_enabled")?.unwrap_or(true),
+            network_type: b.nullable_string("provider:network_type", 32)?.flatten(),
+            physical_network: b
+                .nullable_string("provider:physical_network", 64)?
+                .flatten(),
+            segmentation_id: b
+                .u32_in("provider:segmentation_id", 0, 16_777_215)?
+                .flatten(),
+            project_id: policy::target_project(
+                ctx,
+                b.string("project_id", 255)?,
+                b.string("tenant_id", 255)?,
+            )?,
+        };
+        if (n.shared || n.router_external) && !ctx.is_admin() {
+            return Err(ApiError::forbidden("rule:create_network:shared"));
+        }
+        let provider =
+            n.network_type.is_some() || n.physical_network.is_some() || n.segmentation_id.is_some();
+        if provider && !ctx.is_admin() {
+            return Err(ApiError::forbidden(
+                "rule:create_network:provider:network_type",
+            ));
+        }
+        Ok(n)
     }
 
-    fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: NewNetwork) -> ApiResult<Arc<Network>> {
-        create_one(txn, ctx, r)
+    fn create_one(txn: &mut Txn<'_>, _ctx: &AuthContext, r: NewNetwork) -> ApiResult<Arc<Network>> {
+        check_quota(txn, &r.project_id, "network", 1)?;
+        ops::security_groups::ensure_default_group(txn, &r.project_id)?;
+        let (network_type, physnet, seg) = allocate_segment(txn, &r)?;
+        let max_mtu = txn.config.default_mtu(&network_type);
+        if let Some(mtu) = r.mtu
+            && mtu > max_mtu
+        {
+            return Err(ApiError::invalid_input(format!(
+                "Requested MTU is too big, maximum is {max_mtu}"
+            )));
+        }
+        let n = Network {
+            id: new_id(),
+            name: r.name,
+            admin_state_up: r.admin_state_up,
+            status: "ACTIVE".into(),
+            shared: r.shared,
+            router_external: r.router_external,
+            mtu: r.mtu.unwrap_or(max_mtu),
+            port_security_enabled: r.port_security_enabled,
+            network_type,
+            physical_network: physnet,
+            segmentation_id: seg,
+            std: new_std(txn, r.project_id, r.description),
+        };
+        txn.put_network(n.clone());
+        Ok(Arc::new(n))
     }
 
     fn parse_update(_: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<NetworkUpdate> {
-        parse_update(ctx, &b)
+        let r = NetworkUpdate {
+            name: b.name("name")?,
+            description: b.string("description", 255)?,
+            admin_state_up: b.bool("admin_state_up")?,
+            shared: b.bool("shared")?,
+            external: b.bool("router:external")?,
+            mtu: b.u32_in("mtu", 68, 65535)?.flatten(),
+            port_security: b.bool("port_security_enabled")?,
+            provider_type: b.nullable_string("provider:network_type", 32)?,
+            provider_physnet: b.nullable_string("provider:physical_network", 64)?,
+            provider_seg: b.u32_in("provider:segmentation_id", 0, 16_777_215)?,
+        };
+        if (r.shared.is_some() || r.external.is_some()) && !ctx.is_admin() {
+            return Err(ApiError::forbidden("rule:update_network:shared"));
+        }
+        Ok(r)
     }
 
     fn apply_update(
@@ -104,11 +176,135 @@ impl Resource for Network {
         n: &mut Network,
         r: NetworkUpdate,
     ) -> ApiResult<()> {
-        apply_update(txn, ctx, cur, n, r)
+        let NetworkUpdate {
+            name,
+            description,
+            admin_state_up,
+            shared,
+            external,
+            mtu,
+            port_security,
+            provider_type,
+            provider_physnet,
+            provider_seg,
+        } = r;
+        let provider_given =
+            provider_type.is_some() || provider_physnet.is_some() || provider_seg.is_some();
+        if provider_given {
+            if !ctx.is_admin() {
+                return Err(ApiError::forbidden(
+                    "rule:update_network:provider:network_type",
+                ));
+            }
+            let same = provider_type
+                .as_ref()
+                .is_none_or(|t| t.as_deref() == Some(cur.network_type.as_str()))
+                && provider_physnet
+                    .as_ref()
+                    .is_none_or(|p| *p == cur.physical_network)
+                && provider_seg
+                    .as_ref()
+                    .is_none_or(|s| *s == cur.segmentation_id);
+            if !same {
+                return Err(ApiError::invalid_input(
+                    "Plugin does not support updating provider attributes",
+                ));
+            }
+        }
+        if let Some(v) = name {
+            n.name = v;
+        }
+        if let Some(v) = description {
+            n.std.description = v;
+        }
+        if let Some(v) = admin_state_up {
+            n.admin_state_up = v;
+        }
+        if let Some(v) = shared {
+            if !v && n.shared {
+                let foreign = txn
+                    .state
+                    .ports_of(&n.id)
+                    .any(|p| p.std.project_id != n.std.project_id && !p.is_network_owned());
+                if foreign {
+                    return Err(ApiError::conflict(
+                        "InvalidSharedSetting",
+                        format!(
+                            "Unable to reconfigure sharing settings for network {}. Multiple tenants are using it.",
+                            n.id
+                        ),
+                    ));
+                }
+            }
+            n.shared = v;
+        }
+        if let Some(v) = external {
+            // Routers' gateways need the network to stay external.
+            if !v
+                && n.router_external
+                && txn
+                    .state
+                    .ports_of(&n.id)
+                    .any(|p| p.device_owner == OWNER_ROUTER_GATEWAY)
+            {
+                return Err(ApiError::conflict(
+                    "ExternalNetworkInUse",
+                    format!(
+                        "External network {} cannot be updated to be made non-external, since it has existing gateway ports.",
+                        n.id
+                    ),
+                ));
+            }
+            n.router_external = v;
+        }
+        if let Some(v) = mtu {
+            let max = txn.config.default_mtu(&n.network_type);
+            if v > max {
+                return Err(ApiError::invalid_input(format!(
+                    "Requested MTU is too big, maximum is {max}"
+                )));
+            }
+            if v < 1280 && txn.state.subnets_of(&n.id).any(|s| s.ip_version == 6) {
+                return Err(ApiError::conflict(
+                    "NetworkMTUSubnetConflict",
+                    format!("MTU of {} contains subnets with incompatible MTU {v}", n.id),
+                ));
+            }
+            n.mtu = v;
+        }
+        if let Some(v) = port_security {
+            n.port_security_enabled = v;
+        }
+        Ok(())
     }
 
     fn remove(txn: &mut Txn<'_>, _: &AuthContext, cur: Arc<Network>) -> ApiResult<()> {
-        remove(txn, &cur)
+        let id = cur.id.as_str();
+        let ports: Vec<_> = txn.state.ports_of(id).cloned().collect();
+        let blocking: Vec<&str> = ports
+            .iter()
+            .filter(|p| !is_auto_delete_owner(&p.device_owner))
+            .map(|p| p.id.as_str())
+            .collect();
+        if !blocking.is_empty() {
+            return Err(ApiError::conflict(
+                "NetworkInUse",
+                format!(
+                    "Unable to complete operation on network {id}. There are one or more ports still in use on the network, id for these ports is: {}.",
+                    blocking.join(",")
+                ),
+            ));
+        }
+        for p in &ports {
+            release_port_ips(txn, p);
+            txn.delete_port(&p.id);
+        }
+        let subnets: Vec<String> = txn.state.subnets_of(id).map(|s| s.id.clone()).collect();
+        for s in subnets {
+            txn.delete_subnet(&s);
+        }
+        txn.delete_network(id);
+        Ok(())
     }
 }
 
@@ -136,71 +332,6 @@ pub struct NewNetwork {
     physical_network: Option<String>,
     segmentation_id: Option<u32>,
     project_id: String,
-}
-
-fn parse_create(ctx: &AuthContext, b: Body) -> ApiResult<NewNetwork> {
-    let n = NewNetwork {
-        name: b.name("name")?.unwrap_or_default(),
-        description: b.string("description", 255)?,
-        admin_state_up: b.bool("admin_state_up")?.unwrap_or(true),
-        shared: b.bool("shared")?.unwrap_or(false),
-        router_external: b.bool("router:external")?.unwrap_or(false),
-        mtu: b.u32_in("mtu", 68, 65535)?.flatten(),
-        port_security_enabled: b.bool("port_security_enabled")?.unwrap_or(true),
-        network_type: b.nullable_string("provider:network_type", 32)?.flatten(),
-        physical_network: b
-            .nullable_string("provider:physical_network", 64)?
-            .flatten(),
-        segmentation_id: b
-            .u32_in("provider:segmentation_id", 0, 16_777_215)?
-            .flatten(),
-        project_id: policy::target_project(
-            ctx,
-            b.string("project_id", 255)?,
-            b.string("tenant_id", 255)?,
-        )?,
-    };
-    if (n.shared || n.router_external) && !ctx.is_admin() {
-        return Err(ApiError::forbidden("rule:create_network:shared"));
-    }
-    let provider =
-        n.network_type.is_some() || n.physical_network.is_some() || n.segmentation_id.is_some();
-    if provider && !ctx.is_admin() {
-        return Err(ApiError::forbidden(
-            "rule:create_network:provider:network_type",
-        ));
-    }
-    Ok(n)
-}
-
-fn create_one(txn: &mut Txn<'_>, _ctx: &AuthContext, r: NewNetwork) -> ApiResult<Arc<Network>> {
-    check_quota(txn, &r.project_id, "network", 1)?;
-    ops::security_groups::ensure_default_group(txn, &r.project_id)?;
-    let (network_type, physnet, seg) = allocate_segment(txn, &r)?;
-    let max_mtu = txn.config.default_mtu(&network_type);
-    if let Some(mtu) = r.mtu
-        && mtu > max_mtu
-    {
-        return Err(ApiError::invalid_input(format!(
-            "Requested MTU is too big, maximum is {max_mtu}"
-        )));
-    }
-    let n = Network {
-        id: new_id(),
-        name: r.name,
-        admin_state_up: r.admin_state_up,
-        status: "ACTIVE".into(),
-        shared: r.shared,
-        router_external: r.router_external,
-        mtu: r.mtu.unwrap_or(max_mtu),
-        port_security_enabled: r.port_security_enabled,
-        network_type,
-        physical_network: physnet,
-        segmentation_id: seg,
-        std: new_std(txn, r.project_id, r.description),
-    };
-    txn.put_network(n.clone());
-    Ok(Arc::new(n))
 }
 
 /// Picks the network's segment: the admin's provider attributes, checked and
@@ -370,163 +501,6 @@ pub struct NetworkUpdate {
     provider_type: Option<Option<String>>,
     provider_physnet: Option<Option<String>>,
     provider_seg: Option<Option<u32>>,
-}
-
-fn parse_update(ctx: &AuthContext, b: &Body) -> ApiResult<NetworkUpdate> {
-    let r = NetworkUpdate {
-        name: b.name("name")?,
-        description: b.string("description", 255)?,
-        admin_state_up: b.bool("admin_state_up")?,
-        shared: b.bool("shared")?,
-        external: b.bool("router:external")?,
-        mtu: b.u32_in("mtu", 68, 65535)?.flatten(),
-        port_security: b.bool("port_security_enabled")?,
-        provider_type: b.nullable_string("provider:network_type", 32)?,
-        provider_physnet: b.nullable_string("provider:physical_network", 64)?,
-        provider_seg: b.u32_in("provider:segmentation_id", 0, 16_777_215)?,
-    };
-    if (r.shared.is_some() || r.external.is_some()) && !ctx.is_admin() {
-        return Err(ApiError::forbidden("rule:update_network:shared"));
-    }
-    Ok(r)
-}
-
-fn apply_update(
-    txn: &mut Txn<'_>,
-    ctx: &AuthContext,
-    cur: &Network,
-    n: &mut Network,
-    r: NetworkUpdate,
-) -> ApiResult<()> {
-    let NetworkUpdate {
-        name,
-        description,
-        admin_state_up,
-        shared,
-        external,
-        mtu,
-        port_security,
-        provider_type,
-        provider_physnet,
-        provider_seg,
-    } = r;
-    let provider_given =
-        provider_type.is_some() || provider_physnet.is_some() || provider_seg.is_some();
-    if provider_given {
-        if !ctx.is_admin() {
-            return Err(ApiError::forbidden(
-                "rule:update_network:provider:network_type",
-            ));
-        }
-        let same = provider_type
-            .as_ref()
-            .is_none_or(|t| t.as_deref() == Some(cur.network_type.as_str()))
-            && provider_physnet
-                .as_ref()
-                .is_none_or(|p| *p == cur.physical_network)
-            && provider_seg
-                .as_ref()
-                .is_none_or(|s| *s == cur.segmentation_id);
-        if !same {
-            return Err(ApiError::invalid_input(
-                "Plugin does not support updating provider attributes",
-            ));
-        }
-    }
-    if let Some(v) = name {
-        n.name = v;
-    }
-    if let Some(v) = description {
-        n.std.description = v;
-    }
-    if let Some(v) = admin_state_up {
-        n.admin_state_up = v;
-    }
-    if let Some(v) = shared {
-        if !v && n.shared {
-            let foreign = txn
-                .state
-                .ports_of(&n.id)
-                .any(|p| p.std.project_id != n.std.project_id && !p.is_network_owned());
-            if foreign {
-                return Err(ApiError::conflict(
-                    "InvalidSharedSetting",
-                    format!(
-                        "Unable to reconfigure sharing settings for network {}. Multiple tenants are using it.",
-                        n.id
-                    ),
-                ));
-            }
-        }
-        n.shared = v;
-    }
-    if let Some(v) = external {
-        // Routers' gateways need the network to stay external.
-        if !v
-            && n.router_external
-            && txn
-                .state
-                .ports_of(&n.id)
-                .any(|p| p.device_owner == OWNER_ROUTER_GATEWAY)
-        {
-            return Err(ApiError::conflict(
-                "ExternalNetworkInUse",
-                format!(
-                    "External network {} cannot be updated to be made non-external, since it has existing gateway ports.",
-                    n.id
-                ),
-            ));
-        }
-        n.router_external = v;
-    }
-    if let Some(v) = mtu {
-        let max = txn.config.default_mtu(&n.network_type);
-        if v > max {
-            return Err(ApiError::invalid_input(format!(
-                "Requested MTU is too big, maximum is {max}"
-            )));
-        }
-        if v < 1280 && txn.state.subnets_of(&n.id).any(|s| s.ip_version == 6) {
-            return Err(ApiError::conflict(
-                "NetworkMTUSubnetConflict",
-                format!("MTU of {} contains subnets with incompatible MTU {v}", n.id),
-            ));
-        }
-        n.mtu = v;
-    }
-    if let Some(v) = port_security {
-        n.port_security_enabled = v;
-    }
-    Ok(())
-}
-
-fn remove(txn: &mut Txn<'_>, cur: &Network) -> ApiResult<()> {
-    let id = cur.id.as_str();
-    let ports: Vec<_> = txn.state.ports_of(id).cloned().collect();
-    let blocking: Vec<&str> = ports
-        .iter()
-        .filter(|p| !is_auto_delete_owner(&p.device_owner))
-        .map(|p| p.id.as_str())
-        .collect();
-    if !blocking.is_empty() {
-        return Err(ApiError::conflict(
-            "NetworkInUse",
-            format!(
-                "Unable to complete operation on network {id}. There are one or more ports still in use on the network, id for these ports is: {}.",
-                blocking.join(",")
-            ),
-        ));
-    }
-    for p in &ports {
-        release_port_ips(txn, p);
-        txn.delete_port(&p.id);
-    }
-    let subnets: Vec<String> = txn.state.subnets_of(id).map(|s| s.id.clone()).collect();
-    for s in subnets {
-        txn.delete_subnet(&s);
-    }
-    txn.delete_network(id);
-    Ok(())
 }
 
 /// Ports that go away with their network (Neutron's AUTO_DELETE_PORT_OWNERS).

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::{check_quota, check_revision, ipam_error, new_id, new_std, touch};
-use crate::resource::{Attr, Resource, ViewCtx, put_json};
+use crate::resource::{Attr, Resource, ViewCtx, put_json, visible_all};
 use crate::txn::Txn;
 use crate::{Engine, State, ops, policy};
 
@@ -134,7 +134,123 @@ impl Resource for Port {
     }
 
     fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: PortRequest) -> ApiResult<Arc<Port>> {
-        create_one(txn, ctx, r)
+        let network_id = r.network_id.clone().unwrap_or_default();
+        let net = Network::find(txn.state, ctx, &network_id)?;
+        let project = r
+            .project_id
+            .clone()
+            .unwrap_or_else(|| ctx.project_id.clone());
+        let owns_net = policy::owns(ctx, &net.std.project_id);
+        if !owns_net && !net.shared {
+            return Err(ApiError::forbidden("rule:create_port"));
+        }
+        if !owns_net {
+            // On someone else's shared network a member may not pick addresses or MACs.
+            let picks_ip = r
+                .fixed_ips
+                .as_ref()
+                .is_some_and(|f| f.iter().any(|x| x.ip.is_some()));
+            if picks_ip || r.mac.is_some() {
+                return Err(ApiError::forbidden("rule:create_port:fixed_ips:ip_address"));
+            }
+        }
+        let device_owner = r.device_owner.clone().unwrap_or_default();
+        if device_owner.starts_with("network:") && !owns_net {
+            return Err(ApiError::forbidden("rule:create_port:device_owner"));
+        }
+        check_router_device(
+            txn,
+            ctx,
+            &device_owner,
+            r.device_id.as_deref().unwrap_or_default(),
+        )?;
+        check_quota(txn, &project, "port", 1)?;
+        let mac = match r.mac.clone().flatten() {
+            Some(m) => {
+                if txn
+                    .state
+                    .macs
+                    .contains_key(&(network_id.clone(), m.clone()))
+                {
+                    return Err(ApiError::conflict(
+                        "MacAddressInUse",
+                        format!(
+                            "Unable to complete operation for network {network_id}. The mac address {m} is in use."
+                        ),
+                    ));
+                }
+                m
+            }
+            None => generate_mac(txn, &network_id)?,
+        };
+        let trusted = device_owner.starts_with("network:");
+        let port_security = if trusted {
+            false
+        } else {
+            r.port_security_enabled.unwrap_or(net.port_security_enabled)
+        };
+        let id = new_id();
+        let security_groups = match r.security_groups.clone() {
+            Some(groups) => {
+                check_groups(txn, ctx, &groups)?;
+                if !port_security && !groups.is_empty() {
+                    return Err(ApiError::bad_request(
+                        "Port security must be enabled and port must have an IP address in order to use security groups.",
+                    ));
+                }
+                groups
+            }
+            None if port_security => {
+                vec![ops::security_groups::ensure_default_group(txn, &project)?]
+            }
+            None => Vec::new(),
+        };
+        let pairs = build_pairs(
+            txn,
+            r.allowed_address_pairs.clone().unwrap_or_default(),
+            &mac,
+            port_security,
+        )?;
+        let mut extra = Vec::new();
+        merge_dhcp_opts(&mut extra, r.extra_dhcp_opts.clone().unwrap_or_default());
+        let mac_bytes = mac.parse().unwrap_or(Mac::ZERO);
+        let fixed_ips = allocate(
+            txn,
+            &net,
+            &device_owner,
+            mac_bytes,
+            r.fixed_ips.clone(),
+            &[],
+        )?;
+        let host = r.host_id.clone().unwrap_or_default();
+        let p = Port {
+            id,
+            name: r.name.unwrap_or_default(),
+            network_id,
+            admin_state_up: r.admin_state_up.unwrap_or(true),
+            status: "DOWN".into(),
+            mac_address: mac,
+            fixed_ips,
+            device_id: r.device_id.unwrap_or_default(),
+            device_owner,
+            security_groups,
+            port_security_enabled: port_security,
+            allowed_address_pairs: pairs,
+            extra_dhcp_opts: extra,
+            binding_vif_type: if host.is_empty() {
+                "unbound".into()
+            } else {
+                "binding_failed".into()
+            },
+            binding_host_id: host,
+            binding_vnic_type: r.vnic_type.unwrap_or_else(|| "normal".into()),
+            binding_profile: r.profile.unwrap_or_else(|| Value::Object(Map::new())),
+            binding_vif_details: Value::Object(Map::new()),
+            dns_name: r.dns_name.unwrap_or_default(),
+            std: new_std(txn, project, r.description),
+        };
+        txn.put_port(p.clone());
+        Ok(Arc::new(p))
     }
 
     fn parse_update(_: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<PortRequest> {
@@ -148,7 +264,156 @@ impl Resource for Port {
         p: &mut Port,
         r: PortRequest,
     ) -> ApiResult<()> {
-        apply_update(txn, ctx, cur, p, r)
+        let ctx = ctx.clone();
+        let net = txn
+            .state
+            .networks
+            .get(&cur.network_id)
+            .cloned()
+            .ok_or_else(|| Network::not_found(&cur.network_id))?;
+        if let Some(v) = r.name {
+            p.name = v;
+        }
+        if let Some(v) = r.description {
+            p.std.description = v;
+        }
+        if let Some(v) = r.admin_state_up {
+            p.admin_state_up = v;
+        }
+        if let Some(v) = r.device_id {
+            p.device_id = v;
+        }
+        if let Some(v) = r.device_owner {
+            if v.starts_with("network:") && !policy::owns(&ctx, &net.std.project_id) {
+                return Err(ApiError::forbidden("rule:update_port:device_owner"));
+            }
+            p.device_owner = v;
+        }
+        if let Some(v) = r.dns_name {
+            p.dns_name = v;
+        }
+        if let Some(v) = r.vnic_type {
+            p.binding_vnic_type = v;
+        }
+        if let Some(v) = r.profile {
+            p.binding_profile = v;
+        }
+        if let Some(v) = r.host_id {
+            if v != p.binding_host_id {
+                // Moving a port to another host unbinds it until that host's agent wires it.
+                p.status = "DOWN".into();
+                p.binding_vif_type = if v.is_empty() {
+                    "unbound".into()
+                } else {
+                    "binding_failed".into()
+                };
+            }
+            p.binding_host_id = v;
+        }
+        if let Some(mac) = r.mac {
+            let new_mac = match mac {
+                Some(m) => m,
+                None => generate_mac(txn, &p.network_id)?,
+            };
+            if new_mac != p.mac_address {
+                if !p.binding_host_id.is_empty() {
+                    return Err(ApiError::conflict(
+                        "PortBound",
+                        format!(
+                            "Unable to complete operation on port {}, port is already bound, port type: {}, old_mac {}, new_mac {}.",
+                            p.id, p.binding_vif_type, p.mac_address, new_mac
+                        ),
+                    ));
+                }
+                if txn
+                    .state
+                    .macs
+                    .contains_key(&(p.network_id.clone(), new_mac.clone()))
+                {
+                    return Err(ApiError::conflict(
+                        "MacAddressInUse",
+                        format!(
+                            "Unable to complete operation for network {}. The mac address {new_mac} is in use.",
+                            p.network_id
+                        ),
+                    ));
+                }
+                p.mac_address = new_mac;
+            }
+        }
+        if r.port_security_enabled.is_some()
+            || r.security_groups.is_some()
+            || r.allowed_address_pairs.is_some()
+        {
+            let ps = r.port_security_enabled.unwrap_or(p.port_security_enabled);
+            let groups = match r.security_groups {
+                Some(g) => {
+                    check_groups(txn, &ctx, &g)?;
+                    g
+                }
+                None => p.security_groups.clone(),
+            };
+            if !ps && !groups.is_empty() {
+                return Err(ApiError::conflict(
+                    "PortSecurityPortHasSecurityGroup",
+                    "Port has security group associated. Cannot disable port security or ip address until security group is removed",
+                ));
+            }
+            let pairs = match r.allowed_address_pairs {
+                Some(pairs) => build_pairs(txn, pairs, &p.mac_address, ps)?,
+                None if !ps && !p.allowed_address_pairs.is_empty() => {
+                    return Err(ApiError::conflict(
+                        "AddressPairAndPortSecurityRequired",
+                        "Port Security must be enabled in order to have allowed address pairs on a port.",
+                    ));
+                }
+                None => p.allowed_address_pairs.clone(),
+            };
+            p.port_security_enabled = ps;
+            p.security_groups = groups;
+            p.allowed_address_pairs = pairs;
+        }
+        if let Some(opts) = r.extra_dhcp_opts {
+            merge_dhcp_opts(&mut p.extra_dhcp_opts, opts);
+        }
+        let mac_changed = p.mac_address != cur.mac_address;
+        if r.fixed_ips.is_some() || mac_changed {
+            let mac = p.mac_address.parse().unwrap_or(Mac::ZERO);
+            let mut existing = cur.fixed_ips.clone();
+            if mac_changed {
+                // EUI-64 addresses follow the MAC: drop the old ones so they are recomputed.
+                let auto: Vec<String> = txn
+                    .state
+                    .subnets_of(&p.network_id)
+                    .filter(|s| s.is_auto_address())
+                    .map(|s| s.id.clone())
+                    .collect();
+                for f in cur.fixed_ips.iter().filter(|f| auto.contains(&f.subnet_id)) {
+                    if let Ok(ip) = parse_ip(&f.ip_address) {
+                        txn.state
+                            .ipam
+                            .release(&f.subnet_id, ip)
+                            .map_err(ipam_error)?;
+                    }
+                }
+                existing.retain(|f| !auto.contains(&f.subnet_id));
+            }
+            let requested = r
+                .fixed_ips
+                .or_else(|| Some(existing.iter().map(FixedIpRequest::existing).collect()));
+            p.fixed_ips = allocate_update(txn, &net, &p.device_owner, mac, requested, &existing)?;
+            // A floating IP whose fixed address went away is no longer associated.
+            let held: Vec<String> = p.fixed_ips.iter().map(|f| f.ip_address.clone()).collect();
+            ops::floatingips::disassociate_port(txn, &p.id, |f| {
+                f.fixed_ip_address
+                    .as_ref()
+                    .is_none_or(|ip| !held.contains(ip))
+            });
+        }
+        if p.device_owner != cur.device_owner || p.device_id != cur.device_id {
+            check_router_device(txn, &ctx, &p.device_owner, &p.device_id)?;
+        }
+        Ok(())
     }
 
     /// The network's owner may delete other projects' ports on it.
@@ -192,11 +457,7 @@ impl Resource for Port {
             .map(|(_, v)| v.as_str())
             .collect();
         if nets.is_empty() {
-            return state
-                .ports
-                .values()
-                .filter(|p| policy::can_see_port(ctx, state, p))
-                .collect();
+            return visible_all(state, ctx);
         }
         let mut v: Vec<_> = nets
             .into_iter()
@@ -587,124 +848,6 @@ fn normalize_mac(s: &str) -> ApiResult<String> {
     }
 }
 
-fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: PortRequest) -> ApiResult<Arc<Port>> {
-    let network_id = r.network_id.clone().unwrap_or_default();
-    let net = Network::find(txn.state, ctx, &network_id)?;
-    let project = r
-        .project_id
-        .clone()
-        .unwrap_or_else(|| ctx.project_id.clone());
-    let owns_net = policy::owns(ctx, &net.std.project_id);
-    if !owns_net && !net.shared {
-        return Err(ApiError::forbidden("rule:create_port"));
-    }
-    if !owns_net {
-        // On someone else's shared network a member may not pick addresses or MACs.
-        let picks_ip = r
-            .fixed_ips
-            .as_ref()
-            .is_some_and(|f| f.iter().any(|x| x.ip.is_some()));
-        if picks_ip || r.mac.is_some() {
-            return Err(ApiError::forbidden("rule:create_port:fixed_ips:ip_address"));
-        }
-    }
-    let device_owner = r.device_owner.clone().unwrap_or_default();
-    if device_owner.starts_with("network:") && !owns_net {
-        return Err(ApiError::forbidden("rule:create_port:device_owner"));
-    }
-    check_router_device(
-        txn,
-        ctx,
-        &device_owner,
-        r.device_id.as_deref().unwrap_or_default(),
-    )?;
-    check_quota(txn, &project, "port", 1)?;
-    let mac = match r.mac.clone().flatten() {
-        Some(m) => {
-            if txn
-                .state
-                .macs
-                .contains_key(&(network_id.clone(), m.clone()))
-            {
-                return Err(ApiError::conflict(
-                    "MacAddressInUse",
-                    format!(
-                        "Unable to complete operation for network {network_id}. The mac address {m} is in use."
-                    ),
-                ));
-            }
-            m
-        }
-        None => generate_mac(txn, &network_id)?,
-    };
-    let trusted = device_owner.starts_with("network:");
-    let port_security = if trusted {
-        false
-    } else {
-        r.port_security_enabled.unwrap_or(net.port_security_enabled)
-    };
-    let id = new_id();
-    let security_groups = match r.security_groups.clone() {
-        Some(groups) => {
-            check_groups(txn, ctx, &groups)?;
-            if !port_security && !groups.is_empty() {
-                return Err(ApiError::bad_request(
-                    "Port security must be enabled and port must have an IP address in order to use security groups.",
-                ));
-            }
-            groups
-        }
-        None if port_security => vec![ops::security_groups::ensure_default_group(txn, &project)?],
-        None => Vec::new(),
-    };
-    let pairs = build_pairs(
-        txn,
-        r.allowed_address_pairs.clone().unwrap_or_default(),
-        &mac,
-        port_security,
-    )?;
-    let mut extra = Vec::new();
-    merge_dhcp_opts(&mut extra, r.extra_dhcp_opts.clone().unwrap_or_default());
-    let mac_bytes = mac.parse().unwrap_or(Mac::ZERO);
-    let fixed_ips = allocate(
-        txn,
-        &net,
-        &device_owner,
-        mac_bytes,
-        r.fixed_ips.clone(),
-        &[],
-    )?;
-    let host = r.host_id.clone().unwrap_or_default();
-    let p = Port {
-        id,
-        name: r.name.unwrap_or_default(),
-        network_id,
-        admin_state_up: r.admin_state_up.unwrap_or(true),
-        status: "DOWN".into(),
-        mac_address: mac,
-        fixed_ips,
-        device_id: r.device_id.unwrap_or_default(),
-        device_owner,
-        security_groups,
-        port_security_enabled: port_security,
-        allowed_address_pairs: pairs,
-        extra_dhcp_opts: extra,
-        binding_vif_type: if host.is_empty() {
-            "unbound".into()
-        } else {
-            "binding_failed".into()
-        },
-        binding_host_id: host,
-        binding_vnic_type: r.vnic_type.unwrap_or_else(|| "normal".into()),
-        binding_profile: r.profile.unwrap_or_else(|| Value::Object(Map::new())),
-        binding_vif_details: Value::Object(Map::new()),
-        dns_name: r.dns_name.unwrap_or_default(),
-        std: new_std(txn, project, r.description),
-    };
-    txn.put_port(p.clone());
-    Ok(Arc::new(p))
-}
-
 /// A random MAC under `base_mac`, unique on the network.
 fn generate_mac(txn: &Txn<'_>, network_id: &str) -> ApiResult<String> {
     let base = txn.config.base_mac.octets();
@@ -986,165 +1129,6 @@ pub fn release_port_ips(txn: &mut Txn<'_>, p: &Port) {
     }
 }
 
-fn apply_update(
-    txn: &mut Txn<'_>,
-    ctx: &AuthContext,
-    cur: &Port,
-    p: &mut Port,
-    r: PortRequest,
-) -> ApiResult<()> {
-    let ctx = ctx.clone();
-    let net = txn
-        .state
-        .networks
-        .get(&cur.network_id)
-        .cloned()
-        .ok_or_else(|| Network::not_found(&cur.network_id))?;
-    if let Some(v) = r.name {
-        p.name = v;
-    }
-    if let Some(v) = r.description {
-        p.std.description = v;
-    }
-    if let Some(v) = r.admin_state_up {
-        p.admin_state_up = v;
-    }
-    if let Some(v) = r.device_id {
-        p.device_id = v;
-    }
-    if let Some(v) = r.device_owner {
-        if v.starts_with("network:") && !policy::owns(&ctx, &net.std.project_id) {
-            return Err(ApiError::forbidden("rule:update_port:device_owner"));
-        }
-        p.device_owner = v;
-    }
-    if let Some(v) = r.dns_name {
-        p.dns_name = v;
-    }
-    if let Some(v) = r.vnic_type {
-        p.binding_vnic_type = v;
-    }
-    if let Some(v) = r.profile {
-        p.binding_profile = v;
-    }
-    if let Some(v) = r.host_id {
-        if v != p.binding_host_id {
-            // Moving a port to another host unbinds it until that host's agent wires it.
-            p.status = "DOWN".into();
-            p.binding_vif_type = if v.is_empty() {
-                "unbound".into()
-            } else {
-                "binding_failed".into()
-            };
-        }
-        p.binding_host_id = v;
-    }
-    if let Some(mac) = r.mac {
-        let new_mac = match mac {
-            Some(m) => m,
-            None => generate_mac(txn, &p.network_id)?,
-        };
-        if new_mac != p.mac_address {
-            if !p.binding_host_id.is_empty() {
-                return Err(ApiError::conflict(
-                    "PortBound",
-                    format!(
-                        "Unable to complete operation on port {}, port is already bound, port type: {}, old_mac {}, new_mac {}.",
-                        p.id, p.binding_vif_type, p.mac_address, new_mac
-                    ),
-                ));
-            }
-            if txn
-                .state
-                .macs
-                .contains_key(&(p.network_id.clone(), new_mac.clone()))
-            {
-                return Err(ApiError::conflict(
-                    "MacAddressInUse",
-                    format!(
-                        "Unable to complete operation for network {}. The mac address {new_mac} is in use.",
-                        p.network_id
-                    ),
-                ));
-            }
-            p.mac_address = new_mac;
-        }
-    }
-    if r.port_security_enabled.is_some()
-        || r.security_groups.is_some()
-        || r.allowed_address_pairs.is_some()
-    {
-        let ps = r.port_security_enabled.unwrap_or(p.port_security_enabled);
-        let groups = match r.security_groups {
-            Some(g) => {
-                check_groups(txn, &ctx, &g)?;
-                g
-            }
-            None => p.security_groups.clone(),
-        };
-        if !ps && !groups.is_empty() {
-            return Err(ApiError::conflict(
-                "PortSecurityPortHasSecurityGroup",
-                "Port has security group associated. Cannot disable port security or ip address until security group is removed",
-            ));
-        }
-        let pairs = match r.allowed_address_pairs {
-            Some(pairs) => build_pairs(txn, pairs, &p.mac_address, ps)?,
-            None if !ps && !p.allowed_address_pairs.is_empty() => {
-                return Err(ApiError::conflict(
-                    "AddressPairAndPortSecurityRequired",
-                    "Port Security must be enabled in order to have allowed address pairs on a port.",
-                ));
-            }
-            None => p.allowed_address_pairs.clone(),
-        };
-        p.port_security_enabled = ps;
-        p.security_groups = groups;
-        p.allowed_address_pairs = pairs;
-    }
-    if let Some(opts) = r.extra_dhcp_opts {
-        merge_dhcp_opts(&mut p.extra_dhcp_opts, opts);
-    }
-    let mac_changed = p.mac_address != cur.mac_address;
-    if r.fixed_ips.is_some() || mac_changed {
-        let mac = p.mac_address.parse().unwrap_or(Mac::ZERO);
-        let mut existing = cur.fixed_ips.clone();
-        if mac_changed {
-            // EUI-64 addresses follow the MAC: drop the old ones so they are recomputed.
-            let auto: Vec<String> = txn
-                .state
-                .subnets_of(&p.network_id)
-                .filter(|s| s.is_auto_address())
-                .map(|s| s.id.clone())
-                .collect();
-            for f in cur.fixed_ips.iter().filter(|f| auto.contains(&f.subnet_id)) {
-                if let Ok(ip) = parse_ip(&f.ip_address) {
-                    txn.state
-                        .ipam
-                        .release(&f.subnet_id, ip)
-                        .map_err(ipam_error)?;
-                }
-            }
-            existing.retain(|f| !auto.contains(&f.subnet_id));
-        }
-        let requested = r
-            .fixed_ips
-            .or_else(|| Some(existing.iter().map(FixedIpRequest::existing).collect()));
-        p.fixed_ips = allocate_update(txn, &net, &p.device_owner, mac, requested, &existing)?;
-        // A floating IP whose fixed address went away is no longer associated.
-        let held: Vec<String> = p.fixed_ips.iter().map(|f| f.ip_address.clone()).collect();
-        ops::floatingips::disassociate_port(txn, &p.id, |f| {
-            f.fixed_ip_address
-                .as_ref()
-                .is_none_or(|ip| !held.contains(ip))
-        });
-    }
-    if p.device_owner != cur.device_owner || p.device_id != cur.device_id {
-        check_router_device(txn, &ctx, &p.device_owner, &p.device_id)?;
-    }
-    Ok(())
-}
-
 /// Updates keep SLAAC addresses the request does not mention (Neutron keeps them).
 fn allocate_update(
     txn: &mut Txn<'_>,
@@ -1300,5 +1284,5 @@ pub fn create_in(
     m: Map<String, Value>,
 ) -> ApiResult<Arc<Port>> {
     let r = parse(ctx, &Port::body(m, Op::Create)?, Op::Create)?;
-    create_one(txn, ctx, r)
+    Port::create_one(txn, ctx, r)
 }

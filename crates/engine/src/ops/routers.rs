@@ -68,11 +68,44 @@ impl Resource for Router {
     type Create = NewRouter;
 
     fn parse_create(_: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<NewRouter> {
-        parse_create(ctx, b)
+        Ok(NewRouter {
+            name: b.name("name")?.unwrap_or_default(),
+            description: b.string("description", 255)?,
+            admin_state_up: b.bool("admin_state_up")?.unwrap_or(true),
+            gateway: b
+                .raw("external_gateway_info")
+                .map(|v| parse_gateway(v, ctx, "create_router"))
+                .transpose()?,
+            project_id: policy::target_project(
+                ctx,
+                b.string("project_id", 255)?,
+                b.string("tenant_id", 255)?,
+            )?,
+        })
     }
 
     fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: NewRouter) -> ApiResult<Arc<Router>> {
-        create_one(txn, ctx, r)
+        check_quota(txn, &r.project_id, "router", 1)?;
+        let mut router = Router {
+            id: new_id(),
+            name: r.name,
+            admin_state_up: r.admin_state_up,
+            status: "ACTIVE".into(),
+            external_gateway: None,
+            gw_port_id: None,
+            routes: Vec::new(),
+            std: new_std(txn, r.project_id, r.description),
+        };
+        if let Some(GatewayRequest::Set {
+            network_id,
+            enable_snat,
+            fixed_ips,
+        }) = r.gateway
+        {
+            set_gateway(txn, ctx, &mut router, network_id, enable_snat, fixed_ips)?;
+        }
+        txn.put_router(router.clone());
+        Ok(Arc::new(router))
     }
 
     fn parse_update(_: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<RouterUpdate> {
@@ -98,11 +131,52 @@ impl Resource for Router {
         r: &mut Router,
         req: RouterUpdate,
     ) -> ApiResult<()> {
-        apply_update(txn, ctx, r, req)
+        let RouterUpdate {
+            name,
+            description,
+            admin_state_up,
+            gateway,
+            routes,
+        } = req;
+        let ctx = ctx.clone();
+        if let Some(v) = name {
+            r.name = v;
+        }
+        if let Some(v) = description {
+            r.std.description = v;
+        }
+        if let Some(v) = admin_state_up {
+            r.admin_state_up = v;
+        }
+        match gateway {
+            None => {}
+            Some(GatewayRequest::Remove) => remove_gateway(txn, r)?,
+            Some(GatewayRequest::Set {
+                network_id,
+                enable_snat,
+                fixed_ips,
+            }) => set_gateway(txn, &ctx, r, network_id, enable_snat, fixed_ips)?,
+        }
+        if let Some(routes) = routes {
+            check_routes(txn, r, &routes)?;
+            r.routes = routes;
+        }
+        Ok(())
     }
 
     fn remove(txn: &mut Txn<'_>, _: &AuthContext, cur: Arc<Router>) -> ApiResult<()> {
-        remove(txn, &cur)
+        let id = cur.id.as_str();
+        let ports: Vec<&str> = txn.state.interfaces_of(id).map(|p| p.id.as_str()).collect();
+        if !ports.is_empty() {
+            return Err(ApiError::conflict(
+                "RouterInUse",
+                format!("Router {id} still has ports: {}", ports.join(", ")),
+            ));
+        }
+        let mut r = (*cur).clone();
+        remove_gateway(txn, &mut r)?;
+        txn.delete_router(id);
+        Ok(())
     }
 }
 
@@ -230,47 +304,6 @@ pub struct NewRouter {
     admin_state_up: bool,
     gateway: Option<GatewayRequest>,
     project_id: String,
-}
-
-fn parse_create(ctx: &AuthContext, b: Body) -> ApiResult<NewRouter> {
-    Ok(NewRouter {
-        name: b.name("name")?.unwrap_or_default(),
-        description: b.string("description", 255)?,
-        admin_state_up: b.bool("admin_state_up")?.unwrap_or(true),
-        gateway: b
-            .raw("external_gateway_info")
-            .map(|v| parse_gateway(v, ctx, "create_router"))
-            .transpose()?,
-        project_id: policy::target_project(
-            ctx,
-            b.string("project_id", 255)?,
-            b.string("tenant_id", 255)?,
-        )?,
-    })
-}
-
-fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: NewRouter) -> ApiResult<Arc<Router>> {
-    check_quota(txn, &r.project_id, "router", 1)?;
-    let mut router = Router {
-        id: new_id(),
-        name: r.name,
-        admin_state_up: r.admin_state_up,
-        status: "ACTIVE".into(),
-        external_gateway: None,
-        gw_port_id: None,
-        routes: Vec::new(),
-        std: new_std(txn, r.project_id, r.description),
-    };
-    if let Some(GatewayRequest::Set {
-        network_id,
-        enable_snat,
-        fixed_ips,
-    }) = r.gateway
-    {
-        set_gateway(txn, ctx, &mut router, network_id, enable_snat, fixed_ips)?;
-    }
-    txn.put_router(router.clone());
-    Ok(Arc::new(router))
 }
 
 /// The subnets a router is attached to (interfaces and gateway), with CIDRs.
@@ -501,60 +534,6 @@ pub struct RouterUpdate {
     routes: Option<Vec<HostRoute>>,
 }
 
-fn apply_update(
-    txn: &mut Txn<'_>,
-    ctx: &AuthContext,
-    r: &mut Router,
-    req: RouterUpdate,
-) -> ApiResult<()> {
-    let RouterUpdate {
-        name,
-        description,
-        admin_state_up,
-        gateway,
-        routes,
-    } = req;
-    let ctx = ctx.clone();
-    if let Some(v) = name {
-        r.name = v;
-    }
-    if let Some(v) = description {
-        r.std.description = v;
-    }
-    if let Some(v) = admin_state_up {
-        r.admin_state_up = v;
-    }
-    match gateway {
-        None => {}
-        Some(GatewayRequest::Remove) => remove_gateway(txn, r)?,
-        Some(GatewayRequest::Set {
-            network_id,
-            enable_snat,
-            fixed_ips,
-        }) => set_gateway(txn, &ctx, r, network_id, enable_snat, fixed_ips)?,
-    }
-    if let Some(routes) = routes {
-        check_routes(txn, r, &routes)?;
-        r.routes = routes;
-    }
-    Ok(())
-}
-
-fn remove(txn: &mut Txn<'_>, cur: &Router) -> ApiResult<()> {
-    let id = cur.id.as_str();
-    let ports: Vec<&str> = txn.state.interfaces_of(id).map(|p| p.id.as_str()).collect();
-    if !ports.is_empty() {
-        return Err(ApiError::conflict(
-            "RouterInUse",
-            format!("Router {id} still has ports: {}", ports.join(", ")),
-        ));
-    }
-    let mut r = (*cur).clone();
-    remove_gateway(txn, &mut r)?;
-    txn.delete_router(id);
-    Ok(())
-}
-
 /// Which interface an add/remove call names.
 struct InterfaceRequest {
     subnet_id: Option<String>,
@@ -623,18 +602,16 @@ pub async fn add_interface(
     let ctx = ctx.clone();
     engine
         .write(move |txn| {
-            let cur = Router::find(txn.state, &ctx, &id)?;
-            check_change(&ctx, &cur.std, "add_router_interface", None)?;
-            let port = match (req.port_id, req.subnet_id) {
-                (Some(pid), _) => attach_port(txn, &ctx, &cur, &pid)?,
-                (None, Some(sid)) => attach_subnet(txn, &ctx, &cur, &sid)?,
-                (None, None) => {
-                    return Err(bad_request("Either subnet_id or port_id must be specified"));
+            let check = |cur: &Router| check_change(&ctx, &cur.std, "add_router_interface", None);
+            let (r, port) = Router::change(txn, &ctx, &id, check, |txn, cur, _| {
+                match (req.port_id, req.subnet_id) {
+                    (Some(pid), _) => attach_port(txn, &ctx, cur, &pid),
+                    (None, Some(sid)) => attach_subnet(txn, &ctx, cur, &sid),
+                    (None, None) => {
+                        Err(bad_request("Either subnet_id or port_id must be specified"))
+                    }
                 }
-            };
-            let mut r = (*cur).clone();
-            touch(&mut r.std, txn.now);
-            txn.put_router(r.clone());
+            })?;
             Ok(interface_info(&r, &port, None))
         })
         .await
@@ -737,75 +714,74 @@ pub async fn remove_interface(
     let ctx = ctx.clone();
     engine
         .write(move |txn| {
-            let cur = Router::find(txn.state, &ctx, &id)?;
-            check_change(&ctx, &cur.std, "remove_router_interface", None)?;
-            let (port, subnet) = match (req.port_id, req.subnet_id) {
-                (Some(pid), sid) => {
-                    let port = txn
-                        .state
-                        .interfaces_of(&id)
-                        .find(|p| p.id == pid)
-                        .cloned()
-                        .ok_or_else(|| {
-                            ApiError::not_found(
-                                "RouterInterfaceNotFound",
-                                format!("Router {id} does not have an interface with id {pid}"),
-                            )
-                        })?;
-                    if let Some(s) = &sid
-                        && !port.fixed_ips.iter().any(|f| f.subnet_id == *s)
-                    {
-                        return Err(ApiError::new(
-                            ErrorKind::BadRequest,
-                            "SubnetMismatchForPort",
-                            format!(
-                                "Subnet on port {pid} does not match the requested subnet {s}."
-                            ),
-                        ));
-                    }
-                    for f in &port.fixed_ips {
-                        check_subnet_unused(txn, &cur, &f.subnet_id)?;
-                    }
-                    release_port_ips(txn, &port);
-                    txn.delete_port(&pid);
-                    (port, sid)
-                }
-                (None, Some(sid)) => {
-                    Subnet::find(txn.state, &ctx, &sid)?;
-                    let port = txn
-                        .state
-                        .interfaces_of(&id)
-                        .find(|p| p.fixed_ips.iter().any(|f| f.subnet_id == sid))
-                        .cloned()
-                        .ok_or_else(|| {
-                            ApiError::not_found(
-                                "RouterInterfaceNotFoundForSubnet",
-                                format!("Router {id} has no interface on subnet {sid}"),
-                            )
-                        })?;
-                    check_subnet_unused(txn, &cur, &sid)?;
-                    let rest: Vec<FixedIpRequest> = port
-                        .fixed_ips
-                        .iter()
-                        .filter(|f| f.subnet_id != sid)
-                        .map(FixedIpRequest::existing)
-                        .collect();
-                    if rest.is_empty() {
+            let check =
+                |cur: &Router| check_change(&ctx, &cur.std, "remove_router_interface", None);
+            let (r, (port, subnet)) = Router::change(txn, &ctx, &id, check, |txn, cur, _| {
+                Ok(match (req.port_id, req.subnet_id) {
+                    (Some(pid), sid) => {
+                        let port = txn
+                            .state
+                            .interfaces_of(&id)
+                            .find(|p| p.id == pid)
+                            .cloned()
+                            .ok_or_else(|| {
+                                ApiError::not_found(
+                                    "RouterInterfaceNotFound",
+                                    format!("Router {id} does not have an interface with id {pid}"),
+                                )
+                            })?;
+                        if let Some(s) = &sid
+                            && !port.fixed_ips.iter().any(|f| f.subnet_id == *s)
+                        {
+                            return Err(ApiError::new(
+                                ErrorKind::BadRequest,
+                                "SubnetMismatchForPort",
+                                format!(
+                                    "Subnet on port {pid} does not match the requested subnet {s}."
+                                ),
+                            ));
+                        }
+                        for f in &port.fixed_ips {
+                            check_subnet_unused(txn, cur, &f.subnet_id)?;
+                        }
                         release_port_ips(txn, &port);
-                        txn.delete_port(&port.id);
-                    } else {
-                        // Multi-prefix (IPv6) interface: only this subnet's address goes.
-                        ports::set_service_port_ips(txn, &port, rest)?;
+                        txn.delete_port(&pid);
+                        (port, sid)
                     }
-                    (port, Some(sid))
-                }
-                (None, None) => {
-                    return Err(bad_request("Either subnet_id or port_id must be specified"));
-                }
-            };
-            let mut r = (*cur).clone();
-            touch(&mut r.std, txn.now);
-            txn.put_router(r.clone());
+                    (None, Some(sid)) => {
+                        Subnet::find(txn.state, &ctx, &sid)?;
+                        let port = txn
+                            .state
+                            .interfaces_of(&id)
+                            .find(|p| p.fixed_ips.iter().any(|f| f.subnet_id == sid))
+                            .cloned()
+                            .ok_or_else(|| {
+                                ApiError::not_found(
+                                    "RouterInterfaceNotFoundForSubnet",
+                                    format!("Router {id} has no interface on subnet {sid}"),
+                                )
+                            })?;
+                        check_subnet_unused(txn, cur, &sid)?;
+                        let rest: Vec<FixedIpRequest> = port
+                            .fixed_ips
+                            .iter()
+                            .filter(|f| f.subnet_id != sid)
+                            .map(FixedIpRequest::existing)
+                            .collect();
+                        if rest.is_empty() {
+                            release_port_ips(txn, &port);
+                            txn.delete_port(&port.id);
+                        } else {
+                            // Multi-prefix (IPv6) interface: only this subnet's address goes.
+                            ports::set_service_port_ips(txn, &port, rest)?;
+                        }
+                        (port, Some(sid))
+                    }
+                    (None, None) => {
+                        return Err(bad_request("Either subnet_id or port_id must be specified"));
+                    }
+                })
+            })?;
             Ok(interface_info(&r, &port, subnet.as_deref()))
         })
         .await

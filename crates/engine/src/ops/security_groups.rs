@@ -59,7 +59,7 @@ impl Resource for SecurityGroup {
     type Create = NewGroup;
 
     fn parse_create(_: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<NewGroup> {
-        parse_create(ctx, b)
+        parse_group(ctx, b)
     }
 
     fn create_one(
@@ -89,7 +89,7 @@ impl Resource for SecurityGroup {
         g: &mut SecurityGroup,
         r: GroupUpdate,
     ) -> ApiResult<()> {
-        apply_update(txn, g, r)
+        update_group(txn, g, r)
     }
 
     fn remove(txn: &mut Txn<'_>, ctx: &AuthContext, cur: Arc<SecurityGroup>) -> ApiResult<()> {
@@ -326,7 +326,7 @@ pub struct NewGroup {
     project: String,
 }
 
-fn parse_create(ctx: &AuthContext, b: Body) -> ApiResult<NewGroup> {
+fn parse_group(ctx: &AuthContext, b: Body) -> ApiResult<NewGroup> {
     let name = b.string("name", 255)?.unwrap_or_default();
     if name.eq_ignore_ascii_case("default") {
         return Err(ApiError::conflict(
@@ -377,7 +377,7 @@ pub struct GroupUpdate {
     stateful: Option<bool>,
 }
 
-fn apply_update(txn: &mut Txn<'_>, g: &mut SecurityGroup, r: GroupUpdate) -> ApiResult<()> {
+fn update_group(txn: &mut Txn<'_>, g: &mut SecurityGroup, r: GroupUpdate) -> ApiResult<()> {
     let GroupUpdate {
         name,
         description,

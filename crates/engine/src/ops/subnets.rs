@@ -99,11 +99,172 @@ impl Resource for Subnet {
     type Create = NewSubnet;
 
     fn parse_create(engine: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<NewSubnet> {
-        parse_create(engine, ctx, b)
+        let cfg = engine.config();
+        let (max_dns, max_routes) = (cfg.max_dns_nameservers, cfg.max_subnet_host_routes);
+        let network_id = b.uuid("network_id")?;
+        b.required("network_id")?;
+        b.required("ip_version")?;
+        let version = b.int("ip_version", i64::MIN, i64::MAX)?.flatten();
+        let version = match version {
+            Some(4) => 4u8,
+            Some(6) => 6,
+            other => {
+                return Err(ApiError::invalid_attr(
+                    "ip_version",
+                    format!("'{}' is not in [4, 6]", other.unwrap_or(0)),
+                ));
+            }
+        };
+        if b.raw("subnetpool_id").is_some_and(|v| !v.is_null())
+            || b.bool("use_default_subnetpool")? == Some(true)
+        {
+            return Err(ApiError::bad_request(
+                "Subnet pools are not supported; give a cidr",
+            ));
+        }
+        if b.has("prefixlen") {
+            return Err(ApiError::bad_request(
+                "prefixlen is only valid with a subnet pool",
+            ));
+        }
+        let Some(cidr_text) = b.string("cidr", 64)? else {
+            return Err(ApiError::bad_request(
+                "a cidr must be specified in the absence of a subnet pool",
+            ));
+        };
+        let cidr = Cidr::parse(&cidr_text)
+            .map_err(|e| ApiError::invalid_attr("cidr", IpamError::from(e)))?;
+        if cidr.is_v4() != (version == 4) {
+            return Err(ApiError::invalid_input("Cidr and ip_version mismatch"));
+        }
+        if cidr.prefix() == 0 {
+            return Err(ApiError::invalid_input(
+                "0 is not allowed as CIDR prefix length",
+            ));
+        }
+        let cidr = cidr.network();
+        let mode = |k: &str| -> ApiResult<Option<String>> {
+            match b.nullable_string(k, 32)?.flatten() {
+                None => Ok(None),
+                Some(m) if IPV6_MODES.contains(&m.as_str()) => Ok(Some(m)),
+                Some(m) => Err(ApiError::invalid_attr(
+                    k,
+                    format!("'{m}' is not in {IPV6_MODES:?}"),
+                )),
+            }
+        };
+        let (ra_mode, address_mode) = (mode("ipv6_ra_mode")?, mode("ipv6_address_mode")?);
+        let common = parse_common(&b, max_dns, max_routes)?;
+        if version == 4 && (ra_mode.is_some() || address_mode.is_some()) {
+            return Err(ApiError::invalid_input(
+                "ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False or ip_version is 4",
+            ));
+        }
+        if let (Some(a), Some(b)) = (&ra_mode, &address_mode)
+            && a != b
+        {
+            return Err(ApiError::invalid_input(format!(
+                "ipv6_ra_mode set to '{a}' with ipv6_address_mode set to '{b}' is not valid. If both attributes are set, they must be the same value"
+            )));
+        }
+        let dhcp = common.enable_dhcp.unwrap_or(true);
+        if !dhcp && (ra_mode.is_some() || address_mode.is_some()) {
+            return Err(ApiError::invalid_input(
+                "ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False",
+            ));
+        }
+        let auto = [&ra_mode, &address_mode]
+            .iter()
+            .any(|m| matches!(m.as_deref(), Some("slaac" | "dhcpv6-stateless")));
+        if auto && cidr.prefix() != 64 {
+            return Err(ApiError::invalid_input(
+                "Invalid CIDR for IPv6 address mode. OpenStack uses the EUI-64 address format, which requires the prefix to be /64",
+            ));
+        }
+        if dhcp && ((version == 4 && cidr.prefix() > 30) || (version == 6 && cidr.prefix() > 126)) {
+            return Err(ApiError::invalid_input(
+                "The CIDR prefix is too long for DHCP; disable DHCP or use a shorter prefix",
+            ));
+        }
+        Ok(NewSubnet {
+            common,
+            network_id: network_id.unwrap_or_default(),
+            cidr,
+            ra_mode,
+            address_mode,
+            project_id: policy::target_project(
+                ctx,
+                b.string("project_id", 255)?,
+                b.string("tenant_id", 255)?,
+            )?,
+        })
     }
 
     fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: NewSubnet) -> ApiResult<Arc<Subnet>> {
-        create_one(txn, ctx, r)
+        let net = Network::find(txn.state, ctx, &r.network_id)?;
+        policy::require_owner(ctx, &net.std.project_id, "create_subnet")?;
+        check_quota(txn, &r.project_id, "subnet", 1)?;
+        for other in txn.state.subnets_of(&net.id) {
+            if Cidr::parse(&other.cidr).is_ok_and(|c| c.overlaps(&r.cidr)) {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid input for operation: Requested subnet with cidr: {} for network: {} overlaps with another subnet.",
+                    r.cidr, net.id
+                ))
+                .with_type("InvalidInput"));
+            }
+        }
+        if r.cidr.is_v4() && net.mtu < 68 || !r.cidr.is_v4() && net.mtu < 1280 {
+            return Err(ApiError::conflict(
+                "NetworkMTUSubnetConflict",
+                format!(
+                    "MTU of {} is too small for an IPv{} subnet",
+                    net.id,
+                    if r.cidr.is_v4() { 4 } else { 6 }
+                ),
+            ));
+        }
+        let (gw, pools) = plan(&r.cidr, r.common.gateway, r.common.pools)?;
+        let s = Subnet {
+            id: new_id(),
+            name: r.common.name.unwrap_or_default(),
+            network_id: net.id.clone(),
+            ip_version: if r.cidr.is_v4() { 4 } else { 6 },
+            cidr: r.cidr.to_string(),
+            gateway_ip: gw.map(|g| g.to_string()),
+            allocation_pools: pools,
+            dns_nameservers: r.common.dns.unwrap_or_default(),
+            host_routes: r.common.routes.unwrap_or_default(),
+            enable_dhcp: r.common.enable_dhcp.unwrap_or(true),
+            ipv6_ra_mode: r.ra_mode,
+            ipv6_address_mode: r.address_mode,
+            std: new_std(txn, r.project_id, r.common.description),
+        };
+        txn.put_subnet(s.clone()).map_err(ApiError::from)?;
+        // A new auto-address subnet gives every existing port its EUI-64 address.
+        if s.is_auto_address() {
+            let ports: Vec<_> = txn.state.ports_of(&net.id).cloned().collect();
+            for p in ports
+                .into_iter()
+                .filter(|p| !p.device_owner.starts_with("network:router"))
+            {
+                let Ok(mac) = p.mac_address.parse::<Mac>() else {
+                    continue;
+                };
+                let ip = IpAddr::V6(eui64(&r.cidr, mac).map_err(ipam_error)?);
+                txn.state
+                    .ipam
+                    .allocate(&s.id, AddressRequest::Specific(ip))
+                    .map_err(ipam_error)?;
+                let mut p = (*p).clone();
+                p.fixed_ips.push(FixedIp {
+                    subnet_id: s.id.clone(),
+                    ip_address: ip.to_string(),
+                });
+                super::touch(&mut p.std, txn.now);
+                txn.put_port(p);
+            }
+        }
+        Ok(Arc::new(s))
     }
 
     fn parse_update(engine: &Engine, _: &AuthContext, b: Body) -> ApiResult<Common> {
@@ -118,11 +279,87 @@ impl Resource for Subnet {
         s: &mut Subnet,
         c: Common,
     ) -> ApiResult<()> {
-        apply_update(txn, cur, s, c)
+        let cidr = Cidr::parse(&cur.cidr).map_err(ipam_error)?;
+        if let Some(v) = c.name {
+            s.name = v;
+        }
+        if let Some(v) = c.description {
+            s.std.description = v;
+        }
+        if let Some(v) = c.dns {
+            s.dns_nameservers = v;
+        }
+        if let Some(v) = c.routes {
+            s.host_routes = v;
+        }
+        if let Some(v) = c.enable_dhcp {
+            if !v && (s.ipv6_ra_mode.is_some() || s.ipv6_address_mode.is_some()) {
+                return Err(ApiError::invalid_input(
+                    "Cannot disable enable_dhcp with ipv6 attributes set",
+                ));
+            }
+            s.enable_dhcp = v;
+        }
+        if c.gateway.is_some() || c.pools.is_some() {
+            let gw = match c.gateway {
+                Some(g) => g,
+                None => cur.gateway_ip.as_deref().and_then(|g| parse_ip(g).ok()),
+            };
+            if let Some(g) = gw {
+                subnet_plan::validate_gateway(&cidr, g).map_err(ipam_error)?;
+            }
+            check_gateway_not_routed(txn, cur, gw)?;
+            let pools: Vec<(IpAddr, IpAddr)> = match c.pools {
+                Some(p) => p,
+                None => pool_pairs(s),
+            };
+            let ranges = subnet_plan::validate_pools(&cidr, &pools, gw).map_err(ipam_error)?;
+            let held: Vec<IpAddr> = txn
+                .state
+                .ports_of(&s.network_id)
+                .flat_map(|p| p.fixed_ips.iter())
+                .filter(|f| f.subnet_id == s.id)
+                .filter_map(|f| parse_ip(&f.ip_address).ok())
+                .collect();
+            txn.state
+                .ipam
+                .update_pools(&s.id, ranges.clone(), &held)
+                .map_err(ipam_error)?;
+            s.gateway_ip = gw.map(|g| g.to_string());
+            s.allocation_pools = pool_objects(&ranges, cidr.is_v4());
+        }
+        Ok(())
     }
 
     fn remove(txn: &mut Txn<'_>, _: &AuthContext, cur: Arc<Subnet>) -> ApiResult<()> {
-        remove(txn, &cur)
+        let id = cur.id.as_str();
+        let users: Vec<_> = txn
+            .state
+            .ports_of(&cur.network_id)
+            .filter(|p| p.fixed_ips.iter().any(|f| f.subnet_id == id))
+            .cloned()
+            .collect();
+        let auto = cur.is_auto_address();
+        let blocked = users.iter().any(|p| {
+            p.device_owner.starts_with("network:router")
+                || (!auto && !is_auto_delete_owner(&p.device_owner))
+        });
+        if blocked {
+            return Err(ApiError::conflict(
+                "SubnetInUse",
+                format!(
+                    "Unable to complete operation on subnet {id}: One or more ports have an IP allocation from this subnet."
+                ),
+            ));
+        }
+        for p in users {
+            let mut p = (*p).clone();
+            p.fixed_ips.retain(|f| f.subnet_id != id);
+            touch(&mut p.std, txn.now);
+            txn.put_port(p);
+        }
+        txn.delete_subnet(id);
+        Ok(())
     }
 }
 
@@ -278,108 +515,6 @@ pub struct NewSubnet {
     project_id: String,
 }
 
-fn parse_create(engine: &Engine, ctx: &AuthContext, b: Body) -> ApiResult<NewSubnet> {
-    let cfg = engine.config();
-    let (max_dns, max_routes) = (cfg.max_dns_nameservers, cfg.max_subnet_host_routes);
-    let network_id = b.uuid("network_id")?;
-    b.required("network_id")?;
-    b.required("ip_version")?;
-    let version = b.int("ip_version", i64::MIN, i64::MAX)?.flatten();
-    let version = match version {
-        Some(4) => 4u8,
-        Some(6) => 6,
-        other => {
-            return Err(ApiError::invalid_attr(
-                "ip_version",
-                format!("'{}' is not in [4, 6]", other.unwrap_or(0)),
-            ));
-        }
-    };
-    if b.raw("subnetpool_id").is_some_and(|v| !v.is_null())
-        || b.bool("use_default_subnetpool")? == Some(true)
-    {
-        return Err(ApiError::bad_request(
-            "Subnet pools are not supported; give a cidr",
-        ));
-    }
-    if b.has("prefixlen") {
-        return Err(ApiError::bad_request(
-            "prefixlen is only valid with a subnet pool",
-        ));
-    }
-    let Some(cidr_text) = b.string("cidr", 64)? else {
-        return Err(ApiError::bad_request(
-            "a cidr must be specified in the absence of a subnet pool",
-        ));
-    };
-    let cidr =
-        Cidr::parse(&cidr_text).map_err(|e| ApiError::invalid_attr("cidr", IpamError::from(e)))?;
-    if cidr.is_v4() != (version == 4) {
-        return Err(ApiError::invalid_input("Cidr and ip_version mismatch"));
-    }
-    if cidr.prefix() == 0 {
-        return Err(ApiError::invalid_input(
-            "0 is not allowed as CIDR prefix length",
-        ));
-    }
-    let cidr = cidr.network();
-    let mode = |k: &str| -> ApiResult<Option<String>> {
-        match b.nullable_string(k, 32)?.flatten() {
-            None => Ok(None),
-            Some(m) if IPV6_MODES.contains(&m.as_str()) => Ok(Some(m)),
-            Some(m) => Err(ApiError::invalid_attr(
-                k,
-                format!("'{m}' is not in {IPV6_MODES:?}"),
-            )),
-        }
-    };
-    let (ra_mode, address_mode) = (mode("ipv6_ra_mode")?, mode("ipv6_address_mode")?);
-    let common = parse_common(&b, max_dns, max_routes)?;
-    if version == 4 && (ra_mode.is_some() || address_mode.is_some()) {
-        return Err(ApiError::invalid_input(
-            "ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False or ip_version is 4",
-        ));
-    }
-    if let (Some(a), Some(b)) = (&ra_mode, &address_mode)
-        && a != b
-    {
-        return Err(ApiError::invalid_input(format!(
-            "ipv6_ra_mode set to '{a}' with ipv6_address_mode set to '{b}' is not valid. If both attributes are set, they must be the same value"
-        )));
-    }
-    let dhcp = common.enable_dhcp.unwrap_or(true);
-    if !dhcp && (ra_mode.is_some() || address_mode.is_some()) {
-        return Err(ApiError::invalid_input(
-            "ipv6_ra_mode or ipv6_address_mode cannot be set when enable_dhcp is set to False",
-        ));
-    }
-    let auto = [&ra_mode, &address_mode]
-        .iter()
-        .any(|m| matches!(m.as_deref(), Some("slaac" | "dhcpv6-stateless")));
-    if auto && cidr.prefix() != 64 {
-        return Err(ApiError::invalid_input(
-            "Invalid CIDR for IPv6 address mode. OpenStack uses the EUI-64 address format, which requires the prefix to be /64",
-        ));
-    }
-    if dhcp && ((version == 4 && cidr.prefix() > 30) || (version == 6 && cidr.prefix() > 126)) {
-        return Err(ApiError::invalid_input(
-            "The CIDR prefix is too long for DHCP; disable DHCP or use a shorter prefix",
-        ));
-    }
-    Ok(NewSubnet {
-        common,
-        network_id: network_id.unwrap_or_default(),
-        cidr,
-        ra_mode,
-        address_mode,
-        project_id: policy::target_project(
-            ctx,
-            b.string("project_id", 255)?,
-            b.string("tenant_id", 255)?,
-        )?,
-    })
-}
-
 /// Gateway and pools: defaults and Neutron's checks.
 fn plan(
     cidr: &Cidr,
@@ -399,157 +534,6 @@ fn plan(
     };
     let pools = pool_objects(&ranges, cidr.is_v4());
     Ok((gw, pools))
-}
-
-fn create_one(txn: &mut Txn<'_>, ctx: &AuthContext, r: NewSubnet) -> ApiResult<Arc<Subnet>> {
-    let net = Network::find(txn.state, ctx, &r.network_id)?;
-    policy::require_owner(ctx, &net.std.project_id, "create_subnet")?;
-    check_quota(txn, &r.project_id, "subnet", 1)?;
-    for other in txn.state.subnets_of(&net.id) {
-        if Cidr::parse(&other.cidr).is_ok_and(|c| c.overlaps(&r.cidr)) {
-            return Err(ApiError::bad_request(format!(
-                "Invalid input for operation: Requested subnet with cidr: {} for network: {} overlaps with another subnet.",
-                r.cidr, net.id
-            ))
-            .with_type("InvalidInput"));
-        }
-    }
-    if r.cidr.is_v4() && net.mtu < 68 || !r.cidr.is_v4() && net.mtu < 1280 {
-        return Err(ApiError::conflict(
-            "NetworkMTUSubnetConflict",
-            format!(
-                "MTU of {} is too small for an IPv{} subnet",
-                net.id,
-                if r.cidr.is_v4() { 4 } else { 6 }
-            ),
-        ));
-    }
-    let (gw, pools) = plan(&r.cidr, r.common.gateway, r.common.pools)?;
-    let s = Subnet {
-        id: new_id(),
-        name: r.common.name.unwrap_or_default(),
-        network_id: net.id.clone(),
-        ip_version: if r.cidr.is_v4() { 4 } else { 6 },
-        cidr: r.cidr.to_string(),
-        gateway_ip: gw.map(|g| g.to_string()),
-        allocation_pools: pools,
-        dns_nameservers: r.common.dns.unwrap_or_default(),
-        host_routes: r.common.routes.unwrap_or_default(),
-        enable_dhcp: r.common.enable_dhcp.unwrap_or(true),
-        ipv6_ra_mode: r.ra_mode,
-        ipv6_address_mode: r.address_mode,
-        std: new_std(txn, r.project_id, r.common.description),
-    };
-    txn.put_subnet(s.clone()).map_err(ApiError::from)?;
-    // A new auto-address subnet gives every existing port its EUI-64 address.
-    if s.is_auto_address() {
-        let ports: Vec<_> = txn.state.ports_of(&net.id).cloned().collect();
-        for p in ports
-            .into_iter()
-            .filter(|p| !p.device_owner.starts_with("network:router"))
-        {
-            let Ok(mac) = p.mac_address.parse::<Mac>() else {
-                continue;
-            };
-            let ip = IpAddr::V6(eui64(&r.cidr, mac).map_err(ipam_error)?);
-            txn.state
-                .ipam
-                .allocate(&s.id, AddressRequest::Specific(ip))
-                .map_err(ipam_error)?;
-            let mut p = (*p).clone();
-            p.fixed_ips.push(FixedIp {
-                subnet_id: s.id.clone(),
-                ip_address: ip.to_string(),
-            });
-            super::touch(&mut p.std, txn.now);
-            txn.put_port(p);
-        }
-    }
-    Ok(Arc::new(s))
-}
-
-fn apply_update(txn: &mut Txn<'_>, cur: &Subnet, s: &mut Subnet, c: Common) -> ApiResult<()> {
-    let cidr = Cidr::parse(&cur.cidr).map_err(ipam_error)?;
-    if let Some(v) = c.name {
-        s.name = v;
-    }
-    if let Some(v) = c.description {
-        s.std.description = v;
-    }
-    if let Some(v) = c.dns {
-        s.dns_nameservers = v;
-    }
-    if let Some(v) = c.routes {
-        s.host_routes = v;
-    }
-    if let Some(v) = c.enable_dhcp {
-        if !v && (s.ipv6_ra_mode.is_some() || s.ipv6_address_mode.is_some()) {
-            return Err(ApiError::invalid_input(
-                "Cannot disable enable_dhcp with ipv6 attributes set",
-            ));
-        }
-        s.enable_dhcp = v;
-    }
-    if c.gateway.is_some() || c.pools.is_some() {
-        let gw = match c.gateway {
-            Some(g) => g,
-            None => cur.gateway_ip.as_deref().and_then(|g| parse_ip(g).ok()),
-        };
-        if let Some(g) = gw {
-            subnet_plan::validate_gateway(&cidr, g).map_err(ipam_error)?;
-        }
-        check_gateway_not_routed(txn, cur, gw)?;
-        let pools: Vec<(IpAddr, IpAddr)> = match c.pools {
-            Some(p) => p,
-            None => pool_pairs(s),
-        };
-        let ranges = subnet_plan::validate_pools(&cidr, &pools, gw).map_err(ipam_error)?;
-        let held: Vec<IpAddr> = txn
-            .state
-            .ports_of(&s.network_id)
-            .flat_map(|p| p.fixed_ips.iter())
-            .filter(|f| f.subnet_id == s.id)
-            .filter_map(|f| parse_ip(&f.ip_address).ok())
-            .collect();
-        txn.state
-            .ipam
-            .update_pools(&s.id, ranges.clone(), &held)
-            .map_err(ipam_error)?;
-        s.gateway_ip = gw.map(|g| g.to_string());
-        s.allocation_pools = pool_objects(&ranges, cidr.is_v4());
-    }
-    Ok(())
-}
-
-fn remove(txn: &mut Txn<'_>, cur: &Subnet) -> ApiResult<()> {
-    let id = cur.id.as_str();
-    let users: Vec<_> = txn
-        .state
-        .ports_of(&cur.network_id)
-        .filter(|p| p.fixed_ips.iter().any(|f| f.subnet_id == id))
-        .cloned()
-        .collect();
-    let auto = cur.is_auto_address();
-    let blocked = users.iter().any(|p| {
-        p.device_owner.starts_with("network:router")
-            || (!auto && !is_auto_delete_owner(&p.device_owner))
-    });
-    if blocked {
-        return Err(ApiError::conflict(
-            "SubnetInUse",
-            format!(
-                "Unable to complete operation on subnet {id}: One or more ports have an IP allocation from this subnet."
-            ),
-        ));
-    }
-    for p in users {
-        let mut p = (*p).clone();
-        p.fixed_ips.retain(|f| f.subnet_id != id);
-        touch(&mut p.std, txn.now);
-        txn.put_port(p);
-    }
-    txn.delete_subnet(id);
-    Ok(())
 }
 
 /// A router interface holding the subnet's gateway pins it (Neutron's
