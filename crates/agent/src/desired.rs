@@ -258,7 +258,12 @@ fn network(view: &HostView, cfg: &AgentConfig, net: &NetworkInfo) -> Desired {
                     continue;
                 }
                 flood.insert(vtep);
-                if let Ok(mac) = p.mac_address.parse::<Mac>() {
+                // A multicast-bit MAC (the API takes one, as Neutron does)
+                // is flooded like any group address: the kernel keeps no
+                // forwarding entry for it.
+                if let Ok(mac) = p.mac_address.parse::<Mac>()
+                    && !mac.is_multicast()
+                {
                     macs.insert(mac, vtep);
                 }
             }

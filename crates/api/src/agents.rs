@@ -18,7 +18,7 @@ use neutrino_agent_rpc::{
 };
 use neutrino_engine::ops::agents as ops;
 use neutrino_model::time::{format_utc, now_unix};
-use neutrino_model::{ApiError, ApiResult, ErrorKind};
+use neutrino_model::{ApiError, ApiResult, AuthContext, ErrorKind};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -479,10 +479,24 @@ pub async fn delete_host_gateway(
     .await
 }
 
-/// `GET /v2.0/agents[/ID]` with Neutron's simple equality filters.
-pub fn list(state: &AppState, id: Option<&str>, query: &[(String, String)]) -> ApiResult<Value> {
-    let views = state.agents.views();
+/// `GET /v2.0/agents[/ID]` with Neutron's simple equality filters. Agents
+/// are admins' to see: others get the empty list and a 404, as Neutron's
+/// policy filters them.
+pub fn list(
+    state: &AppState,
+    ctx: &AuthContext,
+    id: Option<&str>,
+    query: &[(String, String)],
+) -> ApiResult<Value> {
+    let views = if ctx.is_admin() {
+        state.agents.views()
+    } else {
+        Vec::new()
+    };
     if let Some(id) = id {
+        if !ctx.is_admin() {
+            return Err(ApiError::hidden());
+        }
         return views
             .into_iter()
             .find(|v| v["id"] == id)

@@ -118,9 +118,8 @@ async fn route(state: &Arc<AppState>, req: Request<Body>) -> ApiResult<Response>
             if method != Method::GET || segs.len() > 2 {
                 return Err(method_not_allowed());
             }
-            crate::resources::require_admin(&ctx)?;
             let q = crate::resources::query_pairs(&query)?;
-            let v = crate::agents::list(state, segs.get(1).map(String::as_str), &q)?;
+            let v = crate::agents::list(state, &ctx, segs.get(1).map(String::as_str), &q)?;
             Ok(reply::json(200, &v))
         }
         coll => {

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use axum::http::Method;
 use axum::response::Response;
+use neutrino_engine::State;
 use neutrino_engine::ops;
 use neutrino_engine::resource::{Resource, Table, ViewCtx, write_json};
-use neutrino_engine::{State, policy};
 use neutrino_model::body::{Op, unwrap_envelope};
 use neutrino_model::query::ListQuery;
 use neutrino_model::{
@@ -92,7 +92,8 @@ impl<R: Resource> Collection for Handler<R> {
     }
     fn list<'a>(&self, state: &'a AppState, call: &'a Call<'a>) -> Reply<'a> {
         Box::pin(async move {
-            R::before_list(&state.engine, call.ctx).await?;
+            let pairs = query_pairs(call.query)?;
+            R::before_list(&state.engine, call.ctx, &pairs).await?;
             list::<R>(state, call)
         })
     }
@@ -137,10 +138,6 @@ impl<R: Resource> Collection for Handler<R> {
     }
 }
 
-pub fn require_admin(ctx: &AuthContext) -> ApiResult<()> {
-    policy::require_admin(ctx, "rule:context_is_admin")
-}
-
 pub(crate) fn query_pairs(q: &str) -> ApiResult<Vec<(String, String)>> {
     let uri: axum::http::Uri = format!("/?{q}")
         .parse()
@@ -161,9 +158,9 @@ fn view_cx<'a>(state: &'a AppState, snap: &'a State, ctx: &AuthContext) -> ViewC
 /// Lists a collection: visibility, filters, sorting, pagination, fields, links.
 fn list<R: Resource>(state: &AppState, call: &Call<'_>) -> ApiResult<Response> {
     let pairs = query_pairs(call.query)?;
-    let schema = Table::<R>::new();
-    let q = ListQuery::parse(&pairs, &schema, state.engine.config().pagination_max_limit)?;
     let snap = state.engine.snapshot();
+    let schema = Table::<R>::new(&snap);
+    let q = ListQuery::parse(&pairs, &schema, state.engine.config().pagination_max_limit)?;
     let matched: Vec<&Arc<R>> = R::listed(&snap, call.ctx, &pairs)
         .into_iter()
         .filter(|i| q.matches(&schema, *i))
@@ -176,9 +173,9 @@ fn list<R: Resource>(state: &AppState, call: &Call<'_>) -> ApiResult<Response> {
             call,
             &pairs,
             &q,
-            page.items.first().map(|i| i.id()),
-            page.items.last().map(|i| i.id()),
-            page.more,
+            page.first().map(|i| i.id()),
+            page.last().map(|i| i.id()),
+            page.len(),
         );
         tail.extend_from_slice(format!(",\"{}_links\":", R::PLURAL).as_bytes());
         let _ = serde_json::to_writer(&mut tail, &links);
@@ -186,14 +183,14 @@ fn list<R: Resource>(state: &AppState, call: &Call<'_>) -> ApiResult<Response> {
     tail.push(b'}');
     let admin = call.ctx.is_admin();
     let dns_domain = &state.engine.config().dns_domain;
-    if page.items.len() <= STREAM_ABOVE {
+    if page.len() <= STREAM_ABOVE {
         let cx = ViewCtx {
             admin,
             state: &snap,
             dns_domain,
         };
-        head.reserve(page.items.len() * 900 + tail.len());
-        for (i, item) in page.items.iter().enumerate() {
+        head.reserve(page.len() * 900 + tail.len());
+        for (i, item) in page.iter().enumerate() {
             if i > 0 {
                 head.push(b',');
             }
@@ -203,7 +200,7 @@ fn list<R: Resource>(state: &AppState, call: &Call<'_>) -> ApiResult<Response> {
         return Ok(reply::json_bytes(200, head));
     }
     let stream = ListStream {
-        items: page.items.into_iter().cloned().collect(),
+        items: page.into_iter().cloned().collect(),
         snap: snap.clone(),
         next: 0,
         head: Some(head),
@@ -263,20 +260,24 @@ impl<R: Resource> futures_core::Stream for ListStream<R> {
     }
 }
 
-/// Pagination links: `next` when more items follow, `previous` when we are past the start.
+/// Pagination links as Neutron's `get_pagination_links` builds them: from
+/// the page alone, not from what lies beyond it. A full page links onward
+/// (the next page may turn out empty: clients stop there) and every page
+/// links back the way it came; a short page ends the walk in its direction.
+/// An empty page's links carry no marker.
 fn links(
     call: &Call<'_>,
     pairs: &[(String, String)],
     q: &ListQuery,
     first: Option<&str>,
     last: Option<&str>,
-    more: bool,
+    len: usize,
 ) -> Vec<Value> {
     let kept: Vec<&(String, String)> = pairs
         .iter()
         .filter(|(k, _)| k != "marker" && k != "page_reverse")
         .collect();
-    let href = |marker: &str, reverse: bool| {
+    let href = |marker: Option<&str>, reverse: bool| {
         let mut parts: Vec<String> = kept
             .iter()
             .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
@@ -286,25 +287,26 @@ fn links(
         {
             parts.push(format!("limit={l}"));
         }
-        parts.push(format!("marker={}", enc(marker)));
+        if let Some(m) = marker {
+            parts.push(format!("marker={}", enc(m)));
+        }
         if reverse {
             parts.push("page_reverse=True".into());
         }
         format!("{}{}?{}", call.base, call.path, parts.join("&"))
     };
-    let mut out = Vec::new();
-    // As Neutron: the link back toward the start is always given (clients
-    // stop on an empty page); the link onward only when more items follow.
+    let full = q.limit.is_some_and(|l| len >= l);
     let (has_next, has_prev) = if q.page_reverse {
-        (true, more)
+        (true, full)
     } else {
-        (more, true)
+        (full, true)
     };
-    if has_next && let Some(l) = last {
-        out.push(json!({"rel": "next", "href": href(l, false)}));
+    let mut out = Vec::new();
+    if has_next {
+        out.push(json!({"rel": "next", "href": href(last, false)}));
     }
-    if has_prev && let Some(f) = first {
-        out.push(json!({"rel": "previous", "href": href(f, true)}));
+    if has_prev {
+        out.push(json!({"rel": "previous", "href": href(first, true)}));
     }
     out
 }

@@ -31,6 +31,9 @@ pub struct ViewCtx<'a> {
 
 /// Reads an attribute's value as filters and sorting compare it.
 pub type ValueFn<R> = for<'a> fn(&'a R) -> AttrValue<'a>;
+/// Reads a value from the item and the model around it (a subnet's
+/// network's flags), for attributes the item does not hold itself.
+pub type ModelFn<R> = for<'a> fn(&'a R, &State) -> AttrValue<'a>;
 /// Writes an attribute's JSON value (when it is not simply its [`ValueFn`]).
 pub type JsonFn<R> = for<'a> fn(&'a R, &ViewCtx<'a>, &mut Vec<u8>);
 
@@ -57,6 +60,7 @@ pub struct Attr<R> {
     pub sort: bool,
     pub shown: Shown,
     value: Option<ValueFn<R>>,
+    derived: Option<ModelFn<R>>,
     json: Option<JsonFn<R>>,
 }
 
@@ -71,7 +75,17 @@ impl<R> Attr<R> {
             sort: false,
             shown: Shown::Everyone,
             value: Some(value),
+            derived: None,
             json: None,
+        }
+    }
+
+    /// A value read from the model around the item, shown as it is.
+    pub const fn derived(name: &'static str, derived: ModelFn<R>) -> Attr<R> {
+        Attr {
+            value: None,
+            derived: Some(derived),
+            ..Attr::value(name, |_| AttrValue::Null)
         }
     }
 
@@ -118,6 +132,12 @@ impl<R> Attr<R> {
         self
     }
 
+    /// Filtered on but never shown.
+    pub const fn hidden(mut self) -> Attr<R> {
+        self.shown = Shown::Never;
+        self
+    }
+
     pub const fn admin(mut self) -> Attr<R> {
         self.shown = Shown::Admin;
         self
@@ -127,6 +147,16 @@ impl<R> Attr<R> {
     pub const fn compare(mut self, value: ValueFn<R>) -> Attr<R> {
         self.value = Some(value);
         self
+    }
+
+    /// The value filters and sorting compare (`Null` for a structured
+    /// attribute with no `.compare`).
+    pub fn read<'a>(&self, item: &'a R, state: &State) -> AttrValue<'a> {
+        match (self.derived, self.value) {
+            (Some(derived), _) => derived(item, state),
+            (None, Some(value)) => value(item),
+            (None, None) => AttrValue::Null,
+        }
     }
 }
 
@@ -202,11 +232,12 @@ pub trait Resource: Record + Clone + Send + Sync + Sized + 'static {
         check_change(ctx, cur.std(), &action, if_match)
     }
 
-    /// Runs before a list is read (the project's `default` security group
-    /// appears on first look, as in Neutron).
+    /// Runs before a list is read, with the list's query (the project's
+    /// `default` security group appears on first look, as in Neutron).
     fn before_list(
         _engine: &Engine,
         _ctx: &AuthContext,
+        _pairs: &[(String, String)],
     ) -> impl Future<Output = ApiResult<()>> + Send {
         async { Ok(()) }
     }
@@ -415,31 +446,31 @@ pub fn write_json<R: Resource>(item: &R, cx: &ViewCtx<'_>, fields: &[String], ou
         first = false;
         put_json(out, a.name);
         out.push(b':');
-        match (a.json, a.value) {
-            (Some(json), _) => json(item, cx, out),
-            (None, Some(value)) => put_json(out, &value(item)),
-            (None, None) => out.extend_from_slice(b"null"),
+        match a.json {
+            Some(json) => json(item, cx, out),
+            None => put_json(out, &a.read(item, cx.state)),
         }
     }
     out.push(b'}');
 }
 
-/// The list-query view of a resource's table.
-pub struct Table<R>(PhantomData<fn() -> R>);
+/// The list-query view of a resource's table, over one snapshot of the model
+/// (derived attributes read it).
+pub struct Table<'s, R> {
+    state: &'s State,
+    resource: PhantomData<fn() -> R>,
+}
 
-impl<R> Table<R> {
-    pub const fn new() -> Table<R> {
-        Table(PhantomData)
+impl<'s, R> Table<'s, R> {
+    pub const fn new(state: &'s State) -> Table<'s, R> {
+        Table {
+            state,
+            resource: PhantomData,
+        }
     }
 }
 
-impl<R> Default for Table<R> {
-    fn default() -> Self {
-        Table::new()
-    }
-}
-
-impl<R: Resource> Schema<Arc<R>> for Table<R> {
+impl<R: Resource> Schema<Arc<R>> for Table<'_, R> {
     fn filter_type(&self, name: &str) -> Option<FilterType> {
         attr::<R>(name).and_then(|a| a.filter)
     }
@@ -453,8 +484,8 @@ impl<R: Resource> Schema<Arc<R>> for Table<R> {
         item.id()
     }
     fn attr<'a>(&self, item: &'a Arc<R>, name: &str) -> AttrValue<'a> {
-        match attr::<R>(name).and_then(|a| a.value) {
-            Some(value) => value(item),
+        match attr::<R>(name) {
+            Some(a) => a.read(item, self.state),
             None => AttrValue::Null,
         }
     }

@@ -85,10 +85,12 @@ impl ApiError {
     }
 
     /// A 400 `InvalidInput` naming the attribute, as neutron-lib's validators do.
+    /// An attribute that fails validation: Neutron's API layer raises it as
+    /// webob's `HTTPBadRequest` (not `InvalidInput`).
     pub fn invalid_attr(attr: &str, reason: impl fmt::Display) -> ApiError {
         ApiError::new(
             ErrorKind::BadRequest,
-            "InvalidInput",
+            "HTTPBadRequest",
             format!("Invalid input for {attr}. Reason: {reason}."),
         )
     }

@@ -171,18 +171,19 @@ impl ListQuery {
                         key
                     };
                     let value = match ty {
+                        // Neutron converts filter values in the plugin:
+                        // `InvalidInput`, not the attribute check's 400.
                         FilterType::Bool => parse_bool(v)
                             .ok_or_else(|| {
-                                ApiError::invalid_attr(
-                                    key,
-                                    format!("'{v}' cannot be converted to boolean"),
-                                )
+                                ApiError::invalid_input(format!(
+                                    "'{v}' cannot be converted to boolean"
+                                ))
                             })?
                             .to_string(),
                         FilterType::Int => v
                             .parse::<i64>()
                             .map_err(|_| {
-                                ApiError::invalid_attr(key, format!("'{v}' is not an integer"))
+                                ApiError::invalid_input(format!("'{v}' is not an integer"))
                             })?
                             .to_string(),
                         FilterType::Lower => v.to_ascii_lowercase(),
@@ -255,13 +256,12 @@ impl ListQuery {
     }
 
     /// Orders items by the sort keys with `id` as the final tie-breaker (so
-    /// markers are stable), then cuts out the page. Returns the page and
-    /// whether more items exist beyond it in the paging direction.
+    /// markers are stable), then cuts out the page.
     pub fn paginate<'a, T: ?Sized>(
         &self,
         schema: &dyn Schema<T>,
         mut items: Vec<&'a T>,
-    ) -> ApiResult<Page<'a, T>> {
+    ) -> ApiResult<Vec<&'a T>> {
         let cmp = |a: &&T, b: &&T| -> Ordering {
             for (k, dir) in &self.sorts {
                 let o = schema.attr(a, k).cmp(&schema.attr(b, k));
@@ -295,28 +295,17 @@ impl ListQuery {
                 start = pos + 1;
             }
         }
-        let mut more = false;
         if let Some(limit) = self.limit
             && end - start > limit
         {
-            more = true;
             if self.page_reverse {
                 start = end - limit;
             } else {
                 end = start + limit;
             }
         }
-        Ok(Page {
-            items: items[start..end].to_vec(),
-            more,
-        })
+        Ok(items[start..end].to_vec())
     }
-}
-
-pub struct Page<'a, T: ?Sized> {
-    pub items: Vec<&'a T>,
-    /// Items exist past this page in the paging direction.
-    pub more: bool,
 }
 
 fn value_matches(v: &AttrValue<'_>, ty: FilterType, want: &str) -> bool {
@@ -432,10 +421,9 @@ mod tests {
         .unwrap();
         let p = q.paginate(SCHEMA, items.iter().collect()).unwrap();
         assert_eq!(
-            p.items.iter().map(|i| i.0.as_str()).collect::<Vec<_>>(),
+            p.iter().map(|i| i.0.as_str()).collect::<Vec<_>>(),
             ["4", "3"]
         );
-        assert!(p.more);
         let q = ListQuery::parse(
             &pairs(&[
                 ("sort_key", "name"),
@@ -448,11 +436,7 @@ mod tests {
         )
         .unwrap();
         let p = q.paginate(SCHEMA, items.iter().collect()).unwrap();
-        assert_eq!(
-            p.items.iter().map(|i| i.0.as_str()).collect::<Vec<_>>(),
-            ["0"]
-        );
-        assert!(!p.more);
+        assert_eq!(p.iter().map(|i| i.0.as_str()).collect::<Vec<_>>(), ["0"]);
         assert!(ListQuery::parse(&pairs(&[("limit", "-1")]), SCHEMA, 0).is_err());
         assert!(ListQuery::parse(&pairs(&[("sort_key", "name")]), SCHEMA, 0).is_err());
     }

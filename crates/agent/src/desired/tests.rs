@@ -131,6 +131,15 @@ fn vxlan_floods_and_pins_only_remote_ports() {
             "10.0.0.7",
             VM,
         ),
+        // A multicast-bit MAC is reached by flooding, not pinned.
+        port(
+            "pd-group-mac",
+            "n1",
+            "h3",
+            "11:22:33:44:55:66",
+            "10.0.0.8",
+            VM,
+        ),
     ]);
     let d = compute(&v, &cfg("h1", DhcpMode::Off));
     let b = &d.host.bridges[&names::bridge("n1")];
@@ -140,7 +149,10 @@ fn vxlan_floods_and_pins_only_remote_ports() {
         panic!("vxlan uplink")
     };
     assert_eq!((x.vni, x.name.as_str(), x.dstport), (42, "vxlan-42", 4789));
-    assert_eq!(x.flood, BTreeSet::from(["192.0.2.2".parse().unwrap()]));
+    assert_eq!(
+        x.flood,
+        BTreeSet::from(["192.0.2.2".parse().unwrap(), "192.0.2.3".parse().unwrap()])
+    );
     assert_eq!(
         x.macs,
         BTreeMap::from([(

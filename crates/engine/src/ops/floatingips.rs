@@ -10,7 +10,7 @@ use neutrino_ipam::parse_ip;
 use neutrino_model::body::Body;
 use neutrino_model::query::{AttrValue as V, FilterType as T};
 use neutrino_model::{
-    ApiError, ApiResult, AuthContext, ErrorKind, FloatingIp, Network, OWNER_FLOATINGIP,
+    ApiError, ApiResult, AuthContext, ErrorKind, FloatingIp, Network, OWNER_DHCP, OWNER_FLOATINGIP,
     OWNER_ROUTER_INTERFACE, Port, Subnet,
 };
 use serde_json::Value;
@@ -165,22 +165,44 @@ impl Resource for FloatingIp {
         if let Some(v) = r.description {
             f.std.description = v;
         }
-        // An absent port_id keeps the association; null drops it.
+        // Every update says where the address points: a request without a
+        // port_id (an empty one, or one changing only the description)
+        // disassociates it, as Neutron's `_update_fip_assoc` does.
         match r.port_id {
-            None => {}
-            Some(None) => disassociate(f),
+            None | Some(None) => disassociate(f),
             Some(Some(p)) => associate(txn, ctx, f, &p, r.fixed_ip)?,
         }
         Ok(())
     }
 
     fn remove(txn: &mut Txn<'_>, _: &AuthContext, cur: Arc<FloatingIp>) -> ApiResult<()> {
-        txn.delete_fip(&cur.id);
-        if let Some(p) = txn.state.ports.get(&cur.floating_port_id).cloned() {
-            release_port_ips(txn, &p);
-            txn.delete_port(&p.id);
-        }
+        release(txn, &cur);
         Ok(())
+    }
+}
+
+/// Deletes a floating IP and the port holding its address.
+fn release(txn: &mut Txn<'_>, fip: &FloatingIp) {
+    txn.delete_fip(&fip.id);
+    if let Some(p) = txn.state.ports.get(&fip.floating_port_id).cloned() {
+        release_port_ips(txn, &p);
+        txn.delete_port(&p.id);
+    }
+}
+
+/// Deletes the floating IPs of an external network that point nowhere, of
+/// every project (Neutron's `delete_disassociated_floatingips`, run when the
+/// network is deleted).
+pub fn release_unassociated(txn: &mut Txn<'_>, network_id: &str) {
+    let idle: Vec<Arc<FloatingIp>> = txn
+        .state
+        .floatingips
+        .values()
+        .filter(|f| f.floating_network_id == network_id && f.port_id.is_none())
+        .cloned()
+        .collect();
+    for f in idle {
+        release(txn, &f);
     }
 }
 
@@ -321,13 +343,14 @@ fn associate(
     let port = Port::find(txn.state, ctx, port_id)?;
     if !ctx.is_admin() && port.std.project_id != fip.std.project_id {
         return Err(bad_request(format!(
-            "Cannot process floating IP association with Port {port_id}, since that port is owned by a different tenant"
+            "Cannot process floating IP association with Port {port_id}, since that port is owned by a different project"
         )));
     }
-    if port.is_network_owned() {
+    // Neutron's `is_fip_serviced`: any port but a DHCP server's (a router
+    // interface's address may be reached from outside too).
+    if port.device_owner == OWNER_DHCP {
         return Err(bad_request(format!(
-            "Port {port_id} has owner {} and therefore cannot be associated with a floating IP",
-            port.device_owner
+            "Port {port_id} is unable to be assigned a floating IP"
         )));
     }
     let is_v4 = |s: &str| parse_ip(s).is_ok_and(|ip| ip.is_ipv4());

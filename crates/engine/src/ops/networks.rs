@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use neutrino_model::body::Body;
 use neutrino_model::query::{AttrValue as V, FilterType as T};
-use neutrino_model::{ApiError, ApiResult, AuthContext, Network, OWNER_ROUTER_GATEWAY};
+use neutrino_model::{ApiError, ApiResult, AuthContext, Network, OWNER_DHCP, OWNER_ROUTER_GATEWAY};
 
 use super::ports::release_port_ips;
+use super::subnets::{min_mtu, mtu_conflict};
 use super::{check_quota, new_id, new_std};
 use crate::resource::{Attr, Resource, ViewCtx, opt_int, opt_str, put_json};
 use crate::txn::Txn;
@@ -92,7 +93,7 @@ impl Resource for Network {
             admin_state_up: b.bool("admin_state_up")?.unwrap_or(true),
             shared: b.bool("shared")?.unwrap_or(false),
             router_external: b.bool("router:external")?.unwrap_or(false),
-            mtu: b.u32_in("mtu", 68, 65535)?.flatten(),
+            mtu: b.u32_in("mtu", 0, 65535)?.flatten(),
             port_security_enabled: b.bool("port_security_enabled")?.unwrap_or(true),
             network_type: b.nullable_string("provider:network_type", 32)?.flatten(),
             physical_network: b
@@ -157,7 +158,7 @@ impl Resource for Network {
             admin_state_up: b.bool("admin_state_up")?,
             shared: b.bool("shared")?,
             external: b.bool("router:external")?,
-            mtu: b.u32_in("mtu", 68, 65535)?.flatten(),
+            mtu: b.u32_in("mtu", 0, 65535)?.flatten(),
             port_security: b.bool("port_security_enabled")?,
             provider_type: b.nullable_string("provider:network_type", 32)?,
             provider_physnet: b.nullable_string("provider:physical_network", 64)?,
@@ -264,11 +265,14 @@ impl Resource for Network {
                     "Requested MTU is too big, maximum is {max}"
                 )));
             }
-            if v < 1280 && txn.state.subnets_of(&n.id).any(|s| s.ip_version == 6) {
-                return Err(ApiError::conflict(
-                    "NetworkMTUSubnetConflict",
-                    format!("MTU of {} contains subnets with incompatible MTU {v}", n.id),
-                ));
+            // Neutron's order: any subnet needs 68, then an IPv6 one 1280.
+            let mut subnets = txn.state.subnets_of(&n.id).peekable();
+            let has_subnets = subnets.peek().is_some();
+            let has_v6 = subnets.any(|s| s.ip_version == 6);
+            for (needed, least) in [(has_subnets, min_mtu(true)), (has_v6, min_mtu(false))] {
+                if needed && v < least {
+                    return Err(mtu_conflict(&n.id, least));
+                }
             }
             n.mtu = v;
         }
@@ -280,6 +284,11 @@ impl Resource for Network {
 
     fn remove(txn: &mut Txn<'_>, _: &AuthContext, cur: Arc<Network>) -> ApiResult<()> {
         let id = cur.id.as_str();
+        if cur.router_external {
+            // Unused floating IPs go with their network (a failed delete
+            // keeps them: the transaction is dropped whole).
+            super::floatingips::release_unassociated(txn, id);
+        }
         let ports: Vec<_> = txn.state.ports_of(id).cloned().collect();
         let blocking: Vec<&str> = ports
             .iter()
@@ -507,6 +516,6 @@ pub struct NetworkUpdate {
 pub fn is_auto_delete_owner(owner: &str) -> bool {
     matches!(
         owner,
-        "network:dhcp" | "network:distributed" | "network:floatingip_agent_gateway"
+        OWNER_DHCP | "network:distributed" | "network:floatingip_agent_gateway"
     )
 }

@@ -3,6 +3,7 @@
 //! Addresses come from IPAM inside the writer, so no two ports ever get the
 //! same one, and a freed address is reusable by the very next request.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -153,6 +154,7 @@ impl Resource for Port {
             if picks_ip || r.mac.is_some() {
                 return Err(ApiError::forbidden("rule:create_port:fixed_ips:ip_address"));
             }
+            check_net_owner_attrs(&r, "create_port")?;
         }
         let device_owner = r.device_owner.clone().unwrap_or_default();
         if device_owner.starts_with("network:") && !owns_net {
@@ -271,6 +273,9 @@ impl Resource for Port {
             .get(&cur.network_id)
             .cloned()
             .ok_or_else(|| Network::not_found(&cur.network_id))?;
+        if !policy::owns(&ctx, &net.std.project_id) {
+            check_net_owner_attrs(&r, "update_port")?;
+        }
         if let Some(v) = r.name {
             p.name = v;
         }
@@ -579,6 +584,24 @@ pub struct PortRequest {
     project_id: Option<String>,
 }
 
+/// Port security and allowed address pairs open a port's filters: on a
+/// network they do not own (a shared one), only admins set them, as
+/// Neutron's `create_port:port_security_enabled` and
+/// `create_port:allowed_address_pairs` rules say.
+fn check_net_owner_attrs(r: &PortRequest, action: &str) -> ApiResult<()> {
+    for (given, attr) in [
+        (r.port_security_enabled.is_some(), "port_security_enabled"),
+        (r.allowed_address_pairs.is_some(), "allowed_address_pairs"),
+    ] {
+        if given {
+            return Err(ApiError::forbidden(&format!(
+                "rule:{action} and rule:{action}:{attr}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn parse(ctx: &AuthContext, b: &Body, op: Op) -> ApiResult<PortRequest> {
     let mut r = PortRequest {
         name: b.name("name")?,
@@ -695,21 +718,29 @@ fn parse_fixed_ips(items: Vec<Value>) -> ApiResult<Vec<FixedIpRequest>> {
     Ok(out)
 }
 
-/// `security_groups`: UUIDs; a repeat counts once.
+/// `security_groups`: UUIDs, each once (neutron-lib's `uuid_list`).
 fn parse_security_groups(groups: Vec<String>) -> ApiResult<Vec<String>> {
-    let mut uniq: Vec<String> = Vec::new();
-    for g in groups {
-        if !neutrino_model::body::is_uuid(&g) {
+    for g in &groups {
+        if !neutrino_model::body::is_uuid(g) {
             return Err(ApiError::invalid_attr(
                 "security_groups",
                 format!("'{g}' is not a valid UUID"),
             ));
         }
-        if !uniq.contains(&g) {
-            uniq.push(g);
+    }
+    let mut repeated: Vec<&str> = Vec::new();
+    for (i, g) in groups.iter().enumerate() {
+        if groups[..i].contains(g) && !repeated.contains(&g.as_str()) {
+            repeated.push(g);
         }
     }
-    Ok(uniq)
+    if !repeated.is_empty() {
+        return Err(ApiError::invalid_attr(
+            "security_groups",
+            format!("Duplicate items in the list: '{}'", repeated.join(", ")),
+        ));
+    }
+    Ok(groups)
 }
 
 /// `allowed_address_pairs`: an address or a prefix, and an optional MAC.
@@ -838,9 +869,11 @@ fn is_hostname(s: &str) -> bool {
         })
 }
 
+/// neutron-lib's `validate_mac_address`: any MAC but all-zeros and
+/// broadcast (a multicast-bit MAC is valid).
 fn normalize_mac(s: &str) -> ApiResult<String> {
     match s.parse::<Mac>() {
-        Ok(m) if !m.is_zero() && !m.is_broadcast() && !m.is_multicast() => Ok(m.to_string()),
+        Ok(m) if !m.is_zero() && !m.is_broadcast() => Ok(m.to_string()),
         _ => Err(ApiError::invalid_attr(
             "mac_address",
             format!("'{s}' is not a valid MAC address"),
@@ -871,9 +904,18 @@ fn generate_mac(txn: &Txn<'_>, network_id: &str) -> ApiResult<String> {
     ))
 }
 
+/// The groups exist for the caller, and are all stateful or all stateless
+/// (one port's traffic is tracked or not).
 fn check_groups(txn: &Txn<'_>, ctx: &AuthContext, groups: &[String]) -> ApiResult<()> {
+    let mut stateful = BTreeSet::new();
     for g in groups {
-        SecurityGroup::find(txn.state, ctx, g)?;
+        stateful.insert(SecurityGroup::find(txn.state, ctx, g)?.stateful);
+    }
+    if stateful.len() > 1 {
+        return Err(ApiError::conflict(
+            "SecurityGroupConflict",
+            "Error Cannot apply both stateful and stateless security groups on the same port at the same time while attempting the operation.",
+        ));
     }
     Ok(())
 }

@@ -382,11 +382,8 @@ fn set_gateway(
             )?
         }
     };
-    if port.fixed_ips.is_empty() {
-        return Err(bad_request(format!(
-            "No IPs available for external network {network_id}"
-        )));
-    }
+    // A gateway on an external network with no subnet has no address (and
+    // so no SNAT) until one is given, as in Neutron.
     let previous_snat = r
         .external_gateway
         .as_ref()

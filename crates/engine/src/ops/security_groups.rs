@@ -70,8 +70,22 @@ impl Resource for SecurityGroup {
         create_group(txn, r)
     }
 
-    async fn before_list(engine: &Engine, ctx: &AuthContext) -> ApiResult<()> {
-        ensure_default(engine, ctx.project_id.clone()).await
+    /// The default group of the project looked at: the caller's, or the
+    /// first `project_id` (`tenant_id`) an admin filters on.
+    async fn before_list(
+        engine: &Engine,
+        ctx: &AuthContext,
+        pairs: &[(String, String)],
+    ) -> ApiResult<()> {
+        let filtered = pairs
+            .iter()
+            .find(|(k, _)| k == "project_id" || k == "tenant_id")
+            .map(|(_, v)| v.clone());
+        let project = match filtered {
+            Some(p) if ctx.is_admin() && !p.is_empty() => p,
+            _ => ctx.project_id.clone(),
+        };
+        ensure_default(engine, project).await
     }
 
     fn parse_update(_: &Engine, _: &AuthContext, b: Body) -> ApiResult<GroupUpdate> {
@@ -353,9 +367,11 @@ fn create_group(txn: &mut Txn<'_>, r: NewGroup) -> ApiResult<Arc<SecurityGroup>>
         stateful,
         project,
     } = r;
-    ensure_default_group(txn, &project)?;
+    // Counted before the project's default group is made, as in Neutron:
+    // that group is the cloud's doing and never stops the first create.
     check_quota(txn, &project, "security_group", 1)?;
     check_quota(txn, &project, "security_group_rule", 2)?;
+    ensure_default_group(txn, &project)?;
     let g = SecurityGroup {
         id: new_id(),
         name,
@@ -455,14 +471,16 @@ fn parse_rule(ctx: &AuthContext, b: Body) -> ApiResult<NewRule> {
         ));
     }
     let ethertype = parse_ethertype(&b)?;
-    let protocol = parse_protocol(&b, ethertype == "IPv6")?;
+    let protocol = parse_protocol(&b, &ethertype)?;
     let (min, max) = port_range(
         protocol.as_deref(),
-        b.u32_in("port_range_min", 0, 65535)?.flatten(),
-        b.u32_in("port_range_max", 0, 65535)?.flatten(),
+        port_value(&b, "port_range_min")?,
+        port_value(&b, "port_range_max")?,
     )?;
     let (prefix, normalized) = remote_prefix(&b, &ethertype)?;
-    let remote_group = b.uuid("remote_group_id")?;
+    // Not checked as a UUID: Neutron looks it up, so a malformed one is a
+    // group that does not exist (404 when the rule is created).
+    let remote_group = b.nullable_string("remote_group_id", 255)?.flatten();
     if prefix.is_some() && remote_group.is_some() {
         return Err(ApiError::bad_request(
             "Only remote_ip_prefix or remote_group_id may be provided.",
@@ -521,8 +539,40 @@ fn parse_ethertype(b: &Body) -> ApiResult<String> {
     )
 }
 
+/// Protocols of IPv6 alone (its extension headers and ICMPv6): a rule for
+/// them must be IPv6.
+const IPV6_ONLY: [u8; 6] = [41, 43, 44, 58, 59, 60];
+
 /// `protocol`: a name, a number or nothing (any); ICMP on IPv6 is ICMPv6.
-fn parse_protocol(b: &Body, v6: bool) -> ApiResult<Option<String>> {
+fn parse_protocol(b: &Body, ethertype: &str) -> ApiResult<Option<String>> {
+    let v6 = ethertype == "IPv6";
+    let protocol = given_protocol(b, v6)?;
+    if let Some(p) = &protocol
+        && !v6
+        && IPV6_ONLY.contains(&protocol_number(p))
+    {
+        let given = match b.raw("protocol") {
+            Some(Value::String(s)) => s.to_ascii_lowercase(),
+            Some(other) => other.to_string(),
+            None => p.clone(),
+        };
+        return Err(ApiError::bad_request(format!(
+            "Invalid ethertype {ethertype} for protocol {given}."
+        ))
+        .with_type("SecurityGroupEthertypeConflictWithProtocol"));
+    }
+    Ok(protocol)
+}
+
+/// A protocol's number, from its name or its digits (255 when neither).
+fn protocol_number(p: &str) -> u8 {
+    PROTOCOLS
+        .iter()
+        .find(|(n, _)| *n == p)
+        .map_or_else(|| p.parse::<u8>().unwrap_or(255), |(_, n)| *n)
+}
+
+fn given_protocol(b: &Body, v6: bool) -> ApiResult<Option<String>> {
     Ok(match b.raw("protocol") {
         None | Some(Value::Null) => None,
         Some(v) => {
@@ -560,65 +610,98 @@ fn parse_protocol(b: &Body, v6: bool) -> ApiResult<Option<String>> {
     })
 }
 
-/// The port range (or ICMP type and code) a protocol allows; TCP's and
-/// UDP's whole range is no range.
+/// A port bound: null, or 0 to 65535 as a number or its digits (Neutron's
+/// `convert_validate_port_value`).
+fn port_value(b: &Body, k: &str) -> ApiResult<Option<u32>> {
+    let v = match b.raw(k) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(v) => v,
+    };
+    let n = match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    match n
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| *n <= 65535)
+    {
+        Some(n) => Ok(Some(n)),
+        None => {
+            let shown = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            Err(invalid_port(&shown))
+        }
+    }
+}
+
+fn invalid_port(port: &str) -> ApiError {
+    ApiError::bad_request(format!("Invalid value for port {port}"))
+        .with_type("SecurityGroupInvalidPortValue")
+}
+
+/// Protocols whose rules take a port range (Neutron's `SG_PORT_PROTO_NUMS`:
+/// DCCP, SCTP, TCP, UDP, UDP-Lite).
+const PORT_PROTOCOLS: [u8; 5] = [33, 132, 6, 17, 136];
+
+/// The port range (or ICMP type and code) a protocol allows, checked in
+/// Neutron's order with its messages; TCP's and UDP's whole range is no
+/// range.
 fn port_range(
     protocol: Option<&str>,
     min: Option<u32>,
     max: Option<u32>,
 ) -> ApiResult<(Option<u32>, Option<u32>)> {
-    let number = protocol.map(|p| {
-        PROTOCOLS
-            .iter()
-            .find(|(n, _)| *n == p)
-            .map_or_else(|| p.parse::<u8>().unwrap_or(255), |(_, n)| *n)
-    });
-    Ok(match number {
-        _ if min.is_none() && max.is_none() => (None, None),
-        None => {
-            return Err(ApiError::bad_request(
-                "Must also specify protocol if port range is given.",
+    // The whole range is no range (Neutron's canonical form), whatever the
+    // protocol.
+    let whole = min == Some(1) && max == Some(65535);
+    if whole || (min.is_none() && max.is_none()) {
+        return Ok((None, None));
+    }
+    let Some(number) = protocol.map(protocol_number) else {
+        return Err(
+            ApiError::bad_request("Must also specify protocol if port range is given.")
+                .with_type("SecurityGroupProtocolRequiredWithPorts"),
+        );
+    };
+    if PORT_PROTOCOLS.contains(&number) {
+        if min == Some(0) || max == Some(0) {
+            return Err(invalid_port("0"));
+        }
+        match (min, max) {
+            (Some(lo), Some(hi)) if lo <= hi => Ok((min, max)),
+            _ => Err(ApiError::bad_request(
+                "For TCP/UDP protocols, port_range_min must be <= port_range_max",
             )
-            .with_type("SecurityGroupProtocolRequiredWithPorts"));
+            .with_type("SecurityGroupInvalidPortRange")),
         }
-        Some(6 | 17 | 132 | 33 | 136) => {
-            let (Some(lo), Some(hi)) = (min, max) else {
-                return Err(ApiError::bad_request(
-                    "For TCP/UDP protocols, port_range_min and port_range_max must both be given",
-                )
-                .with_type("SecurityGroupInvalidPortRange"));
-            };
-            if lo == 0 || hi == 0 || lo > hi {
-                return Err(ApiError::bad_request(
-                    "For TCP/UDP protocols, port_range_min must be <= port_range_max",
-                )
-                .with_type("SecurityGroupInvalidPortRange"));
-            }
-            if lo == 1 && hi == 65535 {
-                (None, None)
-            } else {
-                (Some(lo), Some(hi))
-            }
-        }
-        Some(1 | 58) => {
-            if min.is_some_and(|v| v > 255) || max.is_some_and(|v| v > 255) {
-                return Err(ApiError::bad_request(
-                    "Invalid value for ICMP type or code: must be 0 through 255",
-                )
+    } else if number == 1 || number == 58 {
+        for (v, attr, field) in [
+            (min, "port_range_min", "type"),
+            (max, "port_range_max", "code"),
+        ] {
+            if let Some(v) = v.filter(|v| *v > 255) {
+                return Err(ApiError::bad_request(format!(
+                    "Invalid value for ICMP {field} ({attr}) {v}. It must be 0 to 255."
+                ))
                 .with_type("SecurityGroupInvalidIcmpValue"));
             }
-            if min.is_none() && max.is_some() {
-                return Err(ApiError::bad_request("ICMP code (port-range-max) is provided but ICMP type (port-range-min) is missing.").with_type("SecurityGroupMissingIcmpType"));
-            }
-            (min, max)
         }
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "Port ranges are only supported for TCP, UDP, SCTP, DCCP, UDP-Lite and ICMP",
-            )
-            .with_type("SecurityGroupInvalidProtocolForPort"));
+        if let (None, Some(code)) = (min, max) {
+            return Err(ApiError::bad_request(format!(
+                "ICMP code (port-range-max) {code} is provided but ICMP type (port-range-min) is missing."
+            ))
+            .with_type("SecurityGroupMissingIcmpType"));
         }
-    })
+        Ok((min, max))
+    } else {
+        Err(ApiError::bad_request(format!(
+            "Ports cannot be specified for protocol {number}. Ports are only supported for DCCP, SCTP, TCP, UDP, UDPLITE."
+        ))
+        .with_type("SecurityGroupInvalidProtocolForPort"))
+    }
 }
 
 /// `remote_ip_prefix` of the rule's ethertype, and the network it names.

@@ -23,6 +23,10 @@ use crate::{Engine, State, policy};
 
 type A = Attr<Subnet>;
 
+fn network_of<'s>(s: &Subnet, state: &'s State) -> Option<&'s Arc<Network>> {
+    state.networks.get(&s.network_id)
+}
+
 impl Resource for Subnet {
     const SINGULAR: &'static str = "subnet";
     const PLURAL: &'static str = "subnets";
@@ -72,14 +76,17 @@ impl Resource for Subnet {
         A::value("subnetpool_id", |_| V::Null).post().filter(T::Str),
         A::request("use_default_subnetpool").post(),
         A::request("prefixlen").post(),
-        A::json("router:external", |s, cx, out| {
-            let external = cx
-                .state
-                .networks
-                .get(&s.network_id)
-                .is_some_and(|n| n.router_external);
-            put_json(out, &external)
-        }),
+        // Its network's flags: shown (router:external) or only filtered on
+        // (shared), as Neutron does.
+        A::derived("router:external", |s, state| {
+            V::Bool(network_of(s, state).is_some_and(|n| n.router_external))
+        })
+        .filter(T::Bool),
+        A::derived("shared", |s, state| {
+            V::Bool(network_of(s, state).is_some_and(|n| n.shared))
+        })
+        .filter(T::Bool)
+        .hidden(),
     ];
     type Update = Common;
 
@@ -213,15 +220,11 @@ impl Resource for Subnet {
                 .with_type("InvalidInput"));
             }
         }
-        if r.cidr.is_v4() && net.mtu < 68 || !r.cidr.is_v4() && net.mtu < 1280 {
-            return Err(ApiError::conflict(
-                "NetworkMTUSubnetConflict",
-                format!(
-                    "MTU of {} is too small for an IPv{} subnet",
-                    net.id,
-                    if r.cidr.is_v4() { 4 } else { 6 }
-                ),
-            ));
+        // Neutron's order: every subnet needs 68, then an IPv6 one 1280.
+        for (needed, least) in [(true, min_mtu(true)), (!r.cidr.is_v4(), min_mtu(false))] {
+            if needed && net.mtu < least {
+                return Err(mtu_conflict(&net.id, least));
+            }
         }
         let (gw, pools) = plan(&r.cidr, r.common.gateway, r.common.pools)?;
         let s = Subnet {
@@ -240,6 +243,7 @@ impl Resource for Subnet {
             std: new_std(txn, r.project_id, r.common.description),
         };
         txn.put_subnet(s.clone()).map_err(ApiError::from)?;
+        revise_network(txn, &s.network_id);
         // A new auto-address subnet gives every existing port its EUI-64 address.
         if s.is_auto_address() {
             let ports: Vec<_> = txn.state.ports_of(&net.id).cloned().collect();
@@ -328,6 +332,13 @@ impl Resource for Subnet {
             s.gateway_ip = gw.map(|g| g.to_string());
             s.allocation_pools = pool_objects(&ranges, cidr.is_v4());
         }
+        // Neutron revises the network when the subnet's own row changes:
+        // not for its description, pools, DNS servers or routes, which live
+        // in rows of their own.
+        if s.name != cur.name || s.gateway_ip != cur.gateway_ip || s.enable_dhcp != cur.enable_dhcp
+        {
+            revise_network(txn, &cur.network_id);
+        }
         Ok(())
     }
 
@@ -359,7 +370,32 @@ impl Resource for Subnet {
             txn.put_port(p);
         }
         txn.delete_subnet(id);
+        revise_network(txn, &cur.network_id);
         Ok(())
+    }
+}
+
+/// The least MTU a network with a subnet of this family may have (RFC 791's
+/// 68 octets; RFC 8200's 1280).
+pub fn min_mtu(v4: bool) -> u32 {
+    if v4 { 68 } else { 1280 }
+}
+
+/// A network's MTU is below what one of its subnets needs.
+pub fn mtu_conflict(network_id: &str, least: u32) -> ApiError {
+    ApiError::conflict(
+        "NetworkMTUSubnetConflict",
+        format!("MTU of {network_id} is not valid, subnet requires a minimum of {least}"),
+    )
+}
+
+/// A subnet is part of its network's state (its `subnets`): a change to one
+/// is a new revision of the network too, as in Neutron.
+fn revise_network(txn: &mut Txn<'_>, network_id: &str) {
+    if let Some(n) = txn.state.networks.get(network_id) {
+        let mut n = (**n).clone();
+        touch(&mut n.std, txn.now);
+        txn.put_network(n);
     }
 }
 
