@@ -291,6 +291,14 @@ lease_time_secs = 600
         s = self.status()
         return bool(s) and not s.get("problems")
 
+    def logged(self, text: str) -> list[str]:
+        """The lines of this host's agent log (all its runs) that contain `text`."""
+        log = self.dir / "agent.log"
+        raw = log.read_text(errors="replace") if log.exists() else ""
+        # Without the terminal colours tracing writes.
+        lines = re.sub(r"\x1b\[[0-9;]*m", "", raw).splitlines()
+        return [line for line in lines if text in line]
+
 
 class Instance:
     """An instance: a namespace with eth0 plugged for one port."""
@@ -336,6 +344,10 @@ class Instance:
             assert lease.get("ip"), f"{client} got no lease:\n{r.stdout}\n{r.stderr}\nagent log:\n{self.host.agent.tail() if self.host.agent else ''}"
         return lease
 
+    def capture_dhcp(self) -> "DhcpCapture":
+        """Records every DHCP packet eth0 sends or receives, while in a `with` block."""
+        return DhcpCapture(self)
+
     def ip(self, *args: str) -> str:
         return nsx(self.ns, "ip", *args).stdout
 
@@ -362,6 +374,51 @@ class Instance:
     def connect(self, addr: str, port: int, timeout: float = 2.0) -> bool:
         """Whether a TCP connection to addr:port is answered "ok"."""
         return connect(self.ns, addr, port, timeout) is not None
+
+
+class DhcpCapture:
+    """Every DHCP packet an instance's eth0 sends and receives, seen by a raw
+    socket in its namespace (clients/dhcp_capture.py), so a reply the client
+    ignores or never waits for is recorded too. Use as a context manager:
+    capturing starts before the block and ends after it, once replies still
+    on their way (another host's answer to the client's last request crosses
+    the underlay) have had time to arrive."""
+
+    # Bounds the wait for replies in flight after the client is done; a reply
+    # takes one underlay round trip, milliseconds here.
+    SETTLE_SECS = 1.5
+    _count = 0
+
+    def __init__(self, vm: "Instance"):
+        DhcpCapture._count += 1
+        self.vm = vm
+        self.out = vm.topo.dir / f"{vm.name}.dhcp-capture-{DhcpCapture._count}.jsonl"
+        self.proc: Proc | None = None
+        self.packets: list[dict] = []
+
+    def __enter__(self) -> "DhcpCapture":
+        self.proc = Proc(["ip", "netns", "exec", self.vm.ns, "python3", str(CLIENTS / "dhcp_capture.py"),
+                          "eth0", str(self.out)], self.out.with_suffix(".log"))
+        self.vm.topo.procs.append(self.proc)
+        ready = Path(f"{self.out}.ready")
+        wait_until(f"DHCP capture on {self.vm.name}", lambda: ready.exists() or not self.proc.alive(), timeout=10)
+        assert self.proc.alive(), f"DHCP capture failed to start:\n{self.proc.tail()}"
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(self.SETTLE_SECS)
+        self.proc.stop()
+        text = self.out.read_text() if self.out.exists() else ""
+        self.packets = [json.loads(line) for line in text.splitlines() if line.strip()]
+        return False
+
+    def replies(self) -> list[dict]:
+        """What DHCP servers sent the instance."""
+        return [p for p in self.packets if p["dir"] == "in" and p["sport"] == 67]
+
+    def requests(self) -> list[dict]:
+        """What the instance's client sent."""
+        return [p for p in self.packets if p["dir"] == "out" and p["sport"] == 68]
 
 
 def listen(topo: "Topology", ns: str, name: str, port: int) -> "Proc":
@@ -458,6 +515,13 @@ feed_history = {feed_history}
 
     def instance(self, host: str, port: dict, name: str) -> Instance:
         return Instance(self, self.hosts[host], port, name)
+
+    def dhcp_server(self, net_id: str, host: str) -> dict:
+        """The DHCP port `host` serves the network from."""
+        ports = self.api.get(f"/v2.0/ports?network_id={net_id}&device_owner=network:dhcp")["ports"]
+        mine = [p for p in ports if p["binding:host_id"] == host]
+        assert len(mine) == 1, ports
+        return mine[0]
 
     def wait_active(self, port_id: str):
         wait_until(f"port {port_id} ACTIVE", lambda: self.api.show_port(port_id)["status"] == "ACTIVE")

@@ -24,6 +24,27 @@ def three_hosts(topology, mode: str, driver: str = "native", **kw):
     return t
 
 
+def assert_served_only_by(cap, server: dict, who: str):
+    """Every DHCP reply the instance received came from `server` (the DHCP
+    port that serves it), and none was a NAK: in multi-host mode another
+    host's server hears the instance's broadcasts over VXLAN, and must stay
+    silent about a client it holds no reservation for (RFC 2131 4.3.2)."""
+    ip = server["fixed_ips"][0]["ip_address"]
+    replies = cap.replies()
+    stray = [r for r in replies
+             if r["type"] == "NAK" or r["server_id"] != ip or r["src"] != ip or r["src_mac"] != server["mac_address"]]
+    heard = "\n".join(json.dumps(p) for p in cap.packets)
+    assert replies and not stray, f"{who}: replies other than from {ip} ({server['mac_address']}):\n{heard}"
+
+
+def assert_no_convergence_warnings(t):
+    """Every host built what it was asked in order: no step ran before what
+    it needs existed (a DHCP server before its namespace, say)."""
+    for h in t.hosts.values():
+        warned = h.logged("cannot converge")
+        assert not warned, f"{h.name} logged:\n" + "\n".join(warned)
+
+
 def vxlan_net(t, name="blue", cidr="198.51.100.0/24"):
     net = t.api.network(name)
     sub = t.api.subnet(net["id"], cidr, dns_nameservers=["198.51.100.53", "198.51.100.54"],
@@ -46,8 +67,14 @@ def test_vxlan_instances_get_controller_addresses_and_ping_across_hosts(topology
     port = t.api.show_port(p1["id"])
     assert port["binding:host_id"] == "h1"
 
-    lease1 = vm1.dhcp("udhcpc")
-    lease2 = vm2.dhcp("dhclient")
+    # The server each instance must hear, and only it: h3 in single-host
+    # mode, the instance's own host in multi-host mode.
+    server = {vm: t.dhcp_server(net["id"], "h3" if mode == "single-host" else vm.host.name)
+              for vm in (vm1, vm2)}
+    with vm1.capture_dhcp() as cap1:
+        lease1 = vm1.dhcp("udhcpc")
+    with vm2.capture_dhcp() as cap2:
+        lease2 = vm2.dhcp("dhclient")
     ip1, ip2 = p1["fixed_ips"][0]["ip_address"], p2["fixed_ips"][0]["ip_address"]
     # Exactly the controller's addresses, gateway, DNS servers, MTU and routes.
     assert lease1["ip"] == ip1 and lease2["ip"] == ip2
@@ -69,6 +96,17 @@ def test_vxlan_instances_get_controller_addresses_and_ping_across_hosts(topology
 
     assert vm1.ping(ip2) and vm2.ping(ip1)
 
+    # dhclient's reboot path: with its lease on file it asks for that address
+    # again (INIT-REBOOT: a broadcast REQUEST naming no server), and is
+    # confirmed without going back to discovery.
+    with vm2.capture_dhcp() as cap3:
+        rebooted = vm2.dhcp("dhclient")
+    first = cap3.requests()[0]
+    assert (first["type"], first["server_id"], first["requested"]) == ("REQUEST", None, ip2), cap3.packets
+    for cap, vm, who in ((cap1, vm1, "udhcpc"), (cap2, vm2, "dhclient"), (cap3, vm2, "dhclient reboot")):
+        assert_served_only_by(cap, server[vm], who)
+    assert rebooted["event"] == "REBOOT" and rebooted["ip"] == ip2, rebooted
+
     # Who served: in multi-host each compute host answers its own instances.
     serving = {h: t.hosts[h].status()["dhcp"]["networks"] for h in t.hosts}
     if mode == "single-host":
@@ -77,6 +115,47 @@ def test_vxlan_instances_get_controller_addresses_and_ping_across_hosts(topology
         assert list(serving["h1"]) == [net["id"]] and list(serving["h2"]) == [net["id"]]
         assert not serving["h3"]
         assert serving["h1"][net["id"]]["reservations"] == 1
+    assert_no_convergence_warnings(t)
+
+
+@pytest.mark.parametrize("driver", ["native", "dnsmasq"])
+def test_in_multi_host_only_its_own_host_tells_a_client_its_address_changed(topology, driver):
+    # The other side of staying silent about strangers: a server still
+    # answers for the MACs it holds, a wrong address at once with a NAK (it is
+    # authoritative for them), so an instance whose port got another address
+    # while it was down learns it at its next boot.
+    t = three_hosts(topology, "multi-host", driver)
+    net, _ = vxlan_net(t)
+    p1 = t.api.port(net["id"], name="vm1")
+    p2 = t.api.port(net["id"], name="vm2")
+    vm1 = t.instance("h1", p1, "i1")
+    t.instance("h2", p2, "i2")  # so that h2 serves the network too, and hears i1
+    for p in (p1, p2):
+        t.wait_active(p["id"])
+    old = vm1.dhcp("dhclient")["ip"]
+    assert old == p1["fixed_ips"][0]["ip_address"]
+    new = "198.51.100.77"
+    t.api.update_port(p1["id"], fixed_ips=[{"ip_address": new}])
+    server = t.dhcp_server(net["id"], "h1")
+    server_ip = server["fixed_ips"][0]["ip_address"]
+
+    def reboot():
+        # Until h1's server has the new reservation, the old address is
+        # confirmed; then the reboot is refused and the client rediscovers.
+        with vm1.capture_dhcp() as cap:
+            lease = vm1.dhcp("dhclient")
+        return (cap, lease) if lease["ip"] == new else None
+    cap, lease = wait_until("i1 given its new address", reboot, timeout=60)
+    first = cap.requests()[0]
+    assert (first["type"], first["server_id"], first["requested"]) == ("REQUEST", None, old), cap.packets
+    replies = cap.replies()
+    heard = "\n".join(json.dumps(p) for p in cap.packets)
+    # The INIT-REBOOT request is answered at once, by a NAK from h1's server...
+    assert [(r["type"], r["xid"]) for r in replies][0] == ("NAK", first["xid"]), heard
+    # ...and every reply is h1's: h2's server says nothing about i1.
+    assert all(r["server_id"] == server_ip and r["src_mac"] == server["mac_address"] for r in replies), heard
+    assert [r["type"] for r in replies].count("NAK") == 1, heard
+    assert lease["event"] == "BOUND" and lease["serverid"] == server_ip, lease
 
 
 def test_two_networks_are_isolated_at_l2(topology):
@@ -115,3 +194,4 @@ def test_flat_network_through_the_mapped_interface(topology, driver):
     # The bridge's uplink is the host's eth1, as mapped.
     links = json.loads(nsx(t.hosts["h1"].ns, "ip", "-j", "link", "show", "eth1").stdout)
     assert links[0]["master"].startswith("brq")
+    assert_no_convergence_warnings(t)

@@ -11,6 +11,13 @@
 //!    exist;
 //! 4. `report_ports`: always, whatever failed before.
 //!
+//! After a pass that read the host, the step publishes the DHCP endpoints it
+//! found ([`DhcpEndpoints`]: each DHCP namespace and the DHCP port
+//! interfaces up in it). The model loop hands a network to the DHCP driver
+//! only once its endpoint is there, so the driver always comes after step 2
+//! for that network: a new network is served on the first try, and the
+//! loop is woken for it by this signal, not by a retry.
+//!
 //! A failure holds back only what it concerns: `Host::apply` skips only the
 //! ops that depend on a failed one, each failure becomes a [`Problem`] named
 //! after its network or router, and that object alone is retried on its own
@@ -31,11 +38,13 @@ use std::time::{Duration, Instant};
 
 use neutrino_agent_rpc::PortStatusReport;
 use neutrino_dataplane::{Host, Object, ObservedHost, Op, Ownership, plan};
+use neutrino_net::names;
 use serde_json::json;
 use tokio::sync::{Notify, watch};
 
 use crate::client::ServerClient;
 use crate::desired::Desired;
+use crate::dhcp::DhcpEndpoints;
 use crate::firewall::Firewall;
 use crate::l3::L3Worker;
 use crate::metrics::Shared;
@@ -58,6 +67,26 @@ fn wired(observed: &ObservedHost, device: &str, bridge: &str) -> bool {
         .links
         .get(device)
         .is_some_and(|l| l.up && l.master.as_deref() == Some(bridge))
+}
+
+/// The DHCP endpoints among what was observed: each owned DHCP namespace
+/// with the DHCP port interfaces (`ns-…`) that are up in it.
+fn dhcp_endpoints(own: &Ownership, observed: &ObservedHost) -> DhcpEndpoints {
+    let dhcp = format!("{}{}", own.namespace_prefix, names::DHCP_NAMESPACE_PREFIX);
+    observed
+        .namespaces
+        .iter()
+        .filter(|(name, _)| name.starts_with(&dhcp))
+        .map(|(name, ns)| {
+            let up = ns
+                .links
+                .values()
+                .filter(|l| l.up && l.name.starts_with(names::DHCP_NS_SIDE_PREFIX))
+                .map(|l| l.name.clone())
+                .collect();
+            (name.clone(), up)
+        })
+        .collect()
 }
 
 /// A host object whose op failed: retried when its backoff ends.
@@ -159,14 +188,15 @@ impl HostStep {
             .min()
     }
 
-    /// Runs until `desired` closes. `applied` is signalled after every change
-    /// to the host (the model loop retries DHCP endpoints that were missing).
+    /// Runs until `desired` closes. `endpoints` gets the DHCP endpoints found
+    /// after every pass that read the host, when they differ from the last
+    /// (None until the first: the model loop serves no DHCP before).
     pub async fn run(
         mut self,
         mut desired: watch::Receiver<Option<Arc<Desired>>>,
         link_changed: Arc<Notify>,
         mut resend_status: watch::Receiver<()>,
-        applied: Arc<Notify>,
+        endpoints: watch::Sender<Option<Arc<DhcpEndpoints>>>,
     ) {
         let mut tick = tokio::time::interval(self.resync);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -210,8 +240,14 @@ impl HostStep {
                 self.done = Some(want);
                 continue;
             }
-            if self.pass(&want).await {
-                applied.notify_one();
+            if let Some(found) = self.pass(&want).await {
+                endpoints.send_if_modified(|last| {
+                    let changed = last.as_deref() != Some(&found);
+                    if changed {
+                        *last = Some(Arc::new(found));
+                    }
+                    changed
+                });
             }
         }
     }
@@ -253,8 +289,9 @@ impl HostStep {
             .retain(|p, _| want.local_ports.contains_key(p));
     }
 
-    /// One pass; returns whether it changed the host.
-    async fn pass(&mut self, want: &Arc<Desired>) -> bool {
+    /// One pass; returns the DHCP endpoints the host holds after it (None
+    /// when the host could not be read).
+    async fn pass(&mut self, want: &Arc<Desired>) -> Option<DhcpEndpoints> {
         let started = Instant::now();
         let held: BTreeSet<Object> = self
             .held
@@ -334,7 +371,7 @@ impl HostStep {
         // Only a pass that left nothing failing lets the next model-only
         // change skip the kernel.
         self.done = self.problems.is_empty().then(|| want.clone());
-        out.applied > 0
+        out.observed.as_ref().map(|o| dhcp_endpoints(&self.own, o))
     }
 
     /// Keeps the backoff of every failed object, forgets those that
@@ -546,7 +583,49 @@ fn problem_of(want: &Desired, o: &Object) -> Problem {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use neutrino_dataplane::{Bridge, NsEndpoint, Uplink, Vxlan};
+    use neutrino_dataplane::{Bridge, NsEndpoint, NsLink, ObservedNamespace, Uplink, Vxlan};
+
+    #[test]
+    fn dhcp_endpoints_are_the_dhcp_port_interfaces_up_in_dhcp_namespaces() {
+        let link = |name: &str, up| NsLink {
+            name: name.into(),
+            index: 2,
+            mtu: 1450,
+            up,
+            mac: None,
+            addrs: BTreeSet::new(),
+            peer_index: Some(7),
+        };
+        let ns = |links: Vec<NsLink>| ObservedNamespace {
+            links: links.into_iter().map(|l| (l.name.clone(), l)).collect(),
+            ..Default::default()
+        };
+        let mut observed = ObservedHost::default();
+        observed.namespaces.insert(
+            "p-qdhcp-n1".into(),
+            ns(vec![link("lo", true), link("ns-port1", true)]),
+        );
+        // Created, its interface not up yet.
+        observed
+            .namespaces
+            .insert("p-qdhcp-n2".into(), ns(vec![link("ns-port2", false)]));
+        observed
+            .namespaces
+            .insert("p-qrouter-r1".into(), ns(vec![link("qr-leg", true)]));
+        let own = Ownership {
+            namespace_prefix: "p-".into(),
+        };
+        assert_eq!(
+            dhcp_endpoints(&own, &observed),
+            BTreeMap::from([
+                (
+                    "p-qdhcp-n1".to_string(),
+                    BTreeSet::from(["ns-port1".to_string()])
+                ),
+                ("p-qdhcp-n2".to_string(), BTreeSet::new()),
+            ])
+        );
+    }
 
     #[test]
     fn failures_are_named_after_their_network_or_router() {

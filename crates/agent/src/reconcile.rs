@@ -1,11 +1,19 @@
 //! The agent's model loop: the feed brings this host's slice of the model;
 //! on each change the loop computes what the host should have, settles the
-//! host's DHCP ports with the server, hands new reservations to the DHCP
-//! driver at once, and passes the desired host to the host step (`host`),
-//! which changes the kernel beside it. Until the first feed reply nothing is
-//! computed, so a starting agent never tears down what it has not been told
-//! about; and since a pass with nothing to change writes nothing, an agent
-//! restart leaves a converged host as it is: no packet is dropped.
+//! host's DHCP ports with the server, passes the desired host to the host
+//! step (`host`), which changes the kernel beside it, and hands new
+//! reservations to the DHCP driver at once. Until the first feed reply
+//! nothing is computed, so a starting agent never tears down what it has not
+//! been told about; and since a pass with nothing to change writes nothing,
+//! an agent restart leaves a converged host as it is: no packet is dropped.
+//!
+//! The DHCP driver serves a network from the endpoint the host step builds
+//! (its namespace and the DHCP port's interface), so it is given only the
+//! networks whose endpoint the host step has reported built
+//! ([`crate::dhcp::DhcpEndpoints`]): a new network waits for the host step's
+//! pass that creates its namespace, and is served when the host step says
+//! so. Before the host step's first reading of the host the driver is not
+//! called at all (after a restart it would otherwise stop what runs).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -21,7 +29,7 @@ use tokio::sync::{mpsc, watch};
 use crate::client::ServerClient;
 use crate::config::AgentConfig;
 use crate::desired::{Desired, Planner};
-use crate::dhcp::Driver;
+use crate::dhcp::{DhcpEndpoints, Driver};
 use crate::host::HostStep;
 use crate::metrics::{Shared, now_ms};
 use crate::problem::{Backoff, Problem, Problems};
@@ -59,6 +67,9 @@ pub struct Agent {
     dhcp_dirty: bool,
     /// network id → why the DHCP driver could not serve it (retried).
     dhcp_failures: BTreeMap<String, String>,
+    /// The DHCP endpoints the host step last found (None: it has not read
+    /// the host yet).
+    dhcp_endpoints: Option<Arc<DhcpEndpoints>>,
     /// The host step's input.
     to_host: watch::Sender<Option<Arc<Desired>>>,
     /// Routers that left this host whose per-host gateway port is to be
@@ -88,6 +99,7 @@ impl Agent {
             view_changed: true,
             dhcp_dirty: true,
             dhcp_failures: BTreeMap::new(),
+            dhcp_endpoints: None,
             to_host,
             drop_gateways: BTreeSet::new(),
         }
@@ -220,8 +232,17 @@ impl Agent {
         self.backoff.retain(|p, _| wanted(p));
     }
 
+    /// Hands the driver every DHCP service whose endpoint the host step has
+    /// built; the others are served once it reports them (no failure: they
+    /// wait for the host step, which names what it cannot build).
     async fn sync_dhcp(&mut self, desired: &Desired) {
-        self.dhcp_failures = self.driver.sync(&desired.dhcp).await;
+        let Some(built) = &self.dhcp_endpoints else {
+            // Not before the host step's first reading: the driver would stop
+            // what runs. It stays dirty until then.
+            return;
+        };
+        let servable = crate::dhcp::servable(&desired.dhcp, built);
+        self.dhcp_failures = self.driver.sync(&servable).await;
         self.dhcp_dirty = false;
         for net in desired.dhcp.keys() {
             let failure = self.dhcp_failures.get(net).cloned();
@@ -268,9 +289,9 @@ impl Agent {
             // The host step picks it up beside us.
             self.to_host.send_replace(Some(desired.clone()));
         }
-        // New reservations take effect now, whatever the host step is doing; a
-        // network whose endpoint is not built yet fails and is retried when
-        // the worker signals that it changed the host.
+        // New reservations take effect now, whatever the host step is doing;
+        // a network whose endpoint is not built yet is left for the host
+        // step, whose report of it brings the next DHCP sync.
         let dhcp_work = self.dhcp_dirty || self.retry_due(|p| matches!(p, Problem::DhcpDriver(_)));
         if dhcp_work {
             self.sync_dhcp(&desired).await;
@@ -537,7 +558,7 @@ pub async fn run(
     let (cursor_tx, mut reply_rx) = spawn_feed(client.clone(), cfg.clone(), shared.clone());
     let link_changed = spawn_link_watch(&cfg)?;
     let (to_host, from_model) = watch::channel(None);
-    let host_applied = Arc::new(tokio::sync::Notify::new());
+    let (endpoints_tx, mut endpoints) = watch::channel(None);
     let host_step = HostStep::new(
         cfg.agent.host.clone(),
         Ownership {
@@ -555,7 +576,7 @@ pub async fn run(
         from_model,
         link_changed.clone(),
         force_status_rx,
-        host_applied.clone(),
+        endpoints_tx,
     ));
 
     let mut agent = Agent::new(cfg.clone(), client, shared.clone(), to_host);
@@ -572,10 +593,12 @@ pub async fn run(
                 let _ = cursor_tx.send(agent.cursor());
                 changed
             }
-            // The host changed: a DHCP endpoint that was missing may be there.
-            _ = host_applied.notified() => {
-                agent.dhcp_dirty |= !agent.dhcp_failures.is_empty();
-                agent.dhcp_dirty
+            // The host step found other DHCP endpoints: a network may be
+            // servable now (or no longer).
+            Ok(()) = endpoints.changed() => {
+                agent.dhcp_endpoints = endpoints.borrow_and_update().clone();
+                agent.dhcp_dirty = true;
+                true
             }
             _ = retry.tick() => {
                 if agent.driver.needs_sync()

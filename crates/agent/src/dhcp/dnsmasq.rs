@@ -156,7 +156,17 @@ fn args(s: &DhcpService, dir: &Path) -> Vec<String> {
         // From the subnets, not the reservations: the command line must not
         // change (a restart) when a port comes or goes (a reload).
         format!("--dhcp-lease-max={}", lease_max(s)),
+        // Authoritative for the MACs in the hosts file: a client asking for
+        // an address it should not have is told so (NAK) at once. Silent
+        // for every other MAC (RFC 2131 4.3.2: no record of the client, no
+        // answer), the way the native server drops them: in multi-host mode
+        // the other hosts' instances are heard over VXLAN and answered by
+        // their own host, and a NAK from here would send them back to
+        // discovery. `known` is the tag dnsmasq sets on a client a
+        // `--dhcp-host` (hosts file) line matches; ignored clients get no
+        // reply of any type.
         "--dhcp-authoritative".into(),
+        "--dhcp-ignore=tag:!known".into(),
         "--log-facility=-".into(),
     ];
     if !s.domain.is_empty() {
@@ -484,6 +494,9 @@ mod tests {
             a.contains(&"--port=0".to_string()),
             "no DNS from this dnsmasq"
         );
+        // Authoritative, but only about the MACs it holds.
+        assert!(a.contains(&"--dhcp-authoritative".to_string()));
+        assert!(a.contains(&"--dhcp-ignore=tag:!known".to_string()));
     }
 
     #[test]
