@@ -318,7 +318,8 @@ class Instance:
         env = {**os.environ, "LEASE_OUT": str(self.lease_file)}
         if client == "udhcpc":
             r = nsx(self.ns, "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "6", "-T", "1",
-                    "-O", "mtu", "-O", "staticroutes", "-s", str(CLIENTS / "udhcpc.sh"),
+                    "-O", "mtu", "-O", "staticroutes", "-O", "tftp", "-O", "bootfile",
+                    "-s", str(CLIENTS / "udhcpc.sh"),
                     check=False, timeout=60, env=env)
         else:
             pid = self.topo.dir / f"{self.name}.dhclient.pid"

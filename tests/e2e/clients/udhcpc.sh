@@ -32,6 +32,8 @@ mtu=$mtu
 lease=$lease
 serverid=$serverid
 staticroutes=$staticroutes
+tftp=$tftp
+bootfile=$bootfile
 EOT
     ;;
   leasefail|nak)

@@ -55,18 +55,39 @@ pub struct DnsmasqDriver {
     counters: Arc<DnsmasqCounters>,
 }
 
-/// `--dhcp-hostsfile`: `mac,set:port-<id>,name,ip` per reservation (the tag
-/// carries the port's extra options).
+/// `--dhcp-hostsfile`: `mac,name,ip` per reservation, with `set:port-<id>`
+/// after the MAC for a port with extra options (the tag carries them), as
+/// Neutron writes it. Only those ports are tagged: see [`reload_is_safe`].
 pub fn hosts_file(s: &DhcpService) -> String {
     let mut out = String::new();
     for h in &s.hosts {
-        let _ = writeln!(
-            out,
-            "{},set:port-{},{},{}",
-            h.mac, h.port_id, h.hostname, h.ip
-        );
+        let tag = if h.extra.is_empty() {
+            String::new()
+        } else {
+            format!("set:port-{},", h.port_id)
+        };
+        let _ = writeln!(out, "{},{tag}{},{}", h.mac, h.hostname, h.ip);
     }
     out
+}
+
+/// Whether dnsmasq may re-read its files on SIGHUP. dnsmasq 2.90 (Debian
+/// 12's) frees the tags of the hosts file it read before while a lease
+/// still points at them: a SIGHUP after a tagged host took a lease is a
+/// segfault. So while one does, the change is a restart instead (the leases
+/// file keeps every lease across it).
+pub fn reload_is_safe(old_hosts: &str, leases: &str) -> bool {
+    let leased: Vec<String> = leases
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(str::to_ascii_lowercase)
+        .collect();
+    !old_hosts.lines().any(|l| {
+        let mut fields = l.split(',');
+        let mac = fields.next().unwrap_or_default().to_ascii_lowercase();
+        let tagged = fields.next().is_some_and(|f| f.starts_with("set:"));
+        tagged && leased.contains(&mac)
+    })
 }
 
 /// `--dhcp-optsfile`: per-subnet options, then per-port extra options.
@@ -251,6 +272,25 @@ impl DnsmasqDriver {
         (comm.trim() == "dnsmasq").then(|| Pid::from_raw(raw))
     }
 
+    /// Stops a network's dnsmasq and waits for it to go (2 s at most): a
+    /// stop the agent chose is not reported as an exit, and our child is
+    /// reaped rather than left a zombie.
+    async fn stop(&mut self, id: &str, pid: Pid) {
+        let mut child = self.started.remove(id);
+        let _ = kill(pid, Signal::SIGTERM);
+        for _ in 0..100 {
+            let gone = match child.as_mut() {
+                Some(c) => !matches!(c.try_wait(), Ok(None)),
+                None => self.pid(id).is_none(),
+            };
+            if gone {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let _ = std::fs::remove_file(self.net_dir(id).join("pid"));
+    }
+
     /// Whether a dnsmasq this agent started has exited (the model loop then
     /// syncs again, which restarts it).
     pub fn needs_sync(&mut self) -> bool {
@@ -272,7 +312,7 @@ impl DnsmasqDriver {
             .collect();
         for id in known.iter().filter(|id| !services.contains_key(*id)) {
             if let Some(pid) = self.pid(id) {
-                let _ = kill(pid, Signal::SIGTERM);
+                self.stop(id, pid).await;
             }
             let _ = std::fs::remove_dir_all(self.net_dir(id));
             self.served.remove(id);
@@ -304,7 +344,12 @@ impl DnsmasqDriver {
             && std::fs::read_to_string(dir.join("opts")).is_ok_and(|o| o == opts);
         let same_args = std::fs::read_to_string(dir.join("args"))
             .is_ok_and(|a| a == args(svc, &dir).join("\n"));
-        if let (Some(pid), true) = (running, same_args) {
+        let reloadable = same_files
+            || reload_is_safe(
+                &std::fs::read_to_string(dir.join("host")).unwrap_or_default(),
+                &std::fs::read_to_string(dir.join("leases")).unwrap_or_default(),
+            );
+        if let (Some(pid), true, true) = (running, same_args, reloadable) {
             if !same_files {
                 write_atomic(&dir.join("host"), &hosts).map_err(|e| e.to_string())?;
                 write_atomic(&dir.join("opts"), &opts).map_err(|e| e.to_string())?;
@@ -317,15 +362,13 @@ impl DnsmasqDriver {
             self.served.insert(id.to_string(), svc.clone());
             return Ok(());
         }
-        // Not running, or its command line must change (a new subnet): (re)start.
+        // Not running, its command line must change (a new subnet), or a
+        // reload would crash it: (re)start.
         if let Some(pid) = running {
-            let _ = kill(pid, Signal::SIGTERM);
-            for _ in 0..100 {
-                if self.pid(id).is_none() {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            if same_args {
+                tracing::info!(network = %id, "restarting dnsmasq: a tagged host holds a lease, a reload would crash it");
             }
+            self.stop(id, pid).await;
         }
         write_atomic(&dir.join("host"), &hosts).map_err(|e| e.to_string())?;
         write_atomic(&dir.join("opts"), &opts).map_err(|e| e.to_string())?;
@@ -477,6 +520,13 @@ mod tests {
             hosts_file(&s),
             "fa:16:3e:00:00:01,set:port-p1,host-10-0-0-5,10.0.0.5\n"
         );
+        // Only a port with extra options is tagged.
+        let mut plain = service();
+        plain.hosts[0].extra.clear();
+        assert_eq!(
+            hosts_file(&plain),
+            "fa:16:3e:00:00:01,host-10-0-0-5,10.0.0.5\n"
+        );
         assert_eq!(
             opts_file(&s),
             "tag:subnet-s1,option:router,10.0.0.1\n\
@@ -497,6 +547,16 @@ mod tests {
         // Authoritative, but only about the MACs it holds.
         assert!(a.contains(&"--dhcp-authoritative".to_string()));
         assert!(a.contains(&"--dhcp-ignore=tag:!known".to_string()));
+    }
+
+    #[test]
+    fn a_tagged_host_with_a_lease_makes_the_change_a_restart() {
+        let hosts = "fa:16:3e:00:00:01,set:port-p1,host-a,10.0.0.5\n\
+                     fa:16:3e:00:00:02,host-b,10.0.0.6\n";
+        let lease = |mac: &str| format!("1700000000 {mac} 10.0.0.9 host *\n");
+        assert!(reload_is_safe(hosts, ""));
+        assert!(reload_is_safe(hosts, &lease("fa:16:3e:00:00:02")));
+        assert!(!reload_is_safe(hosts, &lease("FA:16:3E:00:00:01")));
     }
 
     #[test]
