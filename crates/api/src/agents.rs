@@ -488,15 +488,14 @@ pub fn list(
     id: Option<&str>,
     query: &[(String, String)],
 ) -> ApiResult<Value> {
-    let views = if ctx.is_admin() {
-        state.agents.views()
-    } else {
-        Vec::new()
-    };
+    if !ctx.is_admin() {
+        return match id {
+            Some(_) => Err(ApiError::hidden()),
+            None => Ok(json!({ "agents": [] })),
+        };
+    }
+    let views = state.agents.views();
     if let Some(id) = id {
-        if !ctx.is_admin() {
-            return Err(ApiError::hidden());
-        }
         return views
             .into_iter()
             .find(|v| v["id"] == id)

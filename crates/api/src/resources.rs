@@ -92,9 +92,12 @@ impl<R: Resource> Collection for Handler<R> {
     }
     fn list<'a>(&self, state: &'a AppState, call: &'a Call<'a>) -> Reply<'a> {
         Box::pin(async move {
+            // The query is checked before anything is made for it.
             let pairs = query_pairs(call.query)?;
+            let max = state.engine.config().pagination_max_limit;
+            let q = ListQuery::parse(&pairs, &Table::<R>::new(&state.engine.snapshot()), max)?;
             R::before_list(&state.engine, call.ctx, &pairs).await?;
-            list::<R>(state, call)
+            list::<R>(state, call, &pairs, &q)
         })
     }
     fn show(&self, state: &AppState, call: &Call<'_>, id: &str) -> ApiResult<Response> {
@@ -156,12 +159,15 @@ fn view_cx<'a>(state: &'a AppState, snap: &'a State, ctx: &AuthContext) -> ViewC
 }
 
 /// Lists a collection: visibility, filters, sorting, pagination, fields, links.
-fn list<R: Resource>(state: &AppState, call: &Call<'_>) -> ApiResult<Response> {
-    let pairs = query_pairs(call.query)?;
+fn list<R: Resource>(
+    state: &AppState,
+    call: &Call<'_>,
+    pairs: &[(String, String)],
+    q: &ListQuery,
+) -> ApiResult<Response> {
     let snap = state.engine.snapshot();
     let schema = Table::<R>::new(&snap);
-    let q = ListQuery::parse(&pairs, &schema, state.engine.config().pagination_max_limit)?;
-    let matched: Vec<&Arc<R>> = R::listed(&snap, call.ctx, &pairs)
+    let matched: Vec<&Arc<R>> = R::listed(&snap, call.ctx, pairs)
         .into_iter()
         .filter(|i| q.matches(&schema, *i))
         .collect();
@@ -171,8 +177,8 @@ fn list<R: Resource>(state: &AppState, call: &Call<'_>) -> ApiResult<Response> {
     if q.limit.is_some() {
         let links = links(
             call,
-            &pairs,
-            &q,
+            pairs,
+            q,
             page.first().map(|i| i.id()),
             page.last().map(|i| i.id()),
             page.len(),

@@ -1,7 +1,7 @@
 //! Where Neutrino answered differently from Neutron 29 (issue 11): each
 //! test sends the request a client sends and expects Neutron's status and
 //! NeutronError type, as the real server answered them (checked against
-//! Neutron 29.0.0 with its default policy).
+//! Neutron 29.0.0 with its default policy), and its message but where noted.
 
 mod common;
 
@@ -177,7 +177,7 @@ async fn a_member_on_a_shared_network_may_not_open_its_port_filters() {
         .network(&app.admin, json!({"name": "s", "shared": true}))
         .await;
     let net = id(&shared);
-    app.subnet(&app.admin, &net, "10.1.0.0/24", json!({})).await;
+    let sub = id(&app.subnet(&app.admin, &net, "10.1.0.0/24", json!({})).await);
     let bob = &app.bob;
     let post = |extra: Value| {
         let (app, net) = (&app, net.clone());
@@ -219,7 +219,30 @@ async fn a_member_on_a_shared_network_may_not_open_its_port_filters() {
     )
     .await
     .expect(200);
-    // The network's owner (here an admin) may.
+    // On update its addresses and MAC too.
+    for extra in [
+        json!({"fixed_ips": [{"subnet_id": sub}]}),
+        json!({"mac_address": "fa:16:3e:12:34:56"}),
+    ] {
+        let attr = extra.as_object().unwrap().keys().next().unwrap().clone();
+        let m = app
+            .put(
+                bob,
+                &format!("/v2.0/ports/{port}"),
+                json!({ "port": extra }),
+            )
+            .await
+            .expect_error(403, "PolicyNotAuthorized");
+        assert!(m.contains(&format!("rule:update_port:{attr}")), "{m}");
+    }
+    // The network's owner may: a member on her own network, an admin here.
+    let own = app.network(&app.alice, json!({"name": "own"})).await;
+    app.port(
+        &app.alice,
+        &id(&own),
+        json!({"port_security_enabled": false}),
+    )
+    .await;
     app.port(&app.admin, &net, json!({"port_security_enabled": false}))
         .await;
 }
@@ -301,6 +324,11 @@ async fn security_group_rules_are_checked_as_neutron_checks_them() {
         let m = rule(body.clone()).await.expect_error(400, ty);
         assert_eq!(m, msg, "{body}");
     }
+    // Neutron's order: the ICMP range is checked before the protocol
+    // against the ethertype.
+    rule(json!({"ethertype": "IPv4", "protocol": 58, "port_range_min": 300}))
+        .await
+        .expect_error(400, "SecurityGroupInvalidIcmpValue");
     // Protocols of IPv6 alone are refused with IPv4, as sent.
     for (i, p) in [
         json!(41),
@@ -508,14 +536,28 @@ async fn a_small_mtu_is_refused_only_by_the_subnets_it_cannot_carry() {
         .expect_error(409, "NetworkMTUSubnetConflict");
     assert!(m.ends_with("minimum of 1280"), "{m}");
     app.subnet(t, &small, "10.0.0.0/24", json!({})).await;
-    // Lowering the MTU below what a subnet needs is refused the same way.
-    app.put(
-        t,
-        &format!("/v2.0/networks/{small}"),
-        json!({"network": {"mtu": 60}}),
-    )
-    .await
-    .expect_error(409, "NetworkMTUSubnetConflict");
+    // Lowering the MTU below what a subnet needs is refused the same way,
+    // 0 included.
+    for mtu in [60, 0] {
+        app.put(
+            t,
+            &format!("/v2.0/networks/{small}"),
+            json!({"network": { "mtu": mtu }}),
+        )
+        .await
+        .expect_error(409, "NetworkMTUSubnetConflict");
+    }
+    // 0 asks for the network type's MTU.
+    let zero = app.network(t, json!({"name": "zero", "mtu": 0})).await;
+    assert_eq!(zero["mtu"], 1450);
+    let r = app
+        .put(
+            t,
+            &format!("/v2.0/networks/{}", id(&zero)),
+            json!({"network": {"mtu": 0}}),
+        )
+        .await;
+    assert_eq!(r.expect(200)["network"]["mtu"], 1450);
 }
 
 #[tokio::test]
@@ -549,17 +591,35 @@ async fn a_subnet_change_is_a_new_revision_of_its_network() {
     .await
     .expect(200);
     assert_eq!(revision().await, 3);
+    app.put(
+        t,
+        &path,
+        json!({"subnet": {"allocation_pools": [{"start": "10.0.0.10", "end": "10.0.0.20"}]}}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(revision().await, 3);
+    for change in [
+        json!({"gateway_ip": "10.0.0.254"}),
+        json!({"enable_dhcp": false}),
+    ] {
+        let before = revision().await;
+        app.put(t, &path, json!({ "subnet": change }))
+            .await
+            .expect(200);
+        assert_eq!(revision().await, before + 1, "{change}");
+    }
     app.delete(t, &path).await.expect(204);
-    assert_eq!(revision().await, 4);
+    assert_eq!(revision().await, 6);
 }
 
 #[tokio::test]
-async fn a_floating_ip_update_without_port_id_disassociates() {
+async fn an_empty_floating_ip_update_disassociates() {
     let app = App::new().await;
     let (public, _) = external(&app, "203.0.113.0/24").await;
     let (_, _, vm) = routed_instance(&app, &public).await;
     let t = &app.alice;
-    for update in [json!({}), json!({"description": "web"})] {
+    for (update, keeps) in [(json!({}), false), (json!({"description": "web"}), true)] {
         let f = app
             .post(
                 t,
@@ -572,9 +632,14 @@ async fn a_floating_ip_update_without_port_id_disassociates() {
         let path = format!("/v2.0/floatingips/{}", id(&f));
         let r = app.put(t, &path, json!({ "floatingip": update })).await;
         let u = r.expect(200)["floatingip"].clone();
-        assert_eq!(u["port_id"], Value::Null, "{update}");
-        assert_eq!(u["fixed_ip_address"], Value::Null);
-        assert_eq!(u["router_id"], Value::Null);
+        if keeps {
+            assert_eq!(u["port_id"], f["port_id"], "{update}");
+            assert_eq!(u["router_id"], f["router_id"]);
+        } else {
+            assert_eq!(u["port_id"], Value::Null, "{update}");
+            assert_eq!(u["fixed_ip_address"], Value::Null);
+            assert_eq!(u["router_id"], Value::Null);
+        }
         app.put(t, &path, json!({}))
             .await
             .expect_error(400, "HTTPBadRequest");
@@ -655,6 +720,16 @@ async fn only_all_zeros_and_broadcast_macs_are_invalid() {
         let p = app.port(t, &net, json!({ "mac_address": mac })).await;
         assert_eq!(p["mac_address"], mac);
     }
+    let port = id(&app.port(t, &net, json!({})).await);
+    let path = format!("/v2.0/ports/{port}");
+    let r = app
+        .put(
+            t,
+            &path,
+            json!({"port": {"mac_address": "33:33:00:00:00:01"}}),
+        )
+        .await;
+    assert_eq!(r.expect(200)["port"]["mac_address"], "33:33:00:00:00:01");
     for mac in ["00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"] {
         let m = app
             .post(
@@ -668,7 +743,38 @@ async fn only_all_zeros_and_broadcast_macs_are_invalid() {
             m,
             format!("Invalid input for mac_address. Reason: '{mac}' is not a valid MAC address.")
         );
+        app.put(t, &path, json!({"port": {"mac_address": mac}}))
+            .await
+            .expect_error(400, "HTTPBadRequest");
     }
+    // An allowed address pair lets a port send as a group: refused
+    // (neutron-lib's aap-reject-multicast), but "any IPv4 address" is fine.
+    let pair = |p: Value| {
+        let (app, path) = (&app, path.clone());
+        async move {
+            app.put(t, &path, json!({"port": {"allowed_address_pairs": [p]}}))
+                .await
+        }
+    };
+    let cases = [
+        (
+            json!({"ip_address": "10.0.0.50", "mac_address": "01:00:5e:00:00:01"}),
+            "MAC address 01:00:5e:00:00:01 is a multicast address, which is not supported.",
+        ),
+        (
+            json!({"ip_address": "239.1.1.1"}),
+            "IP 239.1.1.1 is a multicast address, which is not supported.",
+        ),
+        (
+            json!({"ip_address": "192.0.0.0/2"}),
+            "Subnet 192.0.0.0/2 overlaps with multicast range 224.0.0.0/4, which is not supported.",
+        ),
+    ];
+    for (p, msg) in cases {
+        let m = pair(p.clone()).await.expect_error(400, "HTTPBadRequest");
+        assert_eq!(m, msg, "{p}");
+    }
+    pair(json!({"ip_address": "0.0.0.0/0"})).await.expect(200);
 }
 
 #[tokio::test]
@@ -710,6 +816,7 @@ async fn a_floating_ip_may_point_at_any_port_but_a_dhcp_server() {
         .port(t, &net, json!({"device_owner": "network:dhcp"}))
         .await);
     let m = fip(dhcp.clone()).await.expect_error(400, "BadRequest");
+    // Neutron leaves `%(id)s` unformatted in this message; the id is given.
     assert_eq!(
         m,
         format!("Bad floatingip request: Port {dhcp} is unable to be assigned a floating IP.")
@@ -745,9 +852,25 @@ async fn a_gateway_on_an_external_network_without_addresses() {
             json!({"router": {"external_gateway_info": {"network_id": id(&bare)}}}),
         )
         .await;
-    let gw = r.expect(201)["router"]["external_gateway_info"].clone();
+    let router = r.expect(201)["router"].clone();
+    let gw = &router["external_gateway_info"];
     assert_eq!(gw["network_id"], id(&bare).as_str());
     assert_eq!(gw["external_fixed_ips"], json!([]));
+    // A subnet added later gives it an address there.
+    let sub = app
+        .subnet(&app.admin, &id(&bare), "203.0.113.0/24", json!({}))
+        .await;
+    let path = format!("/v2.0/routers/{}", id(&router));
+    let fixed = |r: common::Resp| {
+        r.expect(200)["router"]["external_gateway_info"]["external_fixed_ips"].clone()
+    };
+    let got = fixed(app.get(t, &path).await);
+    assert_eq!(got.as_array().map(Vec::len), Some(1), "{got}");
+    assert_eq!(got[0]["subnet_id"], id(&sub).as_str());
+    // A second IPv4 subnet does not: the gateway has one of that version.
+    app.subnet(&app.admin, &id(&bare), "198.51.100.0/24", json!({}))
+        .await;
+    assert_eq!(fixed(app.get(t, &path).await), got);
     // Its only subnet full: no router at all.
     let full = app
         .network(&app.admin, json!({"name": "full", "router:external": true}))

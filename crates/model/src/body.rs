@@ -109,6 +109,11 @@ impl Body {
         Ok(Body { map })
     }
 
+    /// The request object carries no attribute at all.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
     pub fn has(&self, k: &str) -> bool {
         self.map.contains_key(k)
     }
@@ -127,7 +132,7 @@ impl Body {
 
     /// neutron-lib's `convert_to_boolean`: true/false, 0/1 and common words.
     pub fn bool(&self, k: &str) -> ApiResult<Option<bool>> {
-        self.map.get(k).map(|v| to_bool(k, v)).transpose()
+        self.map.get(k).map(to_bool).transpose()
     }
 
     /// A string of at most `max` characters.
@@ -188,11 +193,9 @@ impl Body {
                     Value::String(s) => s.trim().parse::<i64>().ok(),
                     _ => None,
                 };
+                // neutron-lib's `convert_to_int`: a converter's InvalidInput.
                 let Some(n) = n else {
-                    return Err(ApiError::invalid_attr(
-                        k,
-                        format!("'{v}' is not an integer"),
-                    ));
+                    return Err(ApiError::invalid_input(format!("'{v}' is not an integer")));
                 };
                 if n < lo || n > hi {
                     return Err(ApiError::invalid_attr(
@@ -248,18 +251,19 @@ impl Body {
     }
 }
 
-pub fn to_bool(k: &str, v: &Value) -> ApiResult<bool> {
+/// neutron-lib's `convert_to_boolean`. A converter, not a validator: its
+/// failure is `InvalidInput` and does not name the attribute.
+pub fn to_bool(v: &Value) -> ApiResult<bool> {
     match v {
         Value::Bool(b) => Ok(*b),
         Value::Number(n) if n.as_i64() == Some(0) => Ok(false),
         Value::Number(n) if n.as_i64() == Some(1) => Ok(true),
         Value::String(s) => parse_bool(s).ok_or_else(|| {
-            ApiError::invalid_attr(k, format!("'{s}' cannot be converted to boolean"))
+            ApiError::invalid_input(format!("'{s}' cannot be converted to boolean"))
         }),
-        _ => Err(ApiError::invalid_attr(
-            k,
-            format!("'{v}' cannot be converted to boolean"),
-        )),
+        _ => Err(ApiError::invalid_input(format!(
+            "'{v}' cannot be converted to boolean"
+        ))),
     }
 }
 

@@ -84,9 +84,9 @@ impl ApiError {
         )
     }
 
-    /// A 400 `InvalidInput` naming the attribute, as neutron-lib's validators do.
-    /// An attribute that fails validation: Neutron's API layer raises it as
-    /// webob's `HTTPBadRequest` (not `InvalidInput`).
+    /// An attribute that fails a neutron-lib validator: the API layer names
+    /// it and raises webob's `HTTPBadRequest` (a converter's failure is
+    /// [`ApiError::invalid_input`]).
     pub fn invalid_attr(attr: &str, reason: impl fmt::Display) -> ApiError {
         ApiError::new(
             ErrorKind::BadRequest,

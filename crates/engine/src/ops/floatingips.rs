@@ -143,6 +143,7 @@ impl Resource for FloatingIp {
 
     fn parse_update(_: &Engine, _: &AuthContext, b: Body) -> ApiResult<FipUpdate> {
         let r = FipUpdate {
+            empty: b.is_empty(),
             port_id: parse_port_id(&b)?,
             fixed_ip: parse_ip_attr(&b, "fixed_ip_address")?,
             description: b.string("description", 255)?,
@@ -165,10 +166,11 @@ impl Resource for FloatingIp {
         if let Some(v) = r.description {
             f.std.description = v;
         }
-        // Every update says where the address points: a request without a
-        // port_id (an empty one, or one changing only the description)
-        // disassociates it, as Neutron's `_update_fip_assoc` does.
+        // A null port_id disassociates, and so does an empty update (as in
+        // Neutron, whose `_check_and_get_fip_assoc` keeps the port only for
+        // a non-empty body without port_id).
         match r.port_id {
+            None if !r.empty => {}
             None | Some(None) => disassociate(f),
             Some(Some(p)) => associate(txn, ctx, f, &p, r.fixed_ip)?,
         }
@@ -208,6 +210,8 @@ pub fn release_unassociated(txn: &mut Txn<'_>, network_id: &str) {
 
 /// A validated update request.
 pub struct FipUpdate {
+    /// The request object was `{}`.
+    empty: bool,
     port_id: Option<Option<String>>,
     fixed_ip: Option<IpAddr>,
     description: Option<String>,

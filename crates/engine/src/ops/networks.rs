@@ -9,7 +9,7 @@ use neutrino_model::query::{AttrValue as V, FilterType as T};
 use neutrino_model::{ApiError, ApiResult, AuthContext, Network, OWNER_DHCP, OWNER_ROUTER_GATEWAY};
 
 use super::ports::release_port_ips;
-use super::subnets::{min_mtu, mtu_conflict};
+use super::subnets::check_mtu;
 use super::{check_quota, new_id, new_std};
 use crate::resource::{Attr, Resource, ViewCtx, opt_int, opt_str, put_json};
 use crate::txn::Txn;
@@ -140,7 +140,8 @@ impl Resource for Network {
             status: "ACTIVE".into(),
             shared: r.shared,
             router_external: r.router_external,
-            mtu: r.mtu.unwrap_or(max_mtu),
+            // 0 asks for the network type's MTU (ML2's `net_mtu or max_mtu`).
+            mtu: r.mtu.filter(|m| *m != 0).unwrap_or(max_mtu),
             port_security_enabled: r.port_security_enabled,
             network_type,
             physical_network: physnet,
@@ -265,16 +266,12 @@ impl Resource for Network {
                     "Requested MTU is too big, maximum is {max}"
                 )));
             }
-            // Neutron's order: any subnet needs 68, then an IPv6 one 1280.
             let mut subnets = txn.state.subnets_of(&n.id).peekable();
-            let has_subnets = subnets.peek().is_some();
-            let has_v6 = subnets.any(|s| s.ip_version == 6);
-            for (needed, least) in [(has_subnets, min_mtu(true)), (has_v6, min_mtu(false))] {
-                if needed && v < least {
-                    return Err(mtu_conflict(&n.id, least));
-                }
-            }
-            n.mtu = v;
+            let any = subnets.peek().is_some();
+            let v6 = subnets.any(|s| s.ip_version == 6);
+            check_mtu(&n.id, v, any, v6)?;
+            // 0 asks for the network type's MTU (ML2's `net_mtu or max_mtu`).
+            n.mtu = if v == 0 { max } else { v };
         }
         if let Some(v) = port_security {
             n.port_security_enabled = v;
@@ -284,11 +281,9 @@ impl Resource for Network {
 
     fn remove(txn: &mut Txn<'_>, _: &AuthContext, cur: Arc<Network>) -> ApiResult<()> {
         let id = cur.id.as_str();
-        if cur.router_external {
-            // Unused floating IPs go with their network (a failed delete
-            // keeps them: the transaction is dropped whole).
-            super::floatingips::release_unassociated(txn, id);
-        }
+        // Unused floating IPs go with their network, external still or not
+        // (a failed delete keeps them: the transaction is dropped whole).
+        super::floatingips::release_unassociated(txn, id);
         let ports: Vec<_> = txn.state.ports_of(id).cloned().collect();
         let blocking: Vec<&str> = ports
             .iter()

@@ -154,7 +154,7 @@ impl Resource for Port {
             if picks_ip || r.mac.is_some() {
                 return Err(ApiError::forbidden("rule:create_port:fixed_ips:ip_address"));
             }
-            check_net_owner_attrs(&r, "create_port")?;
+            check_net_owner_attrs(&r, Op::Create)?;
         }
         let device_owner = r.device_owner.clone().unwrap_or_default();
         if device_owner.starts_with("network:") && !owns_net {
@@ -274,7 +274,7 @@ impl Resource for Port {
             .cloned()
             .ok_or_else(|| Network::not_found(&cur.network_id))?;
         if !policy::owns(&ctx, &net.std.project_id) {
-            check_net_owner_attrs(&r, "update_port")?;
+            check_net_owner_attrs(&r, Op::Update)?;
         }
         if let Some(v) = r.name {
             p.name = v;
@@ -584,14 +584,21 @@ pub struct PortRequest {
     project_id: Option<String>,
 }
 
-/// Port security and allowed address pairs open a port's filters: on a
-/// network they do not own (a shared one), only admins set them, as
-/// Neutron's `create_port:port_security_enabled` and
-/// `create_port:allowed_address_pairs` rules say.
-fn check_net_owner_attrs(r: &PortRequest, action: &str) -> ApiResult<()> {
+/// What only admins and the network's owner may give on a port of someone
+/// else's (shared) network, as Neutron's policy says: port security and
+/// allowed address pairs (they open the port's filters), and on update its
+/// addresses and MAC (on create the check on picked addresses covers them).
+fn check_net_owner_attrs(r: &PortRequest, op: Op) -> ApiResult<()> {
+    let action = match op {
+        Op::Create => "create_port",
+        Op::Update => "update_port",
+    };
+    let update = op == Op::Update;
     for (given, attr) in [
         (r.port_security_enabled.is_some(), "port_security_enabled"),
         (r.allowed_address_pairs.is_some(), "allowed_address_pairs"),
+        (update && r.fixed_ips.is_some(), "fixed_ips"),
+        (update && r.mac.is_some(), "mac_address"),
     ] {
         if given {
             return Err(ApiError::forbidden(&format!(
@@ -718,16 +725,9 @@ fn parse_fixed_ips(items: Vec<Value>) -> ApiResult<Vec<FixedIpRequest>> {
     Ok(out)
 }
 
-/// `security_groups`: UUIDs, each once (neutron-lib's `uuid_list`).
+/// `security_groups`: UUIDs, each once (neutron-lib's `uuid_list`, which
+/// looks for repeats first).
 fn parse_security_groups(groups: Vec<String>) -> ApiResult<Vec<String>> {
-    for g in &groups {
-        if !neutrino_model::body::is_uuid(g) {
-            return Err(ApiError::invalid_attr(
-                "security_groups",
-                format!("'{g}' is not a valid UUID"),
-            ));
-        }
-    }
     let mut repeated: Vec<&str> = Vec::new();
     for (i, g) in groups.iter().enumerate() {
         if groups[..i].contains(g) && !repeated.contains(&g.as_str()) {
@@ -738,6 +738,12 @@ fn parse_security_groups(groups: Vec<String>) -> ApiResult<Vec<String>> {
         return Err(ApiError::invalid_attr(
             "security_groups",
             format!("Duplicate items in the list: '{}'", repeated.join(", ")),
+        ));
+    }
+    if let Some(g) = groups.iter().find(|g| !neutrino_model::body::is_uuid(g)) {
+        return Err(ApiError::invalid_attr(
+            "security_groups",
+            format!("'{g}' is not a valid UUID"),
         ));
     }
     Ok(groups)
@@ -765,17 +771,32 @@ fn parse_address_pairs(pairs: Vec<Value>) -> ApiResult<Vec<AddressPairRequest>> 
             ));
         };
         let ip = if ip.contains('/') {
-            Cidr::parse(&ip)
-                .map_err(|e| ApiError::invalid_attr("allowed_address_pairs", IpamError::from(e)))?
-                .to_string()
+            let c = Cidr::parse(&ip)
+                .map_err(|e| ApiError::invalid_attr("allowed_address_pairs", IpamError::from(e)))?;
+            check_not_multicast_range(&c)?;
+            c.to_string()
         } else {
-            parse_ip(&ip)
-                .map_err(|e| ApiError::invalid_attr("allowed_address_pairs", e))?
-                .to_string()
+            let a =
+                parse_ip(&ip).map_err(|e| ApiError::invalid_attr("allowed_address_pairs", e))?;
+            if a.is_multicast() {
+                return Err(ApiError::bad_request(format!(
+                    "IP {a} is a multicast address, which is not supported."
+                )));
+            }
+            a.to_string()
         };
+        // A pair lets the port send from its address: never a group's
+        // (neutron-lib's `aap-reject-multicast`).
         let mac = item_str("allowed_address_pairs", &o, "mac_address")?
             .map(|m| normalize_mac(&m))
             .transpose()?;
+        if let Some(m) = mac.as_deref().and_then(|m| m.parse::<Mac>().ok())
+            && m.is_multicast()
+        {
+            return Err(ApiError::bad_request(format!(
+                "MAC address {m} is a multicast address, which is not supported."
+            )));
+        }
         let pair = AddressPairRequest {
             ip_address: ip,
             mac_address: mac,
@@ -788,6 +809,20 @@ fn parse_address_pairs(pairs: Vec<Value>) -> ApiResult<Vec<AddressPairRequest>> 
         out.push(pair);
     }
     Ok(out)
+}
+
+/// An address pair's prefix may not reach into the multicast ranges
+/// (224.0.0.0/4, ff00::/8); `0.0.0.0/0`, any IPv4 address, is allowed.
+fn check_not_multicast_range(c: &Cidr) -> ApiResult<()> {
+    let group = if c.is_v4() { "224.0.0.0/4" } else { "ff00::/8" };
+    let group = Cidr::parse(group).map_err(ipam_error)?;
+    let any_v4 = c.is_v4() && c.prefix() == 0;
+    if !any_v4 && c.overlaps(&group) {
+        return Err(ApiError::bad_request(format!(
+            "Subnet {c} overlaps with multicast range {group}, which is not supported."
+        )));
+    }
+    Ok(())
 }
 
 /// `extra_dhcp_opts`: a name, an optional value and an IP version.
@@ -907,11 +942,11 @@ fn generate_mac(txn: &Txn<'_>, network_id: &str) -> ApiResult<String> {
 /// The groups exist for the caller, and are all stateful or all stateless
 /// (one port's traffic is tracked or not).
 fn check_groups(txn: &Txn<'_>, ctx: &AuthContext, groups: &[String]) -> ApiResult<()> {
-    let mut stateful = BTreeSet::new();
+    let mut kinds = BTreeSet::new();
     for g in groups {
-        stateful.insert(SecurityGroup::find(txn.state, ctx, g)?.stateful);
+        kinds.insert(SecurityGroup::find(txn.state, ctx, g)?.stateful);
     }
-    if stateful.len() > 1 {
+    if kinds.len() > 1 {
         return Err(ApiError::conflict(
             "SecurityGroupConflict",
             "Error Cannot apply both stateful and stateless security groups on the same port at the same time while attempting the operation.",

@@ -102,7 +102,7 @@ pub async fn update(
     let mut changes = BTreeMap::new();
     for (k, v) in q {
         match k.as_str() {
-            "force" => force = neutrino_model::body::to_bool("force", &v)?,
+            "force" => force = neutrino_model::body::to_bool(&v)?,
             "check_limit" => {}
             _ => {
                 let Some((name, _)) = QUOTA_RESOURCES.iter().find(|(r, _)| *r == k) else {

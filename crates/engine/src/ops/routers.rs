@@ -232,7 +232,7 @@ fn parse_gateway(v: &Value, ctx: &AuthContext, action: &str) -> ApiResult<Gatewa
     }
     let enable_snat = match o.get("enable_snat") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(to_bool("enable_snat", v)?),
+        Some(v) => Some(to_bool(v)?),
     };
     let fixed_ips = match o.get("external_fixed_ips") {
         None | Some(Value::Null) => None,
@@ -382,8 +382,9 @@ fn set_gateway(
             )?
         }
     };
-    // A gateway on an external network with no subnet has no address (and
-    // so no SNAT) until one is given, as in Neutron.
+    // The port may have no address (an external network with no subnet,
+    // as Neutron allows): a subnet added later gives it one
+    // (`give_gateways_an_address`).
     let previous_snat = r
         .external_gateway
         .as_ref()
@@ -823,6 +824,65 @@ fn check_subnet_unused(txn: &Txn<'_>, r: &Router, subnet_id: &str) -> ApiResult<
                     r.id
                 ),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// A new subnet on an external network gives each router's gateway (its
+/// port, and in multi-host mode each host's own) an address on it, unless
+/// the port already has a fixed address of that version or two of them, as
+/// Neutron's `_update_router_gw_port` does. A gateway the subnet has no free
+/// address for stays as it is: the subnet is still made.
+pub fn give_gateways_an_address(txn: &mut Txn<'_>, subnet: &Subnet) -> ApiResult<()> {
+    let routers: Vec<Arc<Router>> = txn
+        .state
+        .routers
+        .values()
+        .filter(|r| {
+            r.external_gateway
+                .as_ref()
+                .is_some_and(|g| g.network_id == subnet.network_id)
+        })
+        .cloned()
+        .collect();
+    let auto: Vec<String> = txn
+        .state
+        .subnets_of(&subnet.network_id)
+        .filter(|s| s.is_auto_address())
+        .map(|s| s.id.clone())
+        .collect();
+    let v4 = subnet.ip_version == 4;
+    for r in routers {
+        let mut ports: Vec<Arc<Port>> = super::agents::host_gateway_ports(txn.state, &r.id);
+        ports.extend(txn.state.gateway_port_of(&r.id).cloned());
+        for p in ports {
+            let stateful: Vec<&FixedIp> = p
+                .fixed_ips
+                .iter()
+                .filter(|f| !auto.contains(&f.subnet_id))
+                .collect();
+            let has_version =
+                |f: &&FixedIp| parse_ip(&f.ip_address).is_ok_and(|ip| ip.is_ipv4() == v4);
+            if stateful.len() > 1 || stateful.iter().any(has_version) {
+                continue;
+            }
+            let mut reqs: Vec<FixedIpRequest> =
+                p.fixed_ips.iter().map(FixedIpRequest::existing).collect();
+            reqs.push(FixedIpRequest::new(Some(subnet.id.clone()), None));
+            let port = match ports::set_service_port_ips(txn, &p, reqs) {
+                Ok(port) => port,
+                Err(e) if e.error_type == "IpAddressGenerationFailure" => continue,
+                Err(e) => return Err(e),
+            };
+            if r.gw_port_id.as_deref() == Some(port.id.as_str()) {
+                let mut router = (*r).clone();
+                if let Some(g) = router.external_gateway.as_mut() {
+                    g.external_fixed_ips = port.fixed_ips.clone();
+                }
+                touch(&mut router.std, txn.now);
+                txn.put_router(router);
+            }
         }
     }
     Ok(())

@@ -9,6 +9,7 @@ use neutrino_model::body::Body;
 use neutrino_model::query::{AttrValue as V, FilterType as T};
 use neutrino_model::{
     ApiError, ApiResult, AuthContext, IP_PROTOCOLS as PROTOCOLS, SecurityGroup, SecurityGroupRule,
+    protocol_number,
 };
 use serde_json::{Map, Value};
 
@@ -77,10 +78,8 @@ impl Resource for SecurityGroup {
         ctx: &AuthContext,
         pairs: &[(String, String)],
     ) -> ApiResult<()> {
-        let filtered = pairs
-            .iter()
-            .find(|(k, _)| k == "project_id" || k == "tenant_id")
-            .map(|(_, v)| v.clone());
+        let first = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        let filtered = first("project_id").or_else(|| first("tenant_id"));
         let project = match filtered {
             Some(p) if ctx.is_admin() && !p.is_empty() => p,
             _ => ctx.project_id.clone(),
@@ -471,13 +470,16 @@ fn parse_rule(ctx: &AuthContext, b: Body) -> ApiResult<NewRule> {
         ));
     }
     let ethertype = parse_ethertype(&b)?;
-    let protocol = parse_protocol(&b, &ethertype)?;
+    let protocol = parse_protocol(&b, ethertype == "IPv6")?;
+    // Neutron's order: the port range, the prefix, then the protocol
+    // against the ethertype.
     let (min, max) = port_range(
         protocol.as_deref(),
         port_value(&b, "port_range_min")?,
         port_value(&b, "port_range_max")?,
     )?;
     let (prefix, normalized) = remote_prefix(&b, &ethertype)?;
+    check_ethertype_fits(&b, &ethertype, protocol.as_deref())?;
     // Not checked as a UUID: Neutron looks it up, so a malformed one is a
     // group that does not exist (404 when the rule is created).
     let remote_group = b.nullable_string("remote_group_id", 255)?.flatten();
@@ -543,36 +545,33 @@ fn parse_ethertype(b: &Body) -> ApiResult<String> {
 /// them must be IPv6.
 const IPV6_ONLY: [u8; 6] = [41, 43, 44, 58, 59, 60];
 
-/// `protocol`: a name, a number or nothing (any); ICMP on IPv6 is ICMPv6.
-fn parse_protocol(b: &Body, ethertype: &str) -> ApiResult<Option<String>> {
-    let v6 = ethertype == "IPv6";
-    let protocol = given_protocol(b, v6)?;
-    if let Some(p) = &protocol
-        && !v6
-        && IPV6_ONLY.contains(&protocol_number(p))
-    {
-        let given = match b.raw("protocol") {
-            Some(Value::String(s)) => s.to_ascii_lowercase(),
-            Some(other) => other.to_string(),
-            None => p.clone(),
-        };
-        return Err(ApiError::bad_request(format!(
-            "Invalid ethertype {ethertype} for protocol {given}."
-        ))
-        .with_type("SecurityGroupEthertypeConflictWithProtocol"));
+/// A protocol of IPv6 alone needs an IPv6 rule; the error names the
+/// protocol as the request gave it.
+fn check_ethertype_fits(b: &Body, ethertype: &str, protocol: Option<&str>) -> ApiResult<()> {
+    let Some(p) = protocol else {
+        return Ok(());
+    };
+    if ethertype == "IPv6" || !IPV6_ONLY.contains(&ip_protocol(p)) {
+        return Ok(());
     }
-    Ok(protocol)
+    let given = match b.raw("protocol") {
+        Some(Value::String(s)) => s.to_ascii_lowercase(),
+        Some(other) => other.to_string(),
+        None => p.to_string(),
+    };
+    Err(ApiError::bad_request(format!(
+        "Invalid ethertype {ethertype} for protocol {given}."
+    ))
+    .with_type("SecurityGroupEthertypeConflictWithProtocol"))
 }
 
 /// A protocol's number, from its name or its digits (255 when neither).
-fn protocol_number(p: &str) -> u8 {
-    PROTOCOLS
-        .iter()
-        .find(|(n, _)| *n == p)
-        .map_or_else(|| p.parse::<u8>().unwrap_or(255), |(_, n)| *n)
+fn ip_protocol(p: &str) -> u8 {
+    protocol_number(p).unwrap_or(255)
 }
 
-fn given_protocol(b: &Body, v6: bool) -> ApiResult<Option<String>> {
+/// `protocol`: a name, a number or nothing (any); ICMP on IPv6 is ICMPv6.
+fn parse_protocol(b: &Body, v6: bool) -> ApiResult<Option<String>> {
     Ok(match b.raw("protocol") {
         None | Some(Value::Null) => None,
         Some(v) => {
@@ -660,7 +659,7 @@ fn port_range(
     if whole || (min.is_none() && max.is_none()) {
         return Ok((None, None));
     }
-    let Some(number) = protocol.map(protocol_number) else {
+    let Some(number) = protocol.map(ip_protocol) else {
         return Err(
             ApiError::bad_request("Must also specify protocol if port range is given.")
                 .with_type("SecurityGroupProtocolRequiredWithPorts"),
@@ -745,14 +744,15 @@ fn create_rule(
         explicit_project,
     } = r;
     let r = &mut rule;
+    // The remote group first, as Neutron looks them up.
+    if let Some(rg) = &r.remote_group_id {
+        SecurityGroup::find(txn.state, ctx, rg)?;
+    }
     let g = SecurityGroup::find(txn.state, ctx, &r.security_group_id)?;
     policy::require_owner(ctx, &g.std.project_id, "create_security_group_rule")?;
     r.belongs_to_default_sg = g.is_default;
     if !explicit_project {
         r.std.project_id = g.std.project_id.clone();
-    }
-    if let Some(rg) = &r.remote_group_id {
-        SecurityGroup::find(txn.state, ctx, rg)?;
     }
     if let Some(existing) = txn.state.rule_keys.get(&r.dedup_key()) {
         return Err(ApiError::conflict(

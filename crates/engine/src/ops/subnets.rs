@@ -220,12 +220,7 @@ impl Resource for Subnet {
                 .with_type("InvalidInput"));
             }
         }
-        // Neutron's order: every subnet needs 68, then an IPv6 one 1280.
-        for (needed, least) in [(true, min_mtu(true)), (!r.cidr.is_v4(), min_mtu(false))] {
-            if needed && net.mtu < least {
-                return Err(mtu_conflict(&net.id, least));
-            }
-        }
+        check_mtu(&net.id, net.mtu, true, !r.cidr.is_v4())?;
         let (gw, pools) = plan(&r.cidr, r.common.gateway, r.common.pools)?;
         let s = Subnet {
             id: new_id(),
@@ -244,6 +239,9 @@ impl Resource for Subnet {
         };
         txn.put_subnet(s.clone()).map_err(ApiError::from)?;
         revise_network(txn, &s.network_id);
+        if net.router_external {
+            super::routers::give_gateways_an_address(txn, &s)?;
+        }
         // A new auto-address subnet gives every existing port its EUI-64 address.
         if s.is_auto_address() {
             let ports: Vec<_> = txn.state.ports_of(&net.id).cloned().collect();
@@ -375,18 +373,23 @@ impl Resource for Subnet {
     }
 }
 
-/// The least MTU a network with a subnet of this family may have (RFC 791's
-/// 68 octets; RFC 8200's 1280).
-pub fn min_mtu(v4: bool) -> u32 {
-    if v4 { 68 } else { 1280 }
-}
+/// The least MTU of a network with any subnet (RFC 791's 68 octets) and
+/// with an IPv6 one (RFC 8200's 1280).
+pub const IPV4_MIN_MTU: u32 = 68;
+pub const IPV6_MIN_MTU: u32 = 1280;
 
-/// A network's MTU is below what one of its subnets needs.
-pub fn mtu_conflict(network_id: &str, least: u32) -> ApiError {
-    ApiError::conflict(
-        "NetworkMTUSubnetConflict",
-        format!("MTU of {network_id} is not valid, subnet requires a minimum of {least}"),
-    )
+/// Whether a network's MTU carries its subnets (`any` of them, and an IPv6
+/// one among them), checked in Neutron's order with its 409.
+pub fn check_mtu(network_id: &str, mtu: u32, any: bool, v6: bool) -> ApiResult<()> {
+    for (needed, least) in [(any, IPV4_MIN_MTU), (v6, IPV6_MIN_MTU)] {
+        if needed && mtu < least {
+            return Err(ApiError::conflict(
+                "NetworkMTUSubnetConflict",
+                format!("MTU of {network_id} is not valid, subnet requires a minimum of {least}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A subnet is part of its network's state (its `subnets`): a change to one
