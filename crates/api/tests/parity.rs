@@ -8,18 +8,6 @@ mod common;
 use common::{App, id};
 use serde_json::{Value, json};
 
-/// An admin-owned external network with one subnet; (network, subnet).
-async fn external(app: &App, cidr: &str) -> (String, String) {
-    let n = app
-        .network(
-            &app.admin,
-            json!({"name": "public", "router:external": true}),
-        )
-        .await;
-    let s = app.subnet(&app.admin, &id(&n), cidr, json!({})).await;
-    (id(&n), id(&s))
-}
-
 /// Alice's network 10.0.0.0/24 behind a router with a gateway on `public`;
 /// (router, subnet, instance port).
 async fn routed_instance(app: &App, public: &str) -> (String, String, Value) {
@@ -70,7 +58,7 @@ async fn subnets_filter_on_their_networks_shared_and_external_flags() {
     let s_sub = app
         .subnet(&app.admin, &id(&shared), "10.1.0.0/24", json!({}))
         .await;
-    let (_, ext_sub) = external(&app, "203.0.113.0/24").await;
+    let (_, ext_sub) = app.external_network("203.0.113.0/24").await;
     let (_, own_sub) = app.net_with_subnet(&app.alice, "own", "10.2.0.0/24").await;
     let t = &app.alice;
     let ids = |q: &'static str| {
@@ -616,7 +604,7 @@ async fn a_subnet_change_is_a_new_revision_of_its_network() {
 #[tokio::test]
 async fn an_empty_floating_ip_update_disassociates() {
     let app = App::new().await;
-    let (public, _) = external(&app, "203.0.113.0/24").await;
+    let (public, _) = app.external_network("203.0.113.0/24").await;
     let (_, _, vm) = routed_instance(&app, &public).await;
     let t = &app.alice;
     for (update, keeps) in [(json!({}), false), (json!({"description": "web"}), true)] {
@@ -650,7 +638,7 @@ async fn an_empty_floating_ip_update_disassociates() {
 async fn deleting_an_external_network_takes_its_unused_floating_ips() {
     let app = App::new().await;
     let t = &app.alice;
-    let (public, _) = external(&app, "203.0.113.0/24").await;
+    let (public, _) = app.external_network("203.0.113.0/24").await;
     let idle = app
         .post(
             t,
@@ -668,7 +656,7 @@ async fn deleting_an_external_network_takes_its_unused_floating_ips() {
 
     // Still refused while a floating IP is associated or a router uses it;
     // the refused delete changes nothing.
-    let (public, _) = external(&app, "198.51.100.0/24").await;
+    let (public, _) = app.external_network("198.51.100.0/24").await;
     let (rid, _, vm) = routed_instance(&app, &public).await;
     let idle = app
         .post(
@@ -780,7 +768,7 @@ async fn only_all_zeros_and_broadcast_macs_are_invalid() {
 #[tokio::test]
 async fn a_floating_ip_may_point_at_any_port_but_a_dhcp_server() {
     let app = App::new().await;
-    let (public, _) = external(&app, "203.0.113.0/24").await;
+    let (public, _) = app.external_network("203.0.113.0/24").await;
     let (rid, sub, _) = routed_instance(&app, &public).await;
     let t = &app.alice;
     let fip = |port: String| {

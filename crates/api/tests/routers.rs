@@ -8,18 +8,6 @@ mod common;
 use common::{App, Resp, id};
 use serde_json::{Value, json};
 
-/// An admin-owned external network with 203.0.113.0/24 (or `cidr`).
-async fn public(app: &App, cidr: &str) -> (String, String) {
-    let n = app
-        .network(
-            &app.admin,
-            json!({"name": "public", "router:external": true}),
-        )
-        .await;
-    let s = app.subnet(&app.admin, &id(&n), cidr, json!({})).await;
-    (id(&n), id(&s))
-}
-
 async fn router(app: &App, token: &str, body: Value) -> Value {
     app.post(token, "/v2.0/routers", json!({ "router": body }))
         .await
@@ -99,7 +87,7 @@ async fn extensions_are_advertised() {
 async fn router_gateway_lifecycle_and_policy() {
     let app = App::new().await;
     let (alice, admin) = (&app.alice, &app.admin);
-    let (pub_net, pub_sub) = public(&app, "203.0.113.0/24").await;
+    let (pub_net, pub_sub) = app.external_network("203.0.113.0/24").await;
 
     // A router without a gateway.
     let r = router(&app, alice, json!({"name": "r0"})).await;
@@ -374,7 +362,7 @@ async fn router_quota() {
     app.post(&app.alice, "/v2.0/routers", json!({"router": {}}))
         .await
         .expect_error(409, "OverQuota");
-    let (pub_net, _) = public(&app, "203.0.113.0/24").await;
+    let (pub_net, _) = app.external_network("203.0.113.0/24").await;
     app.post(
         &app.alice,
         "/v2.0/floatingips",
@@ -627,7 +615,7 @@ async fn router_interfaces_by_subnet_and_by_port() {
 async fn extra_routes() {
     let app = App::new().await;
     let alice = &app.alice;
-    let (pub_net, _) = public(&app, "203.0.113.0/24").await;
+    let (pub_net, _) = app.external_network("203.0.113.0/24").await;
     let (_, sub1) = app.net_with_subnet(alice, "n1", "10.0.0.0/24").await;
     let r = router(
         &app,
@@ -707,7 +695,7 @@ async fn extra_routes() {
 /// 10.0.0.0/24, and a VM port there. Returns (public net, router, net, subnet, vm port).
 async fn topology(app: &App) -> (String, String, String, String, Value) {
     let alice = &app.alice;
-    let (pub_net, _) = public(app, "203.0.113.0/24").await;
+    let (pub_net, _) = app.external_network("203.0.113.0/24").await;
     let (net, sub) = app.net_with_subnet(alice, "n1", "10.0.0.0/24").await;
     let r = router(
         app,
@@ -1117,7 +1105,7 @@ async fn external_address_exhaustion() {
     let app = App::new().await;
     let alice = &app.alice;
     // A /29: .1 gateway, .2–.6 pool = 5 addresses.
-    let (pub_net, _) = public(&app, "198.51.100.0/29").await;
+    let (pub_net, _) = app.external_network("198.51.100.0/29").await;
     let mut made = 0;
     loop {
         let r = fip(&app, alice, json!({"floating_network_id": pub_net})).await;

@@ -374,6 +374,19 @@ impl App {
         r.expect(201)["port"].clone()
     }
 
+    /// An admin-owned external network named `public` with one subnet;
+    /// returns (network id, subnet id).
+    pub async fn external_network(&self, cidr: &str) -> (String, String) {
+        let n = self
+            .network(
+                &self.admin,
+                json!({"name": "public", "router:external": true}),
+            )
+            .await;
+        let s = self.subnet(&self.admin, &id(&n), cidr, json!({})).await;
+        (id(&n), id(&s))
+    }
+
     /// A network with one IPv4 subnet; returns (network id, subnet id).
     pub async fn net_with_subnet(&self, token: &str, name: &str, cidr: &str) -> (String, String) {
         let n = self.network(token, json!({ "name": name })).await;
