@@ -466,6 +466,40 @@ async fn the_default_group_appears_for_an_admins_project_filter_and_is_not_count
         .filter_map(|g| g["project_id"].as_str())
         .collect();
     assert!(!owners.contains(&other), "{owners:?}");
+
+    // A bulk is counted as Neutron reserves it: two groups fit a quota of
+    // two in a fresh project (its default group aside), three do not; the
+    // rules that come with them are not counted either.
+    let fresh = "f0e1d2c3b4a5968778695a4b3c2d1e0f";
+    let admin = &app.admin;
+    app.put(
+        admin,
+        &format!("/v2.0/quotas/{fresh}"),
+        json!({"quota": {"security_group": 2, "security_group_rule": 1}}),
+    )
+    .await
+    .expect(200);
+    let bulk = |names: &'static [&'static str]| {
+        let app = &app;
+        async move {
+            let groups: Vec<Value> = names
+                .iter()
+                .map(|n| json!({"name": n, "project_id": fresh}))
+                .collect();
+            app.post(
+                admin,
+                "/v2.0/security-groups",
+                json!({ "security_groups": groups }),
+            )
+            .await
+        }
+    };
+    bulk(&["a", "b", "c"]).await.expect_error(409, "OverQuota");
+    bulk(&["a", "b"]).await.expect(201);
+    let d = app
+        .get(admin, &format!("/v2.0/quotas/{fresh}/details"))
+        .await;
+    assert_eq!(d.expect(200)["quota"]["security_group"]["used"], 3);
 }
 
 #[tokio::test]

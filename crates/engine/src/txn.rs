@@ -41,6 +41,13 @@ impl<'a> Txn<'a> {
         }
     }
 
+    /// Whether this transaction has written the item already.
+    pub fn wrote(&self, kind: Kind, id: &str) -> bool {
+        self.changes
+            .iter()
+            .any(|c| c.kind == kind.as_str() && c.id == id)
+    }
+
     pub fn into_changes(self) -> (Vec<Change>, Vec<Changed>) {
         (self.changes, self.markers)
     }

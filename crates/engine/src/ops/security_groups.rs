@@ -8,8 +8,8 @@ use neutrino_ipam::Cidr;
 use neutrino_model::body::Body;
 use neutrino_model::query::{AttrValue as V, FilterType as T};
 use neutrino_model::{
-    ApiError, ApiResult, AuthContext, IP_PROTOCOLS as PROTOCOLS, SecurityGroup, SecurityGroupRule,
-    protocol_number,
+    ApiError, ApiResult, AuthContext, IP_PROTOCOLS as PROTOCOLS, Kind, SecurityGroup,
+    SecurityGroupRule, protocol_number,
 };
 use serde_json::{Map, Value};
 
@@ -366,10 +366,21 @@ fn create_group(txn: &mut Txn<'_>, r: NewGroup) -> ApiResult<Arc<SecurityGroup>>
         stateful,
         project,
     } = r;
-    // Counted before the project's default group is made, as in Neutron:
-    // that group is the cloud's doing and never stops the first create.
-    check_quota(txn, &project, "security_group", 1)?;
-    check_quota(txn, &project, "security_group_rule", 2)?;
+    // The project's default group is the cloud's doing and never counts
+    // against this request, as in Neutron (which reserves the request's
+    // groups before making it): before it is made, or when an earlier item
+    // of this bulk made it. Neither are the rules that come with a group.
+    let default_made_here = txn
+        .state
+        .default_groups
+        .get(&project)
+        .is_some_and(|id| txn.wrote(Kind::SecurityGroup, id));
+    check_quota(
+        txn,
+        &project,
+        "security_group",
+        i64::from(!default_made_here),
+    )?;
     ensure_default_group(txn, &project)?;
     let g = SecurityGroup {
         id: new_id(),
