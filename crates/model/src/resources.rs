@@ -208,8 +208,6 @@ impl Port {
     }
 }
 
-/// A DHCP server's port (neutron-lib constant).
-pub const OWNER_DHCP: &str = "network:dhcp";
 /// Device owners of the ports the L3 API creates (neutron-lib constants).
 pub const OWNER_ROUTER_INTERFACE: &str = "network:router_interface";
 pub const OWNER_ROUTER_GATEWAY: &str = "network:router_gateway";

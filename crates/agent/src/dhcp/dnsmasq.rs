@@ -340,14 +340,15 @@ impl DnsmasqDriver {
         // files, not memory, so an unchanged network is not even signalled.
         let hosts = hosts_file(svc);
         let opts = opts_file(svc);
-        let same_files = std::fs::read_to_string(dir.join("host")).is_ok_and(|h| h == hosts)
-            && std::fs::read_to_string(dir.join("opts")).is_ok_and(|o| o == opts);
-        let same_args = std::fs::read_to_string(dir.join("args"))
-            .is_ok_and(|a| a == args(svc, &dir).join("\n"));
+        let read = |name: &str| std::fs::read_to_string(dir.join(name));
+        let old_hosts = read("host").ok();
+        let same_files =
+            old_hosts.as_deref() == Some(hosts.as_str()) && read("opts").is_ok_and(|o| o == opts);
+        let same_args = read("args").is_ok_and(|a| a == args(svc, &dir).join("\n"));
         let reloadable = same_files
             || reload_is_safe(
-                &std::fs::read_to_string(dir.join("host")).unwrap_or_default(),
-                &std::fs::read_to_string(dir.join("leases")).unwrap_or_default(),
+                old_hosts.as_deref().unwrap_or_default(),
+                &read("leases").unwrap_or_default(),
             );
         if let (Some(pid), true, true) = (running, same_args, reloadable) {
             if !same_files {

@@ -6,11 +6,12 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use neutrino_agent_rpc::DHCP_OWNER;
 use neutrino_ipam::parse_ip;
 use neutrino_model::body::Body;
 use neutrino_model::query::{AttrValue as V, FilterType as T};
 use neutrino_model::{
-    ApiError, ApiResult, AuthContext, ErrorKind, FloatingIp, Network, OWNER_DHCP, OWNER_FLOATINGIP,
+    ApiError, ApiResult, AuthContext, ErrorKind, FloatingIp, Network, OWNER_FLOATINGIP,
     OWNER_ROUTER_INTERFACE, Port, Subnet,
 };
 use serde_json::Value;
@@ -196,11 +197,13 @@ fn release(txn: &mut Txn<'_>, fip: &FloatingIp) {
 /// every project (Neutron's `delete_disassociated_floatingips`, run when the
 /// network is deleted).
 pub fn release_unassociated(txn: &mut Txn<'_>, network_id: &str) {
+    // Each address is held by a port on the network whose device is the FIP.
     let idle: Vec<Arc<FloatingIp>> = txn
         .state
-        .floatingips
-        .values()
-        .filter(|f| f.floating_network_id == network_id && f.port_id.is_none())
+        .ports_of(network_id)
+        .filter(|p| p.device_owner == OWNER_FLOATINGIP)
+        .filter_map(|p| txn.state.floatingips.get(&p.device_id))
+        .filter(|f| f.port_id.is_none())
         .cloned()
         .collect();
     for f in idle {
@@ -352,7 +355,7 @@ fn associate(
     }
     // Neutron's `is_fip_serviced`: any port but a DHCP server's (a router
     // interface's address may be reached from outside too).
-    if port.device_owner == OWNER_DHCP {
+    if port.device_owner == DHCP_OWNER {
         return Err(bad_request(format!(
             "Port {port_id} is unable to be assigned a floating IP"
         )));

@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
+use neutrino_agent_rpc::{DHCP_OWNER, HOST_GATEWAY_OWNER};
 use neutrino_model::body::Body;
 use neutrino_model::query::{AttrValue as V, FilterType as T};
-use neutrino_model::{ApiError, ApiResult, AuthContext, Network, OWNER_DHCP, OWNER_ROUTER_GATEWAY};
+use neutrino_model::{ApiError, ApiResult, AuthContext, Network, OWNER_ROUTER_GATEWAY};
 
 use super::ports::release_port_ips;
 use super::subnets::check_mtu;
@@ -511,6 +512,6 @@ pub struct NetworkUpdate {
 pub fn is_auto_delete_owner(owner: &str) -> bool {
     matches!(
         owner,
-        OWNER_DHCP | "network:distributed" | "network:floatingip_agent_gateway"
+        DHCP_OWNER | "network:distributed" | HOST_GATEWAY_OWNER
     )
 }

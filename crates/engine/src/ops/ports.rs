@@ -635,7 +635,7 @@ fn parse(ctx: &AuthContext, b: &Body, op: Op) -> ApiResult<PortRequest> {
     if let Some(v) = b.raw("mac_address") {
         r.mac = Some(match v {
             Value::Null if op == Op::Update => None,
-            Value::String(s) => Some(normalize_mac(s)?),
+            Value::String(s) => Some(valid_mac(s)?.to_string()),
             other => {
                 return Err(ApiError::invalid_attr(
                     "mac_address",
@@ -788,18 +788,16 @@ fn parse_address_pairs(pairs: Vec<Value>) -> ApiResult<Vec<AddressPairRequest>> 
         // A pair lets the port send from its address: never a group's
         // (neutron-lib's `aap-reject-multicast`).
         let mac = item_str("allowed_address_pairs", &o, "mac_address")?
-            .map(|m| normalize_mac(&m))
+            .map(|m| valid_mac(&m))
             .transpose()?;
-        if let Some(m) = mac.as_deref().and_then(|m| m.parse::<Mac>().ok())
-            && m.is_multicast()
-        {
+        if let Some(m) = mac.filter(Mac::is_multicast) {
             return Err(ApiError::bad_request(format!(
                 "MAC address {m} is a multicast address, which is not supported."
             )));
         }
         let pair = AddressPairRequest {
             ip_address: ip,
-            mac_address: mac,
+            mac_address: mac.map(|m| m.to_string()),
         };
         if out.contains(&pair) {
             return Err(ApiError::bad_request(
@@ -906,9 +904,9 @@ fn is_hostname(s: &str) -> bool {
 
 /// neutron-lib's `validate_mac_address`: any MAC but all-zeros and
 /// broadcast (a multicast-bit MAC is valid).
-fn normalize_mac(s: &str) -> ApiResult<String> {
+fn valid_mac(s: &str) -> ApiResult<Mac> {
     match s.parse::<Mac>() {
-        Ok(m) if !m.is_zero() && !m.is_broadcast() => Ok(m.to_string()),
+        Ok(m) if !m.is_zero() && !m.is_broadcast() => Ok(m),
         _ => Err(ApiError::invalid_attr(
             "mac_address",
             format!("'{s}' is not a valid MAC address"),

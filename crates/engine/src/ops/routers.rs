@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use neutrino_agent_rpc::HOST_GATEWAY_OWNER;
 use neutrino_ipam::{Cidr, parse_ip};
 use neutrino_model::body::{Body, is_uuid, item_str, to_bool, to_string};
 use neutrino_model::query::{AttrValue as V, FilterType as T};
@@ -829,21 +830,16 @@ fn check_subnet_unused(txn: &Txn<'_>, r: &Router, subnet_id: &str) -> ApiResult<
     Ok(())
 }
 
-/// A new subnet on an external network gives each router's gateway (its
-/// port, and in multi-host mode each host's own) an address on it, unless
-/// the port already has a fixed address of that version or two of them, as
-/// Neutron's `_update_router_gw_port` does. A gateway the subnet has no free
-/// address for stays as it is: the subnet is still made.
+/// A new subnet on an external network gives each gateway port on it (a
+/// router's, and in multi-host mode each host's own) an address there,
+/// unless the port already has a fixed address of that version or two of
+/// them, as Neutron's `_update_router_gw_port` does. A gateway the subnet
+/// has no free address for stays as it is: the subnet is still made.
 pub fn give_gateways_an_address(txn: &mut Txn<'_>, subnet: &Subnet) -> ApiResult<()> {
-    let routers: Vec<Arc<Router>> = txn
+    let gateways: Vec<Arc<Port>> = txn
         .state
-        .routers
-        .values()
-        .filter(|r| {
-            r.external_gateway
-                .as_ref()
-                .is_some_and(|g| g.network_id == subnet.network_id)
-        })
+        .ports_of(&subnet.network_id)
+        .filter(|p| p.device_owner == OWNER_ROUTER_GATEWAY || p.device_owner == HOST_GATEWAY_OWNER)
         .cloned()
         .collect();
     let auto: Vec<String> = txn
@@ -853,36 +849,34 @@ pub fn give_gateways_an_address(txn: &mut Txn<'_>, subnet: &Subnet) -> ApiResult
         .map(|s| s.id.clone())
         .collect();
     let v4 = subnet.ip_version == 4;
-    for r in routers {
-        let mut ports: Vec<Arc<Port>> = super::agents::host_gateway_ports(txn.state, &r.id);
-        ports.extend(txn.state.gateway_port_of(&r.id).cloned());
-        for p in ports {
-            let stateful: Vec<&FixedIp> = p
-                .fixed_ips
-                .iter()
-                .filter(|f| !auto.contains(&f.subnet_id))
-                .collect();
-            let has_version =
-                |f: &&FixedIp| parse_ip(&f.ip_address).is_ok_and(|ip| ip.is_ipv4() == v4);
-            if stateful.len() > 1 || stateful.iter().any(has_version) {
-                continue;
+    for p in gateways {
+        let stateful: Vec<&FixedIp> = p
+            .fixed_ips
+            .iter()
+            .filter(|f| !auto.contains(&f.subnet_id))
+            .collect();
+        let has_version = |f: &&FixedIp| parse_ip(&f.ip_address).is_ok_and(|ip| ip.is_ipv4() == v4);
+        if stateful.len() > 1 || stateful.iter().any(has_version) {
+            continue;
+        }
+        let mut reqs: Vec<FixedIpRequest> =
+            p.fixed_ips.iter().map(FixedIpRequest::existing).collect();
+        reqs.push(FixedIpRequest::new(Some(subnet.id.clone()), None));
+        let port = match ports::set_service_port_ips(txn, &p, reqs) {
+            Ok(port) => port,
+            Err(e) if e.error_type == "IpAddressGenerationFailure" => continue,
+            Err(e) => return Err(e),
+        };
+        // The router shows its own gateway's addresses.
+        if port.device_owner == OWNER_ROUTER_GATEWAY
+            && let Some(r) = txn.state.routers.get(&port.device_id)
+        {
+            let mut router = (**r).clone();
+            if let Some(g) = router.external_gateway.as_mut() {
+                g.external_fixed_ips = port.fixed_ips.clone();
             }
-            let mut reqs: Vec<FixedIpRequest> =
-                p.fixed_ips.iter().map(FixedIpRequest::existing).collect();
-            reqs.push(FixedIpRequest::new(Some(subnet.id.clone()), None));
-            let port = match ports::set_service_port_ips(txn, &p, reqs) {
-                Ok(port) => port,
-                Err(e) if e.error_type == "IpAddressGenerationFailure" => continue,
-                Err(e) => return Err(e),
-            };
-            if r.gw_port_id.as_deref() == Some(port.id.as_str()) {
-                let mut router = (*r).clone();
-                if let Some(g) = router.external_gateway.as_mut() {
-                    g.external_fixed_ips = port.fixed_ips.clone();
-                }
-                touch(&mut router.std, txn.now);
-                txn.put_router(router);
-            }
+            touch(&mut router.std, txn.now);
+            txn.put_router(router);
         }
     }
     Ok(())
