@@ -456,7 +456,7 @@ def connect(ns: str, addr: str, port: int, timeout: float = 2.0) -> list[str] | 
 
 
 class Topology:
-    def __init__(self, tmp: Path, feed_history: int = 100000):
+    def __init__(self, tmp: Path, feed_history: int = 100000, server_extra: str = ""):
         self.dir = tmp
         self.namespaces: list[str] = []
         self.procs: list[Proc] = []
@@ -479,6 +479,7 @@ mode = "noauth"
 [agents]
 down_time_secs = 5
 feed_history = {feed_history}
+{server_extra}
 """)
         self.server: Proc | None = None
         self.api = Api(self.fabric)

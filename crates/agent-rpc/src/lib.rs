@@ -10,6 +10,20 @@ use serde::{Deserialize, Serialize};
 /// Path prefix of the agent protocol on the server's listener.
 pub const PREFIX: &str = "/agent/v1";
 
+/// Metadata requests an agent relays: the instance's request goes to
+/// `{PREFIX}{METADATA_PATH}{the instance's path}` with the same method, query
+/// and body, and these headers say where it arrived (exactly one of the
+/// first two) and from which address. The server's answer is the instance's
+/// when it carries [`METADATA_ANSWER_HEADER`]; anything else is a fault
+/// between agent and server, which the instance sees as a 502.
+pub const METADATA_PATH: &str = "/metadata";
+pub const METADATA_NETWORK_HEADER: &str = "x-neutrino-network-id";
+pub const METADATA_ROUTER_HEADER: &str = "x-neutrino-router-id";
+pub const METADATA_ADDRESS_HEADER: &str = "x-neutrino-instance-address";
+pub const METADATA_ANSWER_HEADER: &str = "x-neutrino-metadata-answer";
+/// Largest request body relayed (Nova takes at most a 1020-byte password).
+pub const METADATA_MAX_BODY: usize = 4096;
+
 /// `device_owner` of the ports the DHCP service holds on each network.
 pub const DHCP_OWNER: &str = "network:dhcp";
 
@@ -324,6 +338,12 @@ pub struct MemberInfo {
 impl PortInfo {
     pub fn is_dhcp(&self) -> bool {
         self.device_owner == DHCP_OWNER
+    }
+
+    /// A router's leg on a tenant network (neutron-lib's
+    /// `DEVICE_OWNER_ROUTER_INTF`).
+    pub fn is_router_interface(&self) -> bool {
+        self.device_owner == "network:router_interface"
     }
 
     /// DHCP, router and floating IP ports: trusted, never an instance.

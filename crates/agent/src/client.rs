@@ -194,6 +194,69 @@ impl ServerClient {
     }
 }
 
+/// The server's answer to a relayed metadata request, for the instance.
+pub struct MetadataAnswer {
+    pub status: u16,
+    pub content_type: Option<hyper::header::HeaderValue>,
+    pub body: Bytes,
+}
+
+impl ServerClient {
+    /// Relays an instance's metadata request (`neutrino_agent_rpc`'s
+    /// `METADATA_*`). An answer the server did not mark as the instance's is
+    /// an error: the relay itself failed.
+    pub async fn metadata(
+        &self,
+        arrival_header: &'static str,
+        arrival_id: &str,
+        address: std::net::IpAddr,
+        method: Method,
+        path_and_query: &str,
+        body: Bytes,
+    ) -> Result<MetadataAnswer, ClientError> {
+        use neutrino_agent_rpc::{METADATA_ADDRESS_HEADER, METADATA_ANSWER_HEADER, METADATA_PATH};
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("{}{PREFIX}{METADATA_PATH}{path_and_query}", self.base))
+            .header("authorization", &self.auth)
+            .header(arrival_header, arrival_id)
+            .header(METADATA_ADDRESS_HEADER, address.to_string())
+            .body(Full::new(body))
+            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+        let exchange = async {
+            let resp = self
+                .http
+                .request(req)
+                .await
+                .map_err(|e| ClientError::Unreachable(chain(&e)))?;
+            let status = resp.status().as_u16();
+            let answered = resp.headers().contains_key(METADATA_ANSWER_HEADER);
+            let content_type = resp.headers().get("content-type").cloned();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| ClientError::Unreachable(e.to_string()))?
+                .to_bytes();
+            if !answered {
+                return Err(ClientError::Status {
+                    status,
+                    body: String::from_utf8_lossy(&body).chars().take(500).collect(),
+                });
+            }
+            Ok(MetadataAnswer {
+                status,
+                content_type,
+                body,
+            })
+        };
+        // Longer than the server's own wait for Nova.
+        tokio::time::timeout(Duration::from_secs(75), exchange)
+            .await
+            .map_err(|_| ClientError::Timeout)?
+    }
+}
+
 fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();

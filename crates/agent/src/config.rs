@@ -20,6 +20,29 @@ pub struct AgentConfig {
     pub dhcp: DhcpSection,
     pub firewall: FirewallSection,
     pub l3: L3Section,
+    pub metadata: MetadataSection,
+}
+
+/// The metadata service at 169.254.169.254: where this host answers it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetadataSection {
+    /// Answer instances' metadata requests: in the DHCP namespace of each
+    /// isolated network served here (with a host route handed out by DHCP)
+    /// and in each router namespace run here.
+    pub enabled: bool,
+    /// The port a router namespace's listener takes, where requests to
+    /// 169.254.169.254:80 arriving on the router's legs are redirected.
+    pub router_port: u16,
+}
+
+impl Default for MetadataSection {
+    fn default() -> Self {
+        MetadataSection {
+            enabled: true,
+            router_port: 9697,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -3,7 +3,7 @@
 //! network. Pure, so every rule here is tested without root.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use neutrino_agent_rpc::{DhcpMode, NetworkInfo, PortInfo, SubnetInfo};
@@ -93,7 +93,30 @@ pub struct Desired {
     pub need_bind: BTreeSet<String>,
     /// MACs of router copies' legs (multi-host), kept off the uplinks.
     pub router_macs: BTreeSet<Mac>,
+    /// Metadata listeners, by the namespace each listens in.
+    pub metadata: BTreeMap<String, MetadataListener>,
 }
+
+/// Where a metadata request arrived, as the server is told it: the
+/// listener, not anything the instance sends, decides this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arrival {
+    /// An isolated network's DHCP namespace.
+    Network(String),
+    /// A router's namespace.
+    Router(String),
+}
+
+/// One listener of the metadata service inside a namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataListener {
+    pub arrival: Arrival,
+    pub bind: SocketAddr,
+}
+
+/// The metadata service's address (neutron-lib's `METADATA_V4_IP`) and port.
+pub const METADATA_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
+pub const METADATA_PORT: u16 = 80;
 
 /// Neutron's default hostname for a port without `dns_name`: `host-10-0-0-5`.
 pub fn hostname(p: &PortInfo, ip: Ipv4Addr) -> String {
@@ -102,6 +125,20 @@ pub fn hostname(p: &PortInfo, ip: Ipv4Addr) -> String {
     } else {
         p.dns_name.clone()
     }
+}
+
+/// A subnet no router serves: without a gateway, or with one no router
+/// interface on the network holds (Neutron's `get_isolated_subnets`).
+fn is_isolated(s: &SubnetInfo, ports: &[&PortInfo]) -> bool {
+    let Some(gw) = s.gateway_ip.as_deref() else {
+        return true;
+    };
+    !ports.iter().any(|p| {
+        p.is_router_interface()
+            && p.fixed_ips
+                .iter()
+                .any(|f| f.subnet_id == s.id && f.ip_address == gw)
+    })
 }
 
 fn is_dhcp4(s: &SubnetInfo) -> bool {
@@ -206,6 +243,8 @@ impl Desired {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone())),
         );
+        self.metadata
+            .extend(part.metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
 }
 
@@ -354,6 +393,7 @@ fn network(view: &HostView, cfg: &AgentConfig, net: &NetworkInfo) -> Desired {
             let interface = names::dhcp_ns_side(&dp.id);
             let mut addrs = BTreeSet::new();
             let mut subnets = Vec::new();
+            let mut isolated_metadata = false;
             for s in &dhcp_subnets {
                 let Ok(net4) = s.cidr.parse::<Ipv4Net>() else {
                     continue;
@@ -368,6 +408,21 @@ fn network(view: &HostView, cfg: &AgentConfig, net: &NetworkInfo) -> Desired {
                     continue;
                 };
                 addrs.insert((IpAddr::V4(server_ip), prefix));
+                let mut routes: Vec<(Ipv4Addr, u8, Ipv4Addr)> = s
+                    .host_routes
+                    .iter()
+                    .filter_map(|r| {
+                        let dst = r.destination.parse::<Ipv4Net>().ok()?;
+                        Some((dst.addr(), dst.prefix(), r.nexthop.parse().ok()?))
+                    })
+                    .collect();
+                // No router answers metadata here: this namespace does, and
+                // DHCP tells instances the way (Neutron's isolated metadata).
+                if cfg.metadata.enabled && is_isolated(s, &ports) {
+                    isolated_metadata = true;
+                    routes.retain(|(dst, len, _)| !(*dst == METADATA_IP && *len == 32));
+                    routes.push((METADATA_IP, 32, server_ip));
+                }
                 subnets.push(DhcpSubnet {
                     id: s.id.clone(),
                     network,
@@ -378,16 +433,19 @@ fn network(view: &HostView, cfg: &AgentConfig, net: &NetworkInfo) -> Desired {
                         .iter()
                         .filter_map(|a| a.parse().ok())
                         .collect(),
-                    routes: s
-                        .host_routes
-                        .iter()
-                        .filter_map(|r| {
-                            let dst = r.destination.parse::<Ipv4Net>().ok()?;
-                            Some((dst.addr(), dst.prefix(), r.nexthop.parse().ok()?))
-                        })
-                        .collect(),
+                    routes,
                     server_ip,
                 });
+            }
+            if isolated_metadata {
+                addrs.insert((IpAddr::V4(METADATA_IP), 32));
+                d.metadata.insert(
+                    namespace.clone(),
+                    MetadataListener {
+                        arrival: Arrival::Network(net.id.clone()),
+                        bind: SocketAddr::new(IpAddr::V4(METADATA_IP), METADATA_PORT),
+                    },
+                );
             }
             let host_side = names::tap(&dp.id);
             d.local_ports

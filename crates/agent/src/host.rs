@@ -9,7 +9,9 @@
 //!    namespaces, legs and routes of DHCP ports and routers (netlink);
 //! 3. `sync_routers`: the routers' NAT, once their namespaces and legs
 //!    exist;
-//! 4. `report_ports`: always, whatever failed before.
+//! 4. the metadata listeners (`metadata::MetadataListeners`), in the
+//!    namespaces step 2 made;
+//! 5. `report_ports`: always, whatever failed before.
 //!
 //! After a pass that read the host, the step publishes the DHCP endpoints it
 //! found ([`DhcpEndpoints`]: each DHCP namespace and the DHCP port
@@ -47,6 +49,7 @@ use crate::desired::Desired;
 use crate::dhcp::DhcpEndpoints;
 use crate::firewall::Firewall;
 use crate::l3::L3Worker;
+use crate::metadata::MetadataListeners;
 use crate::metrics::Shared;
 use crate::problem::{Backoff, Problem, Problems};
 
@@ -59,6 +62,7 @@ fn same_host_state(a: &Desired, b: &Desired) -> bool {
         && (Arc::ptr_eq(&a.groups, &b.groups) || a.groups == b.groups)
         && a.routers == b.routers
         && a.router_macs == b.router_macs
+        && a.metadata == b.metadata
 }
 
 /// Whether a port's device is plugged into its bridge and up.
@@ -150,6 +154,8 @@ pub struct HostStep {
     /// The backoff of what is retried with the whole pass.
     pass_backoff: Option<Backoff>,
     problems: Problems,
+    /// The metadata service's listeners in this host's namespaces.
+    metadata: MetadataListeners,
 }
 
 impl HostStep {
@@ -163,6 +169,7 @@ impl HostStep {
         l3: L3Worker,
     ) -> Self {
         HostStep {
+            metadata: MetadataListeners::new(client.clone(), shared.metadata.clone()),
             l3: Arc::new(Mutex::new(l3)),
             firewall: firewall.map(|f| Arc::new(Mutex::new(f))),
             host,
@@ -323,6 +330,15 @@ impl HostStep {
             out.problem(Problem::Host("agent".into()), format!("host step: {e}"));
             out
         });
+
+        // The listeners, once their namespaces exist.
+        let mut out = out;
+        for (id, e) in self.metadata.sync(&want.metadata).await {
+            out.problem(Problem::Metadata(id), e);
+        }
+        self.shared
+            .metadata_status
+            .store(Arc::new(self.metadata.status()));
 
         let m = &self.shared.metrics;
         if out.applied > 0 {

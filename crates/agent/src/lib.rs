@@ -16,6 +16,7 @@ pub mod dhcp;
 pub mod firewall;
 pub mod host;
 pub mod l3;
+pub mod metadata;
 pub mod metrics;
 pub mod problem;
 pub mod reconcile;

@@ -57,6 +57,10 @@ pub struct Shared {
     pub ports: ArcSwap<Value>,
     /// The DHCP driver's counters (set once the driver exists).
     pub dhcp: std::sync::OnceLock<Arc<dyn crate::dhcp::MetricsSource>>,
+    /// The metadata listeners' counters.
+    pub metadata: Arc<crate::metadata::MetadataStats>,
+    /// The metadata listeners open, for `/status`.
+    pub metadata_status: ArcSwap<Value>,
     /// What the model loop cannot settle (DHCP ports, gateways, bindings,
     /// the DHCP driver, unwireable networks).
     pub model_problems: ArcSwap<Vec<Noted>>,
@@ -71,6 +75,8 @@ impl Shared {
             status: ArcSwap::from_pointee(Value::Null),
             ports: ArcSwap::from_pointee(Value::Null),
             dhcp: std::sync::OnceLock::new(),
+            metadata: Default::default(),
+            metadata_status: ArcSwap::from_pointee(Value::Null),
             model_problems: ArcSwap::from_pointee(Vec::new()),
             host_problems: ArcSwap::from_pointee(Vec::new()),
         })
@@ -106,6 +112,10 @@ impl Shared {
                 })
                 .collect();
             d.insert("problems".into(), Value::Array(problems));
+            d.insert(
+                "metadata_listeners".into(),
+                (**self.metadata_status.load()).clone(),
+            );
         }
         doc
     }
@@ -274,6 +284,7 @@ impl Shared {
         if let Some(dhcp) = self.dhcp.get() {
             dhcp.render(&mut out);
         }
+        self.metadata.render(&mut out);
         out
     }
 }

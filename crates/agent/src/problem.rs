@@ -32,6 +32,8 @@ pub enum Problem {
     Binding(String),
     /// The DHCP driver cannot serve a network.
     DhcpDriver(String),
+    /// The metadata listener of a network or router cannot be opened.
+    Metadata(String),
     /// The firewall's tables (one for the whole host).
     Firewall,
     /// Something on the host that belongs to no wanted object: reading the
@@ -41,13 +43,14 @@ pub enum Problem {
 
 impl Problem {
     /// Every kind, as `/metrics` labels them.
-    pub const KINDS: [&'static str; 8] = [
+    pub const KINDS: [&'static str; 9] = [
         "network",
         "dhcp_port",
         "router",
         "host_gateway",
         "binding",
         "dhcp_driver",
+        "metadata",
         "firewall",
         "host",
     ];
@@ -60,6 +63,7 @@ impl Problem {
             Problem::HostGateway(_) => "host_gateway",
             Problem::Binding(_) => "binding",
             Problem::DhcpDriver(_) => "dhcp_driver",
+            Problem::Metadata(_) => "metadata",
             Problem::Firewall => "firewall",
             Problem::Host(_) => "host",
         }
@@ -73,6 +77,7 @@ impl Problem {
             | Problem::HostGateway(id)
             | Problem::Binding(id)
             | Problem::DhcpDriver(id)
+            | Problem::Metadata(id)
             | Problem::Host(id) => id,
             Problem::Firewall => "",
         }

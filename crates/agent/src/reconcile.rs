@@ -226,7 +226,9 @@ impl Agent {
             Problem::DhcpDriver(net) => failures.contains_key(net),
             Problem::Network(net) => d.problems.contains_key(net),
             // The host step's own.
-            Problem::Router(_) | Problem::Firewall | Problem::Host(_) => false,
+            Problem::Router(_) | Problem::Metadata(_) | Problem::Firewall | Problem::Host(_) => {
+                false
+            }
         };
         self.problems.retain(wanted);
         self.backoff.retain(|p, _| wanted(p));

@@ -218,7 +218,7 @@ pub async fn watch_liveness(state: Arc<AppState>) {
     }
 }
 
-fn authorize(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
+pub(crate) fn authorize(state: &AppState, headers: &HeaderMap) -> ApiResult<()> {
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())

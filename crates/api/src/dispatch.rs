@@ -114,6 +114,7 @@ async fn route(state: &Arc<AppState>, req: Request<Body>) -> ApiResult<Response>
             }
         }
         "quotas" => resources::quotas(state, &call, &segs[1..], body).await,
+        "instance-metadata" => resources::instance_metadata(state, &call, &segs[1..], body).await,
         "agents" => {
             if method != Method::GET || segs.len() > 2 {
                 return Err(method_not_allowed());

@@ -9,6 +9,11 @@ use serde_json::{Value, json};
 pub const EXTENSIONS: &[(&str, &str, &str)] = &[
     ("agent", "agent", "The agent management extension."),
     (
+        "instance-metadata",
+        "Instance metadata (Neutrino)",
+        "Admin-only /v2.0/instance-metadata/{device_id}: the user data (base64, at most 65535 characters), public keys, name, availability zone and properties the builtin metadata service tells an instance, where no Nova keeps them.",
+    ),
+    (
         "security-group",
         "security-group",
         "The security groups extension.",

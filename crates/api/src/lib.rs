@@ -6,6 +6,7 @@
 pub mod agents;
 mod dispatch;
 mod extensions;
+pub mod metadata;
 mod reply;
 mod resources;
 
@@ -18,7 +19,7 @@ use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::{any, post};
 use neutrino_engine::Engine;
 use neutrino_identity::Identity;
 
@@ -32,6 +33,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Host agents and the secret they authenticate with.
     pub agents: agents::AgentRegistry,
+    /// The metadata service's backend and counters.
+    pub metadata: metadata::MetadataService,
     /// Turns true when the server stops, so long polls return at once.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -59,6 +62,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/agent/v1/host-gateway",
             post(agents::host_gateway).delete(agents::delete_host_gateway),
         )
+        .route("/agent/v1/metadata", any(metadata::relay))
+        .route("/agent/v1/metadata/{*path}", any(metadata::relay))
         .fallback(dispatch::dispatch)
         .with_state(state.clone());
     if let Some(k) = state.identity.router() {
@@ -99,7 +104,7 @@ async fn request_id(
 async fn metrics(State(state): State<Arc<AppState>>) -> String {
     let m = &state.metrics;
     let snap = state.engine.snapshot();
-    format!(
+    let mut out = format!(
         "# TYPE neutrino_api_requests_total counter\nneutrino_api_requests_total {}\n\
          # TYPE neutrino_api_errors_total counter\nneutrino_api_errors_total{{class=\"4xx\"}} {}\nneutrino_api_errors_total{{class=\"5xx\"}} {}\n\
          # TYPE neutrino_revision gauge\nneutrino_revision {}\n\
@@ -111,5 +116,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> String {
         snap.networks.len(),
         snap.subnets.len(),
         snap.ports.len(),
-    )
+    );
+    state.metadata.render_metrics(&mut out);
+    out
 }

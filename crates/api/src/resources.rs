@@ -553,3 +553,34 @@ pub async fn quotas(
         _ => Err(ApiError::hidden()),
     }
 }
+
+/// `/v2.0/instance-metadata[/{device_id}]` (Neutrino's extension).
+pub async fn instance_metadata(
+    state: &Arc<AppState>,
+    call: &Call<'_>,
+    rest: &[String],
+    body: Option<Value>,
+) -> ApiResult<Response> {
+    use ops::instance_metadata as im;
+    let e = &state.engine;
+    let ctx = call.ctx;
+    let m = call.method;
+    match rest {
+        [] if m == Method::GET => Ok(reply::json(200, &im::list(e, ctx)?)),
+        [d] if m == Method::GET => Ok(reply::json(200, &im::show(e, ctx, d)?)),
+        [d] if m == Method::PUT => Ok(reply::json(
+            200,
+            &im::put(e, ctx, d.clone(), need_body(body)?).await?,
+        )),
+        [d] if m == Method::DELETE => {
+            im::delete(e, ctx, d.clone()).await?;
+            Ok(reply::no_content())
+        }
+        [] | [_] => Err(ApiError::new(
+            neutrino_model::ErrorKind::MethodNotAllowed,
+            "HTTPMethodNotAllowed",
+            "Method not allowed.",
+        )),
+        _ => Err(ApiError::hidden()),
+    }
+}

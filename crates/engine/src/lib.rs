@@ -9,6 +9,7 @@ pub mod changes;
 mod config;
 mod error;
 pub mod host_feed;
+pub mod metadata;
 pub mod ops;
 pub mod policy;
 pub mod resource;

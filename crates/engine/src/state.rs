@@ -10,7 +10,7 @@ use imbl::{HashMap, OrdMap, OrdSet, Vector};
 use neutrino_agent_rpc::HOST_GATEWAY_OWNER;
 use neutrino_ipam::{BuiltinIpam, Cidr, Ipam, IpamError, parse_ip, subnet_plan};
 use neutrino_model::{
-    FloatingIp, Kind, Network, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, QuotaOverrides,
+    FloatingIp, InstanceMetadata, Kind, Network, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, QuotaOverrides,
     Router, SecurityGroup, SecurityGroupRule, Subnet,
 };
 use neutrino_store::Document;
@@ -29,12 +29,15 @@ pub struct State {
     pub quotas: OrdMap<String, Arc<QuotaOverrides>>,
     pub routers: OrdMap<String, Arc<Router>>,
     pub floatingips: OrdMap<String, Arc<FloatingIp>>,
+    pub instance_metadata: OrdMap<String, Arc<InstanceMetadata>>,
     /// network id → its subnets in creation order.
     pub subnets_by_network: HashMap<String, Vector<String>>,
     /// network id → its ports.
     pub ports_by_network: HashMap<String, OrdSet<String>>,
     /// `binding:host_id` → the ports bound to that host (the agents' feed).
     pub ports_by_host: HashMap<String, OrdSet<String>>,
+    /// device id → its ports (an instance's NICs, for the metadata service).
+    pub ports_by_device: HashMap<String, OrdSet<String>>,
     /// (network id, mac) → port id: MACs are unique per network.
     pub macs: HashMap<(String, String), String>,
     /// security group id → its rules.
@@ -101,6 +104,10 @@ impl State {
                 }
                 Some(Kind::FloatingIp) => {
                     s.index_fip(Arc::new(serde_json::from_str(&d.body).map_err(corrupt)?));
+                }
+                Some(Kind::InstanceMetadata) => {
+                    let m: InstanceMetadata = serde_json::from_str(&d.body).map_err(corrupt)?;
+                    s.instance_metadata.insert(m.device_id.clone(), Arc::new(m));
                 }
                 None => return Err(EngineError::Corrupt(format!("unknown kind {}", d.kind))),
             }
@@ -222,6 +229,9 @@ impl State {
         if !p.binding_host_id.is_empty() {
             link(&mut self.ports_by_host, &p.binding_host_id, &p.id);
         }
+        if !p.device_id.is_empty() {
+            link(&mut self.ports_by_device, &p.device_id, &p.id);
+        }
         self.macs
             .insert((p.network_id.clone(), p.mac_address.clone()), p.id.clone());
         for g in &p.security_groups {
@@ -243,6 +253,7 @@ impl State {
     fn unindex_port_refs(&mut self, old: &Port) {
         unlink(&mut self.ports_by_network, &old.network_id, &old.id);
         unlink(&mut self.ports_by_host, &old.binding_host_id, &old.id);
+        unlink(&mut self.ports_by_device, &old.device_id, &old.id);
         self.macs
             .remove(&(old.network_id.clone(), old.mac_address.clone()));
         for g in &old.security_groups {
@@ -465,9 +476,11 @@ impl State {
             quotas,
             routers,
             floatingips,
+            instance_metadata,
             subnets_by_network,
             ports_by_network,
             ports_by_host,
+            ports_by_device,
             macs,
             rules_by_group,
             rule_keys,
@@ -508,6 +521,7 @@ impl State {
         d.insert("quotas", keys(quotas));
         d.insert("routers", keys(routers));
         d.insert("floatingips", keys(floatingips));
+        d.insert("instance_metadata", keys(instance_metadata));
         d.insert(
             "subnets_by_network",
             lines(subnets_by_network, |v: &Vector<String>| !v.is_empty()),
@@ -519,6 +533,10 @@ impl State {
         d.insert(
             "ports_by_host",
             lines(ports_by_host, |v: &OrdSet<String>| !v.is_empty()),
+        );
+        d.insert(
+            "ports_by_device",
+            lines(ports_by_device, |v: &OrdSet<String>| !v.is_empty()),
         );
         d.insert("macs", lines(macs, any));
         d.insert(

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use neutrino_model::{
-    FloatingIp, Kind, Network, Port, QuotaOverrides, Router, SecurityGroup, SecurityGroupRule,
+    FloatingIp, InstanceMetadata, Kind, Network, Port, QuotaOverrides, Router, SecurityGroup, SecurityGroupRule,
     Subnet,
 };
 use neutrino_store::Change;
@@ -187,6 +187,18 @@ impl<'a> Txn<'a> {
     pub fn delete_quota(&mut self, project_id: &str) {
         self.record::<QuotaOverrides>(Kind::Quota, project_id, None);
         self.state.quotas.remove(project_id);
+    }
+
+    pub fn put_instance_metadata(&mut self, m: InstanceMetadata) {
+        self.record(Kind::InstanceMetadata, &m.device_id, Some(&m));
+        self.state
+            .instance_metadata
+            .insert(m.device_id.clone(), Arc::new(m));
+    }
+
+    pub fn delete_instance_metadata(&mut self, device_id: &str) {
+        self.record::<InstanceMetadata>(Kind::InstanceMetadata, device_id, None);
+        self.state.instance_metadata.remove(device_id);
     }
 
     pub fn put_router(&mut self, r: Router) {

@@ -18,10 +18,12 @@ pub enum Kind {
     Quota,
     Router,
     FloatingIp,
+    /// What the builtin metadata service tells an instance (id = device id).
+    InstanceMetadata,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Network,
         Kind::Subnet,
         Kind::Port,
@@ -30,6 +32,7 @@ impl Kind {
         Kind::Quota,
         Kind::Router,
         Kind::FloatingIp,
+        Kind::InstanceMetadata,
     ];
 
     /// The name used in the store and the change feed.
@@ -43,6 +46,7 @@ impl Kind {
             Kind::Quota => "quota",
             Kind::Router => "router",
             Kind::FloatingIp => "floatingip",
+            Kind::InstanceMetadata => "instance_metadata",
         }
     }
 
@@ -354,6 +358,24 @@ impl SecurityGroupRule {
             self.remote_group_id.as_deref().unwrap_or("")
         )
     }
+}
+
+/// An instance's own metadata for the builtin metadata service, set by an
+/// admin (or the orchestrator) through `/v2.0/instance-metadata/{device_id}`:
+/// what Nova would otherwise know. Everything else an instance is told comes
+/// from its ports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct InstanceMetadata {
+    pub device_id: String,
+    pub name: String,
+    pub availability_zone: String,
+    /// base64, as Nova's API takes it.
+    pub user_data: Option<String>,
+    /// key name → public key.
+    pub public_keys: std::collections::BTreeMap<String, String>,
+    pub meta: std::collections::BTreeMap<String, String>,
+    pub created_at: i64,
+    pub updated_at: i64,
 }
 
 /// Per-project quota limits that differ from the configured defaults.

@@ -164,6 +164,40 @@ pub struct Config {
     pub quotas: BTreeMap<String, i64>,
     pub api: ApiConfig,
     pub agents: AgentsConfig,
+    pub metadata: MetadataConfig,
+}
+
+word_enum! {
+    /// `metadata.backend`: who answers instances at 169.254.169.254.
+    MetadataBackend, "metadata.backend" {
+        /// Neutrino serves the OpenStack and EC2 trees from its own model.
+        Builtin = "builtin",
+        /// Requests go on to Nova's metadata API, signed.
+        Proxy = "proxy",
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetadataConfig {
+    pub backend: MetadataBackend,
+    /// Nova's metadata API (`proxy` only).
+    pub nova_metadata_url: String,
+    /// Nova's `[neutron] metadata_proxy_shared_secret` (`proxy` only).
+    pub metadata_proxy_shared_secret: String,
+    /// Longest wait for Nova's answer.
+    pub nova_timeout_secs: u64,
+}
+
+impl Default for MetadataConfig {
+    fn default() -> Self {
+        MetadataConfig {
+            backend: MetadataBackend::Builtin,
+            nova_metadata_url: "http://127.0.0.1:8775".into(),
+            metadata_proxy_shared_secret: String::new(),
+            nova_timeout_secs: 60,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -313,7 +347,37 @@ impl Config {
                 );
             }
         }
+        if self.metadata.backend == MetadataBackend::Proxy {
+            if self.metadata.metadata_proxy_shared_secret.is_empty() {
+                bail!(
+                    "metadata.metadata_proxy_shared_secret: required when metadata.backend = \"proxy\" (Nova refuses unsigned requests)"
+                );
+            }
+            if !self.metadata.nova_metadata_url.starts_with("http://") {
+                bail!(
+                    "metadata.nova_metadata_url: '{}' is not an http:// URL",
+                    self.metadata.nova_metadata_url
+                );
+            }
+        }
         self.engine_config().map(|_| ())
+    }
+
+    /// The metadata backend the configuration names.
+    pub fn metadata_backend(&self) -> neutrino_metadata::Backend {
+        let m = &self.metadata;
+        match m.backend {
+            MetadataBackend::Builtin => neutrino_metadata::Backend::Builtin,
+            MetadataBackend::Proxy => {
+                neutrino_metadata::Backend::Proxy(neutrino_metadata::NovaProxy::new(
+                    neutrino_metadata::ProxyConfig {
+                        nova_url: m.nova_metadata_url.clone(),
+                        shared_secret: m.metadata_proxy_shared_secret.clone(),
+                        timeout: std::time::Duration::from_secs(m.nova_timeout_secs),
+                    },
+                ))
+            }
+        }
     }
 
     pub fn engine_config(&self) -> anyhow::Result<EngineConfig> {

@@ -244,6 +244,7 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             secret,
             std::time::Duration::from_secs(cfg.agents.down_time_secs),
         ),
+        metadata: neutrino_api::metadata::MetadataService::new(cfg.metadata_backend()),
         shutdown: stopped,
     });
     tokio::spawn(neutrino_api::agents::watch_liveness(state.clone()));

@@ -10,14 +10,14 @@
 //! the copy on its own host.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use neutrino_agent_rpc::{L3Mode, RouterInfo, RouterLeg};
 use neutrino_dataplane::firewall::{Cidr, RouterNat};
 use neutrino_dataplane::{NsEndpoint, NsRoute, NsRouting};
 use neutrino_net::{Mac, names};
 
-use super::Desired;
+use super::{Arrival, Desired, MetadataListener};
 use crate::config::AgentConfig;
 use crate::view::HostView;
 
@@ -144,6 +144,17 @@ pub fn add_routers(d: &mut Desired, view: &HostView, cfg: &AgentConfig) {
                 prefix: dst.prefix(),
                 via,
             });
+        }
+        if cfg.metadata.enabled && !nat.internal.is_empty() {
+            let port = cfg.metadata.router_port;
+            nat.metadata_port = Some(port);
+            d.metadata.insert(
+                namespace.clone(),
+                MetadataListener {
+                    arrival: Arrival::Router(r.id.clone()),
+                    bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+                },
+            );
         }
         d.host.ns_routing.insert(namespace.clone(), routing);
         d.routers

@@ -186,6 +186,9 @@ impl App {
                 AGENT_SECRET.into(),
                 std::time::Duration::from_secs(2),
             ),
+            metadata: neutrino_api::metadata::MetadataService::new(
+                neutrino_metadata::Backend::Builtin,
+            ),
             shutdown: tokio::sync::watch::channel(false).1,
         };
         let router = router(Arc::new(state));

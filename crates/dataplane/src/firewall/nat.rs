@@ -25,7 +25,14 @@ pub struct RouterNat {
     pub internal: BTreeSet<Cidr>,
     /// floating → fixed.
     pub floating_ips: BTreeSet<(Ipv4Addr, Ipv4Addr)>,
+    /// The port of the router's metadata listener: requests to
+    /// 169.254.169.254:80 arriving on a leg are redirected to it, and
+    /// nothing else may reach it.
+    pub metadata_port: Option<u16>,
 }
+
+/// The metadata service's address, as instances ask it.
+const METADATA_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
 
 pub fn render_nat(n: &RouterNat) -> Ruleset {
     let mut rs = Ruleset::default();
@@ -37,10 +44,27 @@ pub fn render_nat(n: &RouterNat) -> Ruleset {
         hook: Some(hook.to_string()),
         rules,
     };
-    rs.chains.insert(
-        (f, "pre".into()),
-        chain(PRE_HOOK, vec!["dnat to ip daddr map @fip_dnat".into()]),
-    );
+    let mut pre = Vec::new();
+    if let Some(port) = n.metadata_port {
+        let legs = neutrino_net::names::ROUTER_INTERFACE_PREFIX;
+        pre.push(format!(
+            "iifname \"{legs}*\" ip daddr {METADATA_IP} tcp dport 80 redirect to :{port}"
+        ));
+        // Only redirected requests reach the listener, never one sent to
+        // its port directly (from an instance or from outside).
+        rs.chains.insert(
+            (f, "metadata_in".into()),
+            chain(
+                "type filter hook input priority 0; policy accept;",
+                vec![
+                    format!("tcp dport {port} ct status dnat accept"),
+                    format!("tcp dport {port} drop"),
+                ],
+            ),
+        );
+    }
+    pre.push("dnat to ip daddr map @fip_dnat".into());
+    rs.chains.insert((f, "pre".into()), chain(PRE_HOOK, pre));
     // The router's own traffic to a floating IP (e.g. a probe from inside).
     rs.chains.insert(
         (f, "out".into()),

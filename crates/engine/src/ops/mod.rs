@@ -5,6 +5,7 @@
 
 pub mod agents;
 pub mod floatingips;
+pub mod instance_metadata;
 pub mod networks;
 pub mod ports;
 pub mod quotas;

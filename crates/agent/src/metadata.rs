@@ -1,0 +1,273 @@
+//! The metadata service's listeners on this host: one per namespace that
+//! answers 169.254.169.254 (each isolated network's DHCP namespace, each
+//! router namespace), all served by this process, as the native DHCP server
+//! serves every network. A listener knows only where it stands; the server
+//! is told that and the request's source address, and answers for the port
+//! holding that address there (`neutrino_engine::metadata`). Nothing the
+//! instance sends names it.
+//!
+//! A listener's socket is bound inside its namespace and stays tied to it;
+//! when a namespace is replaced (same name, new inode) the listener is
+//! opened anew. Sockets are bound with `IP_FREEBIND`, so a listener does not
+//! wait for the address the host step adds beside it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::Response;
+use neutrino_agent_rpc::{METADATA_MAX_BODY, METADATA_NETWORK_HEADER, METADATA_ROUTER_HEADER};
+use neutrino_dataplane::netns;
+use serde_json::{Value, json};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::client::ServerClient;
+use crate::desired::{Arrival, MetadataListener};
+
+/// Longest request line path relayed; Nova's paths are far shorter.
+const MAX_PATH: usize = 2048;
+
+/// What the listeners did, for `/metrics`.
+#[derive(Default)]
+pub struct MetadataStats {
+    /// Answers relayed from the server, whatever their status.
+    pub relayed: AtomicU64,
+    /// Requests the server could not be asked about (502 to the instance).
+    pub relay_failures: AtomicU64,
+    /// Requests refused here (method, path length).
+    pub refused: AtomicU64,
+}
+
+impl MetadataStats {
+    pub fn render(&self, out: &mut String) {
+        for (name, v) in [
+            ("relayed", &self.relayed),
+            ("relay_failures", &self.relay_failures),
+            ("refused", &self.refused),
+        ] {
+            out.push_str(&format!(
+                "# TYPE neutrino_agent_metadata_{name}_total counter\nneutrino_agent_metadata_{name}_total {}\n",
+                v.load(Ordering::Relaxed)
+            ));
+        }
+    }
+}
+
+struct Open {
+    spec: MetadataListener,
+    /// The namespace's inode when the socket was bound in it.
+    inode: u64,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+pub struct MetadataListeners {
+    client: ServerClient,
+    pub stats: Arc<MetadataStats>,
+    open: BTreeMap<String, Open>,
+}
+
+/// What a listener tells the server about where it stands.
+struct Listener {
+    client: ServerClient,
+    stats: Arc<MetadataStats>,
+    header: &'static str,
+    id: String,
+}
+
+fn namespace_inode(ns: &str) -> Option<u64> {
+    std::fs::metadata(netns::path(ns)).ok().map(|m| m.ino())
+}
+
+fn bind_in(ns: &str, addr: SocketAddr) -> Result<std::net::TcpListener, String> {
+    let bound = netns::run_in(ns, || -> std::io::Result<std::net::TcpListener> {
+        let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        sock.set_reuse_address(true)?;
+        sock.set_freebind_v4(true)?;
+        sock.set_nonblocking(true)?;
+        sock.bind(&addr.into())?;
+        sock.listen(1024)?;
+        Ok(sock.into())
+    });
+    match bound {
+        Ok(Ok(l)) => Ok(l),
+        Ok(Err(e)) => Err(format!("cannot listen on {addr} in {ns}: {e}")),
+        Err(e) => Err(format!("cannot enter {ns}: {e}")),
+    }
+}
+
+fn arrival_id(a: &Arrival) -> &str {
+    match a {
+        Arrival::Network(id) | Arrival::Router(id) => id,
+    }
+}
+
+impl MetadataListeners {
+    pub fn new(client: ServerClient, stats: Arc<MetadataStats>) -> MetadataListeners {
+        MetadataListeners {
+            client,
+            stats,
+            open: BTreeMap::new(),
+        }
+    }
+
+    /// Listens in exactly the wanted namespaces. Returns, by network or
+    /// router id, the listeners that could not be opened (retried with the
+    /// next pass).
+    pub async fn sync(&mut self, want: &BTreeMap<String, MetadataListener>) -> BTreeMap<String, String> {
+        let stale: Vec<String> = self
+            .open
+            .iter()
+            .filter(|(ns, o)| {
+                want.get(*ns) != Some(&o.spec) || namespace_inode(ns) != Some(o.inode)
+            })
+            .map(|(ns, _)| ns.clone())
+            .collect();
+        for ns in stale {
+            if let Some(o) = self.open.remove(&ns) {
+                let _ = o.stop.send(true);
+                let _ = o.task.await;
+                tracing::info!(namespace = %ns, "metadata listener closed");
+            }
+        }
+        let mut failed = BTreeMap::new();
+        for (ns, spec) in want {
+            if self.open.contains_key(ns) {
+                continue;
+            }
+            let Some(inode) = namespace_inode(ns) else {
+                failed.insert(
+                    arrival_id(&spec.arrival).to_string(),
+                    format!("metadata: namespace {ns} does not exist"),
+                );
+                continue;
+            };
+            let (ns2, addr) = (ns.clone(), spec.bind);
+            let bound = tokio::task::spawn_blocking(move || bind_in(&ns2, addr))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()))
+                .and_then(|l| tokio::net::TcpListener::from_std(l).map_err(|e| e.to_string()));
+            let listener = match bound {
+                Ok(l) => l,
+                Err(e) => {
+                    failed.insert(arrival_id(&spec.arrival).to_string(), e);
+                    continue;
+                }
+            };
+            let ctx = Arc::new(Listener {
+                client: self.client.clone(),
+                stats: self.stats.clone(),
+                header: match spec.arrival {
+                    Arrival::Network(_) => METADATA_NETWORK_HEADER,
+                    Arrival::Router(_) => METADATA_ROUTER_HEADER,
+                },
+                id: arrival_id(&spec.arrival).to_string(),
+            });
+            let app = Router::new()
+                .fallback(relay)
+                .layer(DefaultBodyLimit::max(METADATA_MAX_BODY))
+                .with_state(ctx);
+            let (stop, mut stopped) = watch::channel(false);
+            let task = tokio::spawn(async move {
+                let served = axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await;
+                if let Err(e) = served {
+                    tracing::warn!(error = %e, "metadata listener ended");
+                }
+            });
+            tracing::info!(namespace = %ns, bind = %spec.bind, arrival = ?spec.arrival, "metadata listener open");
+            self.open.insert(
+                ns.clone(),
+                Open {
+                    spec: spec.clone(),
+                    inode,
+                    stop,
+                    task,
+                },
+            );
+        }
+        failed
+    }
+
+    pub fn status(&self) -> Value {
+        json!(
+            self.open
+                .iter()
+                .map(|(ns, o)| (
+                    ns.clone(),
+                    json!({
+                        "bind": o.spec.bind.to_string(),
+                        "network_id": matches!(o.spec.arrival, Arrival::Network(_)).then(|| arrival_id(&o.spec.arrival)),
+                        "router_id": matches!(o.spec.arrival, Arrival::Router(_)).then(|| arrival_id(&o.spec.arrival)),
+                    })
+                ))
+                .collect::<serde_json::Map<_, _>>()
+        )
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=UTF-8")
+        .body(Body::from(text))
+        .unwrap_or_default()
+}
+
+/// One instance request: refused here if it cannot be a metadata request,
+/// else relayed with where it arrived and who sent it.
+async fn relay(
+    State(l): State<Arc<Listener>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    if !matches!(method, Method::GET | Method::HEAD | Method::POST) {
+        l.stats.refused.fetch_add(1, Ordering::Relaxed);
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed\n");
+    }
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    if path.len() > MAX_PATH || !path.starts_with('/') {
+        l.stats.refused.fetch_add(1, Ordering::Relaxed);
+        return plain(StatusCode::BAD_REQUEST, "400 Bad Request\n");
+    }
+    let source = peer.ip().to_canonical();
+    match l
+        .client
+        .metadata(l.header, &l.id, source, method, path, body)
+        .await
+    {
+        Ok(a) => {
+            l.stats.relayed.fetch_add(1, Ordering::Relaxed);
+            let mut resp = Response::builder()
+                .status(StatusCode::from_u16(a.status).unwrap_or(StatusCode::BAD_GATEWAY));
+            if let Some(ct) = a.content_type {
+                resp = resp.header(header::CONTENT_TYPE, ct);
+            }
+            resp.body(Body::from(a.body)).unwrap_or_default()
+        }
+        Err(e) => {
+            l.stats.relay_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%source, arrival = %l.id, error = %e, "metadata: cannot relay to the server");
+            plain(
+                StatusCode::BAD_GATEWAY,
+                "502 Bad Gateway\n\nThe metadata service is unavailable. Please try again later.\n",
+            )
+        }
+    }
+}
