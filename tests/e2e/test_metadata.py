@@ -284,6 +284,8 @@ def test_bad_metadata_requests_get_clear_answers(topology):
     port, vm = boot(t, "h1", net, "vm1")
     vm.dhcp()
     assert get(vm, "/openstack/latest/meta_data.json")[0] == 200
+    status, versions = get(vm, "/")
+    assert status == 200 and versions.splitlines()[-1] == "latest", versions
     assert get(vm, "/openstack/../../etc/passwd")[0] == 400
     assert get(vm, "/openstack/%2e%2e/latest")[0] == 400
     assert get(vm, "/openstack/1999-01-01/meta_data.json")[0] == 404

@@ -217,7 +217,10 @@ impl ServerClient {
         use neutrino_agent_rpc::{METADATA_ADDRESS_HEADER, METADATA_ANSWER_HEADER, METADATA_PATH};
         let req = Request::builder()
             .method(method)
-            .uri(format!("{}{PREFIX}{METADATA_PATH}{path_and_query}", self.base))
+            .uri(format!(
+                "{}{PREFIX}{METADATA_PATH}{path_and_query}",
+                self.base
+            ))
             .header("authorization", &self.auth)
             .header(arrival_header, arrival_id)
             .header(METADATA_ADDRESS_HEADER, address.to_string())

@@ -122,7 +122,10 @@ impl MetadataListeners {
     /// Listens in exactly the wanted namespaces. Returns, by network or
     /// router id, the listeners that could not be opened (retried with the
     /// next pass).
-    pub async fn sync(&mut self, want: &BTreeMap<String, MetadataListener>) -> BTreeMap<String, String> {
+    pub async fn sync(
+        &mut self,
+        want: &BTreeMap<String, MetadataListener>,
+    ) -> BTreeMap<String, String> {
         let stale: Vec<String> = self
             .open
             .iter()

@@ -243,6 +243,7 @@ mod tests {
             Problem::HostGateway(id()),
             Problem::Binding(id()),
             Problem::DhcpDriver(id()),
+            Problem::Metadata(id()),
             Problem::Firewall,
             Problem::Host(id()),
         ];
@@ -255,6 +256,7 @@ mod tests {
                 | Problem::HostGateway(_)
                 | Problem::Binding(_)
                 | Problem::DhcpDriver(_)
+                | Problem::Metadata(_)
                 | Problem::Firewall
                 | Problem::Host(_) => {}
             }

@@ -63,6 +63,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(agents::host_gateway).delete(agents::delete_host_gateway),
         )
         .route("/agent/v1/metadata", any(metadata::relay))
+        .route("/agent/v1/metadata/", any(metadata::relay))
         .route("/agent/v1/metadata/{*path}", any(metadata::relay))
         .fallback(dispatch::dispatch)
         .with_state(state.clone());

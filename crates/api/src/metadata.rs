@@ -50,7 +50,12 @@ impl MetadataService {
     pub fn render_metrics(&self, out: &mut String) {
         let backend = self.backend.name();
         out.push_str("# TYPE neutrino_metadata_answers_total counter\n");
-        for (status, n) in self.answers.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for (status, n) in self
+            .answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             out.push_str(&format!(
                 "neutrino_metadata_answers_total{{backend=\"{backend}\",code=\"{status}\"}} {n}\n"
             ));
@@ -94,7 +99,9 @@ fn arrival(headers: &HeaderMap) -> Result<(Arrival, IpAddr), ApiError> {
     };
     let addr = header_str(headers, METADATA_ADDRESS_HEADER)
         .and_then(|a| a.parse::<IpAddr>().ok())
-        .ok_or_else(|| ApiError::bad_request(format!("{METADATA_ADDRESS_HEADER} is not an address.")))?;
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("{METADATA_ADDRESS_HEADER} is not an address."))
+        })?;
     Ok((arrival, addr))
 }
 

@@ -113,7 +113,9 @@ pub fn instance(state: &State, port: &Port, addr: IpAddr) -> Instance {
     let public_ipv4 = {
         let fips: Vec<_> = state.fips_of_port(&port.id).collect();
         fips.iter()
-            .find(|f| local_ipv4.is_some_and(|l| f.fixed_ip_address.as_deref() == Some(&l.to_string())))
+            .find(|f| {
+                local_ipv4.is_some_and(|l| f.fixed_ip_address.as_deref() == Some(&l.to_string()))
+            })
             .or(fips.first())
             .and_then(|f| f.floating_ip_address.parse().ok())
     };

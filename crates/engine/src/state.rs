@@ -10,8 +10,8 @@ use imbl::{HashMap, OrdMap, OrdSet, Vector};
 use neutrino_agent_rpc::HOST_GATEWAY_OWNER;
 use neutrino_ipam::{BuiltinIpam, Cidr, Ipam, IpamError, parse_ip, subnet_plan};
 use neutrino_model::{
-    FloatingIp, InstanceMetadata, Kind, Network, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE, Port, QuotaOverrides,
-    Router, SecurityGroup, SecurityGroupRule, Subnet,
+    FloatingIp, InstanceMetadata, Kind, Network, OWNER_ROUTER_GATEWAY, OWNER_ROUTER_INTERFACE,
+    Port, QuotaOverrides, Router, SecurityGroup, SecurityGroupRule, Subnet,
 };
 use neutrino_store::Document;
 

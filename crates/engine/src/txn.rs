@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use neutrino_model::{
-    FloatingIp, InstanceMetadata, Kind, Network, Port, QuotaOverrides, Router, SecurityGroup, SecurityGroupRule,
-    Subnet,
+    FloatingIp, InstanceMetadata, Kind, Network, Port, QuotaOverrides, Router, SecurityGroup,
+    SecurityGroupRule, Subnet,
 };
 use neutrino_store::Change;
 use serde::Serialize;

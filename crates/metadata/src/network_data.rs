@@ -85,11 +85,15 @@ fn network(id: &str, link: &str, network_id: &str, s: &SubnetFacts) -> Value {
 fn mask(family: IpAddr, prefix: u8) -> IpAddr {
     match family {
         IpAddr::V4(_) => {
-            let bits = u32::MAX.checked_shl(32 - u32::from(prefix.min(32))).unwrap_or(0);
+            let bits = u32::MAX
+                .checked_shl(32 - u32::from(prefix.min(32)))
+                .unwrap_or(0);
             IpAddr::V4(bits.into())
         }
         IpAddr::V6(_) => {
-            let bits = u128::MAX.checked_shl(128 - u32::from(prefix.min(128))).unwrap_or(0);
+            let bits = u128::MAX
+                .checked_shl(128 - u32::from(prefix.min(128)))
+                .unwrap_or(0);
             IpAddr::V6(bits.into())
         }
     }
@@ -122,7 +126,10 @@ mod tests {
                 cidr: "192.168.5.0/24".parse().unwrap(),
                 gateway: None,
                 ipv6_address_mode: None,
-                host_routes: vec![("0.0.0.0/0".parse().unwrap(), "192.168.5.254".parse().unwrap())],
+                host_routes: vec![(
+                    "0.0.0.0/0".parse().unwrap(),
+                    "192.168.5.254".parse().unwrap(),
+                )],
                 dns: vec!["10.0.0.2".parse().unwrap()],
             }],
         });
@@ -151,6 +158,9 @@ mod tests {
         );
         assert_eq!(v["networks"][2]["link"], "tap5d1a8a3c-0b");
         // DNS servers once each at the top.
-        assert_eq!(v["services"], json!([{"type": "dns", "address": "10.0.0.2"}]));
+        assert_eq!(
+            v["services"],
+            json!([{"type": "dns", "address": "10.0.0.2"}])
+        );
     }
 }

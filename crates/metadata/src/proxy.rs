@@ -77,7 +77,11 @@ impl NovaProxy {
             }
         };
         let exchange = async {
-            let resp = self.http.request(built).await.map_err(Failure::Unreachable)?;
+            let resp = self
+                .http
+                .request(built)
+                .await
+                .map_err(Failure::Unreachable)?;
             let status = resp.status().as_u16();
             let content_type = match resp
                 .headers()
@@ -108,7 +112,12 @@ impl NovaProxy {
         };
         match result {
             // What Neutron passes through; anything else is not an answer.
-            Ok(a) if matches!(a.status, 200..=299 | 400 | 403 | 404 | 409 | 500 | 502 | 503 | 504) => {
+            Ok(a)
+                if matches!(
+                    a.status,
+                    200..=299 | 400 | 403 | 404 | 409 | 500 | 502 | 503 | 504
+                ) =>
+            {
                 if a.status == 403 {
                     tracing::warn!(instance = %i.device_id, "metadata: Nova refused the signature (do the shared secrets match?)");
                 }
@@ -117,7 +126,10 @@ impl NovaProxy {
             Ok(a) => {
                 self.bad_answers.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(status = a.status, %uri, "metadata: unexpected status from Nova");
-                Answer::text(502, "502 Bad Gateway\n\nThe metadata server answered unexpectedly.\n")
+                Answer::text(
+                    502,
+                    "502 Bad Gateway\n\nThe metadata server answered unexpectedly.\n",
+                )
             }
             Err(Failure::Unreachable(e)) => {
                 self.unreachable.fetch_add(1, Ordering::Relaxed);
@@ -130,7 +142,10 @@ impl NovaProxy {
             Err(Failure::Bad(e)) => {
                 self.bad_answers.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%uri, error = %e, "metadata: no usable answer from Nova");
-                Answer::text(502, "502 Bad Gateway\n\nThe metadata server did not answer.\n")
+                Answer::text(
+                    502,
+                    "502 Bad Gateway\n\nThe metadata server did not answer.\n",
+                )
             }
         }
     }

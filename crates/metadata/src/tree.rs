@@ -277,7 +277,11 @@ fn ec2_tree(i: &Instance, v: &str) -> Value {
             "ami-launch-index" => json!("0"),
             "ami-manifest-path" => json!("FIXME"),
             "hostname" | "local-hostname" => json!(i.hostname),
-            "public-hostname" => json!(if public.is_empty() { &i.hostname } else { &public }),
+            "public-hostname" => json!(if public.is_empty() {
+                &i.hostname
+            } else {
+                &public
+            }),
             "instance-id" => json!(i.device_id),
             "local-ipv4" => json!(local),
             "public-ipv4" => json!(public),
@@ -393,7 +397,10 @@ pub(crate) mod tests {
         i.user_data = None;
         assert!(!text(&get(&i, "/openstack/latest")).contains("user_data"));
         assert_eq!(get(&i, "/openstack/latest/user_data").status, 404);
-        assert_eq!(get(&i, "/openstack/2012-08-10/network_data.json").status, 404);
+        assert_eq!(
+            get(&i, "/openstack/2012-08-10/network_data.json").status,
+            404
+        );
     }
 
     #[test]
@@ -415,7 +422,10 @@ pub(crate) mod tests {
         let old: Value =
             serde_json::from_slice(&get(&i, "/openstack/2012-08-10/meta_data.json").body).unwrap();
         assert!(old.get("random_seed").is_none() && old.get("project_id").is_none());
-        assert_eq!(text(&get(&i, "/openstack/latest/user_data")), "#cloud-config\n");
+        assert_eq!(
+            text(&get(&i, "/openstack/latest/user_data")),
+            "#cloud-config\n"
+        );
     }
 
     #[test]
@@ -439,9 +449,15 @@ pub(crate) mod tests {
             "d8e02d56-2648-49a3-bf97-6be8f1204f38"
         );
         assert_eq!(text(&get(&i, "/latest/meta-data/local-ipv4")), "10.0.0.5");
-        assert_eq!(text(&get(&i, "/latest/meta-data/public-ipv4")), "172.24.4.10");
         assert_eq!(
-            text(&get(&i, "/2009-04-04/meta-data/placement/availability-zone")),
+            text(&get(&i, "/latest/meta-data/public-ipv4")),
+            "172.24.4.10"
+        );
+        assert_eq!(
+            text(&get(
+                &i,
+                "/2009-04-04/meta-data/placement/availability-zone"
+            )),
             "nova"
         );
         assert_eq!(text(&get(&i, "/latest/meta-data/public-keys/")), "0=mykey");
@@ -468,7 +484,11 @@ pub(crate) mod tests {
             assert_eq!(get(&i, p).status, 400, "{p}");
         }
         assert_eq!(get(&i, &format!("/{}", "a".repeat(MAX_PATH))).status, 400);
-        for p in ["/1999-01-01/meta-data/", "/openstack/2011-01-01/meta_data.json", "/nosuch"] {
+        for p in [
+            "/1999-01-01/meta-data/",
+            "/openstack/2011-01-01/meta_data.json",
+            "/nosuch",
+        ] {
             assert_eq!(get(&i, p).status, 404, "{p}");
         }
         let post = answer(

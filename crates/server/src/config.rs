@@ -368,15 +368,13 @@ impl Config {
         let m = &self.metadata;
         match m.backend {
             MetadataBackend::Builtin => neutrino_metadata::Backend::Builtin,
-            MetadataBackend::Proxy => {
-                neutrino_metadata::Backend::Proxy(neutrino_metadata::NovaProxy::new(
-                    neutrino_metadata::ProxyConfig {
-                        nova_url: m.nova_metadata_url.clone(),
-                        shared_secret: m.metadata_proxy_shared_secret.clone(),
-                        timeout: std::time::Duration::from_secs(m.nova_timeout_secs),
-                    },
-                ))
-            }
+            MetadataBackend::Proxy => neutrino_metadata::Backend::Proxy(
+                neutrino_metadata::NovaProxy::new(neutrino_metadata::ProxyConfig {
+                    nova_url: m.nova_metadata_url.clone(),
+                    shared_secret: m.metadata_proxy_shared_secret.clone(),
+                    timeout: std::time::Duration::from_secs(m.nova_timeout_secs),
+                }),
+            ),
         }
     }
 

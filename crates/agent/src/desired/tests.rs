@@ -244,13 +244,17 @@ fn dhcp_node_asks_for_its_port_then_serves_every_port() {
             Some("10.0.0.1".parse().unwrap())
         )
     );
+    // No router holds the gateway: the metadata service's route is this port.
     assert_eq!(
         s.routes,
-        vec![(
-            "172.16.0.0".parse().unwrap(),
-            16,
-            "10.0.0.254".parse().unwrap()
-        )]
+        vec![
+            (
+                "172.16.0.0".parse().unwrap(),
+                16,
+                "10.0.0.254".parse().unwrap()
+            ),
+            (METADATA_IP, 32, "10.0.0.2".parse().unwrap())
+        ]
     );
     let hosts: Vec<(&str, &str)> = svc
         .hosts
@@ -273,7 +277,10 @@ fn dhcp_node_asks_for_its_port_then_serves_every_port() {
         .unwrap();
     assert_eq!(
         ep.addrs,
-        BTreeSet::from([("10.0.0.2".parse().unwrap(), 24)])
+        BTreeSet::from([
+            ("10.0.0.2".parse().unwrap(), 24),
+            (IpAddr::V4(METADATA_IP), 32)
+        ])
     );
     assert_eq!(ep.bridge, names::bridge("n1"));
     assert!(d.local_ports.contains_key("pd-dhcp-port"));
@@ -527,4 +534,52 @@ fn the_planner_sees_a_network_change_and_a_subnet_going() {
     let d = planner.compute(&v, &c);
     assert_eq!(d, compute(&v, &c));
     assert!(d.dhcp.is_empty() && d.drop_dhcp_port.contains("n1"));
+}
+
+#[test]
+fn an_isolated_network_gets_metadata_in_its_dhcp_namespace_a_routed_one_does_not() {
+    let vm = port("pa-vm", "n1", "h2", "fa:16:3e:00:00:01", "10.0.0.5", VM);
+    let d = compute(
+        &view(vec![vm.clone(), my_dhcp_port()]),
+        &cfg("h1", DhcpMode::All),
+    );
+    let listener = &d.metadata["t-qdhcp-n1"];
+    assert_eq!(listener.arrival, Arrival::Network("n1".into()));
+    assert_eq!(listener.bind, "169.254.169.254:80".parse().unwrap());
+    let ep = &d.host.endpoints[&names::tap("pd-dhcp-port")];
+    assert!(
+        ep.addrs.contains(&(IpAddr::V4(METADATA_IP), 32)),
+        "{:?}",
+        ep.addrs
+    );
+
+    // A router interface holds the gateway: the router answers, not DHCP.
+    let leg = port(
+        "pr-leg",
+        "n1",
+        "",
+        "fa:16:3e:00:00:09",
+        "10.0.0.1",
+        "network:router_interface",
+    );
+    let d = compute(
+        &view(vec![vm.clone(), my_dhcp_port(), leg]),
+        &cfg("h1", DhcpMode::All),
+    );
+    assert!(d.metadata.is_empty());
+    assert!(
+        !d.dhcp["n1"].subnets[0]
+            .routes
+            .iter()
+            .any(|r| r.0 == METADATA_IP)
+    );
+    let ep = &d.host.endpoints[&names::tap("pd-dhcp-port")];
+    assert!(!ep.addrs.contains(&(IpAddr::V4(METADATA_IP), 32)));
+
+    // Switched off: neither the listener nor the route.
+    let mut off = cfg("h1", DhcpMode::All);
+    off.metadata.enabled = false;
+    let d = compute(&view(vec![vm, my_dhcp_port()]), &off);
+    assert!(d.metadata.is_empty());
+    assert_eq!(d.dhcp["n1"].subnets[0].routes.len(), 1);
 }

@@ -26,7 +26,7 @@ pub const MAX_BODY: usize = 1 << 20;
 
 /// One app under test plus a token per user.
 pub struct App {
-    router: Router,
+    pub router: Router,
     dir: Arc<tempfile::TempDir>,
     pub admin: String,
     pub alice: String,

@@ -101,7 +101,10 @@ pub async fn delete(engine: &Engine, ctx: &AuthContext, device_id: String) -> Ap
 /// The body's document, every field checked.
 pub fn parse(device_id: &str, body: Value) -> ApiResult<InstanceMetadata> {
     if device_id.is_empty() || device_id.len() > MAX_NAME {
-        return Err(ApiError::invalid_attr("device_id", "must be 1 to 255 characters"));
+        return Err(ApiError::invalid_attr(
+            "device_id",
+            "must be 1 to 255 characters",
+        ));
     }
     let Some(Value::Object(obj)) = body.get("instance_metadata").cloned() else {
         return Err(ApiError::bad_request(
@@ -200,4 +203,3 @@ fn string_map(attr: &str, v: &Value, max_value: usize) -> ApiResult<BTreeMap<Str
     }
     Ok(out)
 }
-
