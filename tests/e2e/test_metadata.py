@@ -48,8 +48,9 @@ def cloud_init(vm) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def instance_metadata(api, device_id: str, name: str):
-    api.put(f"/v2.0/instance-metadata/{device_id}", {"instance_metadata": {
+def instance_metadata(api, port: dict, name: str):
+    api.put(f"/v2.0/instance-metadata/{port['device_id']}", {"instance_metadata": {
+        "project_id": port["project_id"],
         "name": name,
         "availability_zone": "zone-a",
         "user_data": base64.b64encode(USER_DATA.encode()).decode(),
@@ -103,7 +104,7 @@ def test_cloud_init_configures_an_instance_on_an_isolated_network(topology, mode
     vms = []
     for host, name in (("h1", "vm1"), ("h2", "vm2")):
         port, vm = boot(t, host, net, name)
-        instance_metadata(api, port["device_id"], name)
+        instance_metadata(api, port, name)
         vms.append((host, port, vm))
     for host, port, vm in vms:
         lease = vm.dhcp()
@@ -113,11 +114,13 @@ def test_cloud_init_configures_an_instance_on_an_isolated_network(topology, mode
         assert f"169.254.169.254/32 {dhcp_ip}" in lease["staticroutes"], lease
         found = cloud_init(vm)
         assert found["metadata_address"] == MD
+        # Static, with the metadata route DHCP gave (the port's own host's
+        # DHCP port): a configuration rendered from it keeps reaching us.
         assert_cloud_init_configures(
             found, port, net, port["name"],
-            routes=[{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "198.51.100.1"}],
-            dns=sorted(p["fixed_ips"][0]["ip_address"] for p in api.get(
-                f"/v2.0/ports?network_id={net['id']}&device_owner=network:dhcp")["ports"]))
+            routes=[{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "198.51.100.1"},
+                    {"network": "169.254.169.254", "netmask": "255.255.255.255", "gateway": dhcp_ip}],
+            dns=[])
         assert found["ec2"]["instance-id"] == port["device_id"]
         assert found["ec2"]["local-ipv4"] == port["fixed_ips"][0]["ip_address"]
     relayed = {h: t.hosts[h].metric("neutrino_agent_metadata_relayed_total") for h in MODES[mode]}
@@ -155,7 +158,7 @@ def test_a_router_answers_its_networks_and_public_ipv4_follows_the_floating_ip(t
     vms = []
     for host, name in (("h1", "vm1"), ("h2", "vm2")):
         port, vm = boot(t, host, blue, name)
-        instance_metadata(api, port["device_id"], name)
+        instance_metadata(api, port, name)
         vm.static(gateway="10.10.1.1")
         t.wait_active(port["id"])
         vms.append((port, vm))
@@ -243,7 +246,7 @@ def test_an_instance_gets_only_its_own_metadata(topology):
         port, vm = boot(t, "h1", net, f"{n}1",
                         fixed_ips=[{"subnet_id": sub["id"], "ip_address": "198.51.100.50"}])
         api.put(f"/v2.0/instance-metadata/{port['device_id']}",
-                {"instance_metadata": {"name": n}})
+                {"instance_metadata": {"name": n, "project_id": port["project_id"]}})
         vm.dhcp()
         nets.append((net, sub))
         vms.append((port, vm))

@@ -34,6 +34,8 @@ use crate::desired::{Arrival, MetadataListener};
 
 /// Longest request line path relayed; Nova's paths are far shorter.
 const MAX_PATH: usize = 2048;
+/// How long a closing listener's connections may finish their requests.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What the listeners did, for `/metrics`.
 #[derive(Default)]
@@ -135,9 +137,16 @@ impl MetadataListeners {
             .map(|(ns, _)| ns.clone())
             .collect();
         for ns in stale {
-            if let Some(o) = self.open.remove(&ns) {
+            if let Some(mut o) = self.open.remove(&ns) {
                 let _ = o.stop.send(true);
-                let _ = o.task.await;
+                // A graceful stop waits for open connections; an instance
+                // holding one open must not hold the host step.
+                if tokio::time::timeout(CLOSE_GRACE, &mut o.task)
+                    .await
+                    .is_err()
+                {
+                    o.task.abort();
+                }
                 tracing::info!(namespace = %ns, "metadata listener closed");
             }
         }
@@ -245,7 +254,13 @@ async fn relay(
         return plain(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed\n");
     }
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    if path.len() > MAX_PATH || !path.starts_with('/') {
+    // No dot segment or escape goes on: the relay carries the agent's
+    // credential, and no proxy in between may turn a path into another call.
+    let dotted = uri
+        .path()
+        .split('/')
+        .any(|seg| seg == "." || seg == ".." || seg.contains('%'));
+    if path.len() > MAX_PATH || !path.starts_with('/') || dotted {
         l.stats.refused.fetch_add(1, Ordering::Relaxed);
         return plain(StatusCode::BAD_REQUEST, "400 Bad Request\n");
     }

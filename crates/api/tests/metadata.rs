@@ -166,6 +166,7 @@ async fn the_builtin_backend_answers_from_the_model_and_the_extension() {
             &app.admin,
             "/v2.0/instance-metadata/dev-1",
             json!({"instance_metadata": {
+                "project_id": app.project_a,
                 "name": "web-1",
                 "user_data": base64::engine::general_purpose::STANDARD.encode(user_data),
                 "public_keys": {"k": "ssh-ed25519 AAAA k"},
@@ -251,6 +252,28 @@ async fn the_builtin_backend_answers_from_the_model_and_the_extension() {
     assert_eq!(
         get(&app, &net, "10.0.0.5", public).await,
         (200, String::new())
+    );
+
+    // Another project's port with the same device id is told none of it.
+    let (bnet, bsub) = app.net_with_subnet(&app.bob, "b", "10.9.0.0/24").await;
+    app.port(
+        &app.bob,
+        &bnet,
+        json!({"device_id": "dev-1", "device_owner": "compute:nova",
+               "fixed_ips": [{"subnet_id": bsub, "ip_address": "10.9.0.5"}]}),
+    )
+    .await;
+    assert_eq!(
+        get(&app, &bnet, "10.9.0.5", "/openstack/latest/user_data")
+            .await
+            .0,
+        404
+    );
+    let (_, md) = get(&app, &bnet, "10.9.0.5", "/openstack/latest/meta_data.json").await;
+    let md: Value = serde_json::from_str(&md).unwrap();
+    assert!(
+        md.get("public_keys").is_none() && md["name"] != "web-1",
+        "{md}"
     );
 
     // Gone with the extension's document.
@@ -358,6 +381,7 @@ async fn bad_relays_and_bad_documents_are_refused() {
         (json!({"public_keys": ["a"]}), "not a dictionary"),
         (json!({"meta": {"k": 1}}), "not a string"),
         (json!({"flavor": "m1"}), "Unrecognized attribute"),
+        (json!({"name": "no project"}), "project_id is required"),
     ] {
         let msg = app
             .put(

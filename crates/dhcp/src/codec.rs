@@ -358,6 +358,28 @@ fn ipv4(b: &[u8]) -> Option<Ipv4Addr> {
 
 /// Appends one option, split into 255-byte chunks of the same code when the
 /// value is longer (RFC 3396). An empty value is written as a zero-length option.
+/// The server identifier (option 54) of an encoded reply, read in place:
+/// the address a reply must leave from.
+pub fn encoded_server_id(msg: &[u8]) -> Option<Ipv4Addr> {
+    let mut i = 240; // fixed header and magic cookie
+    while i < msg.len() {
+        let code = msg[i];
+        match code {
+            0 => i += 1,
+            255 => return None,
+            _ => {
+                let len = usize::from(*msg.get(i + 1)?);
+                let data = msg.get(i + 2..i + 2 + len)?;
+                if code == OPT_SERVER_ID {
+                    return <[u8; 4]>::try_from(data).ok().map(Ipv4Addr::from);
+                }
+                i += 2 + len;
+            }
+        }
+    }
+    None
+}
+
 pub fn write_option(buf: &mut Vec<u8>, code: u8, data: &[u8]) {
     if data.is_empty() {
         buf.extend_from_slice(&[code, 0]);
@@ -638,5 +660,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_replys_server_id_is_read_in_place() {
+        let mut msg = vec![0u8; 240];
+        msg.extend([53, 1, 2, 0, 54, 4, 10, 0, 0, 2, 255]);
+        assert_eq!(encoded_server_id(&msg), Some(Ipv4Addr::new(10, 0, 0, 2)));
+        // Cut short inside the option, or absent: none.
+        assert_eq!(encoded_server_id(&msg[..248]), None);
+        assert_eq!(encoded_server_id(&msg[..243]), None);
+        assert_eq!(encoded_server_id(&[0u8; 10]), None);
     }
 }

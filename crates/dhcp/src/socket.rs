@@ -113,7 +113,7 @@ pub async fn serve_with(
         let outcome = handle_with(&cfg, &table.load(), &buf[..len], src, &mut out);
         stats.record(&outcome);
         if let Outcome::Reply { dest, .. } = outcome
-            && let Err(e) = socket.send_to(&out, dest).await
+            && let Err(e) = send_from(&socket, &out, dest).await
         {
             stats.record_send_error();
             if send_log.allow() {
@@ -122,6 +122,45 @@ pub async fn serve_with(
         }
     }
     tracing::debug!("DHCP serve loop stopped");
+}
+
+/// Sends a reply from its server identifier (IP_PKTINFO), whatever other
+/// addresses the interface has: the kernel would pick the first one of the
+/// interface for a broadcast, which may be the metadata service's
+/// 169.254.169.254 beside the DHCP port's own. A server id that is not a
+/// local address (tests on loopback, odd configurations) is left to the kernel.
+async fn send_from(socket: &UdpSocket, out: &[u8], dest: SocketAddrV4) -> io::Result<usize> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrIn, sendmsg};
+    use std::os::fd::AsRawFd;
+    let Some(source) = crate::codec::encoded_server_id(out) else {
+        return socket.send_to(out, dest).await;
+    };
+    let info = nix::libc::in_pktinfo {
+        ipi_ifindex: 0,
+        ipi_spec_dst: nix::libc::in_addr {
+            s_addr: u32::from_ne_bytes(source.octets()),
+        },
+        ipi_addr: nix::libc::in_addr { s_addr: 0 },
+    };
+    let fd = socket.as_raw_fd();
+    let sent = socket
+        .async_io(tokio::io::Interest::WRITABLE, || {
+            sendmsg(
+                fd,
+                &[io::IoSlice::new(out)],
+                &[ControlMessage::Ipv4PacketInfo(&info)],
+                MsgFlags::empty(),
+                Some(&SockaddrIn::from(dest)),
+            )
+            .map_err(io::Error::from)
+        })
+        .await;
+    match sent {
+        // The kernel refuses a source that is not local (EINVAL, or
+        // EADDRNOTAVAIL): let it choose.
+        Err(_) => socket.send_to(out, dest).await,
+        ok => ok,
+    }
 }
 
 /// One warning per 10 s per loop: a broken socket or flood must not fill the

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use base64::Engine as _;
 use bytes::Bytes;
 use neutrino_metadata::{Instance, Link, SubnetFacts};
-use neutrino_model::{OWNER_FLOATINGIP, Port, Subnet};
+use neutrino_model::{OWNER_FLOATINGIP, OWNER_ROUTER_INTERFACE, Port, Subnet};
 use neutrino_net::{Cidr, Mac};
 
 use crate::State;
@@ -37,6 +37,8 @@ impl std::fmt::Display for Unknown {
 }
 
 const DHCP_OWNER: &str = neutrino_agent_rpc::DHCP_OWNER;
+/// neutron-lib's `METADATA_V4_IP`.
+const METADATA_V4: Ipv4Addr = Ipv4Addr::new(169, 254, 169, 254);
 
 /// The networks a request could have come from.
 fn networks(state: &State, arrival: &Arrival) -> Vec<String> {
@@ -124,7 +126,10 @@ pub fn instance(state: &State, port: &Port, addr: IpAddr) -> Instance {
     } else {
         port.dns_name.clone()
     };
-    let md = state.instance_metadata.get(&port.device_id);
+    let md = state
+        .instance_metadata
+        .get(&port.device_id)
+        .filter(|m| m.project_id == port.std.project_id);
     let mut siblings: Vec<&Port> = state
         .ports_by_device
         .get(&port.device_id)
@@ -197,45 +202,71 @@ fn link(state: &State, p: &Port) -> Option<Link> {
             .iter()
             .filter_map(|f| {
                 let s = state.subnets.get(&f.subnet_id)?;
-                subnet_facts(state, s, f.ip_address.parse().ok()?)
+                subnet_facts(state, s, f.ip_address.parse().ok()?, &p.binding_host_id)
             })
             .collect(),
     })
 }
 
-fn subnet_facts(state: &State, s: &Subnet, address: IpAddr) -> Option<SubnetFacts> {
-    let cidr = Cidr::parse(&s.cidr).ok()?;
-    let mut dns: Vec<IpAddr> = s
-        .dns_nameservers
-        .iter()
-        .filter_map(|a| a.parse().ok())
+/// Where an isolated IPv4 subnet's instances reach 169.254.169.254: the
+/// DHCP port on their own host (multi-host), else the subnet's first.
+/// None for a routed subnet (its gateway leads there) or one without DHCP.
+fn metadata_next_hop(state: &State, s: &Subnet, host: &str) -> Option<IpAddr> {
+    if s.ip_version != 4 || !s.enable_dhcp {
+        return None;
+    }
+    let routed = s.gateway_ip.as_deref().is_some_and(|gw| {
+        state.ports_of(&s.network_id).any(|p| {
+            p.device_owner == OWNER_ROUTER_INTERFACE
+                && p.fixed_ips
+                    .iter()
+                    .any(|f| f.subnet_id == s.id && f.ip_address == gw)
+        })
+    });
+    if routed {
+        return None;
+    }
+    let mut servers: Vec<(bool, IpAddr)> = state
+        .ports_of(&s.network_id)
+        .filter(|p| p.device_owner == DHCP_OWNER)
+        .flat_map(|p| {
+            p.fixed_ips
+                .iter()
+                .filter(|f| f.subnet_id == s.id)
+                .filter_map(move |f| Some((p.binding_host_id != host, f.ip_address.parse().ok()?)))
+        })
         .collect();
-    // Without resolvers of its own a subnet's DNS is its DHCP servers'.
-    if dns.is_empty() && s.enable_dhcp {
-        dns = state
-            .ports_of(&s.network_id)
-            .filter(|p| p.device_owner == DHCP_OWNER)
-            .flat_map(|p| p.fixed_ips.iter())
-            .filter(|f| f.subnet_id == s.id)
-            .filter_map(|f| f.ip_address.parse().ok())
-            .collect();
-        dns.sort();
+    servers.sort();
+    servers.first().map(|(_, ip)| *ip)
+}
+
+fn subnet_facts(state: &State, s: &Subnet, address: IpAddr, host: &str) -> Option<SubnetFacts> {
+    let cidr = Cidr::parse(&s.cidr).ok()?;
+    let mut host_routes: Vec<(Cidr, IpAddr)> = s
+        .host_routes
+        .iter()
+        .filter_map(|r| {
+            Some((
+                Cidr::parse_host_or_network(&r.destination).ok()?,
+                r.nexthop.parse().ok()?,
+            ))
+        })
+        .collect();
+    // Kept in a configuration rendered from this, as DHCP's option 121 has it.
+    if let Some(via) = metadata_next_hop(state, s, host) {
+        host_routes.push((Cidr::host(IpAddr::V4(METADATA_V4)), via));
     }
     Some(SubnetFacts {
         address,
         cidr,
         gateway: s.gateway_ip.as_deref().and_then(|g| g.parse().ok()),
         ipv6_address_mode: s.ipv6_address_mode.clone(),
-        host_routes: s
-            .host_routes
+        host_routes,
+        // The subnet's own resolvers only: the DHCP port answers no DNS yet.
+        dns: s
+            .dns_nameservers
             .iter()
-            .filter_map(|r| {
-                Some((
-                    Cidr::parse_host_or_network(&r.destination).ok()?,
-                    r.nexthop.parse().ok()?,
-                ))
-            })
+            .filter_map(|a| a.parse().ok())
             .collect(),
-        dns,
     })
 }

@@ -18,7 +18,7 @@ pub fn render(i: &Instance) -> Value {
     let mut networks = Vec::new();
     let mut services: Vec<IpAddr> = Vec::new();
     for link in &i.links {
-        let link_id = format!("tap{}", &link.port_id[..link.port_id.len().min(11)]);
+        let link_id = format!("tap{}", link.port_id.chars().take(11).collect::<String>());
         links.push(json!({
             "id": link_id,
             "vif_id": link.port_id,

@@ -285,7 +285,10 @@ fn ec2_tree(i: &Instance, v: &str) -> Value {
             "instance-id" => json!(i.device_id),
             "local-ipv4" => json!(local),
             "public-ipv4" => json!(public),
-            "reservation-id" => json!(format!("r-{}", &i.project_id[..i.project_id.len().min(8)])),
+            "reservation-id" => json!(format!(
+                "r-{}",
+                i.project_id.chars().take(8).collect::<String>()
+            )),
             "security-groups" => json!(i.security_groups.join("\n")),
             "instance-type" => json!(""),
             "instance-action" => json!("none"),

@@ -367,6 +367,9 @@ impl SecurityGroupRule {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct InstanceMetadata {
     pub device_id: String,
+    /// The project whose ports it is told to: a port of another project
+    /// with the same `device_id` is told none of it.
+    pub project_id: String,
     pub name: String,
     pub availability_zone: String,
     /// base64, as Nova's API takes it.

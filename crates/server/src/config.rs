@@ -353,6 +353,12 @@ impl Config {
                     "metadata.metadata_proxy_shared_secret: required when metadata.backend = \"proxy\" (Nova refuses unsigned requests)"
                 );
             }
+            if !(1..=70).contains(&self.metadata.nova_timeout_secs) {
+                bail!(
+                    "metadata.nova_timeout_secs: {} is not in 1..=70 (the agents wait 75 s for the server)",
+                    self.metadata.nova_timeout_secs
+                );
+            }
             if !self.metadata.nova_metadata_url.starts_with("http://") {
                 bail!(
                     "metadata.nova_metadata_url: '{}' is not an http:// URL",

@@ -1,7 +1,10 @@
 //! `/v2.0/instance-metadata/{device_id}`: Neutrino's admin-only extension
 //! holding what the builtin metadata service cannot learn from ports (the
 //! user data, public keys, name, availability zone and properties Nova
-//! would keep). A PUT replaces the whole document; limits are Nova's.
+//! would keep). A PUT replaces the whole document; limits are Nova's. The
+//! document names its project: only that project's ports with the device id
+//! are told it (as Nova answers 404 when X-Tenant-ID is not the instance's),
+//! so a port given another's device id learns nothing.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +36,7 @@ fn not_found(device_id: &str) -> ApiError {
 pub fn view(m: &InstanceMetadata) -> Value {
     json!({
         "device_id": m.device_id,
+        "project_id": m.project_id,
         "name": m.name,
         "availability_zone": m.availability_zone,
         "user_data": m.user_data,
@@ -117,6 +121,7 @@ pub fn parse(device_id: &str, body: Value) -> ApiResult<InstanceMetadata> {
     };
     for (k, v) in obj {
         match k.as_str() {
+            "project_id" => m.project_id = short_string(&k, &v)?,
             "name" => m.name = short_string(&k, &v)?,
             "availability_zone" => m.availability_zone = short_string(&k, &v)?,
             "user_data" => m.user_data = user_data(&v)?,
@@ -128,6 +133,11 @@ pub fn parse(device_id: &str, body: Value) -> ApiResult<InstanceMetadata> {
                 )));
             }
         }
+    }
+    if m.project_id.is_empty() {
+        return Err(ApiError::bad_request(
+            "project_id is required: the instance's project, whose ports alone are told this metadata",
+        ));
     }
     Ok(m)
 }
