@@ -19,14 +19,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::Response;
+use axum::serve::IncomingStream;
 use neutrino_agent_rpc::{METADATA_MAX_BODY, METADATA_NETWORK_HEADER, METADATA_ROUTER_HEADER};
 use neutrino_dataplane::netns;
 use serde_json::{Value, json};
 use socket2::{Domain, Protocol, Socket, Type};
-use tokio::sync::watch;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinHandle;
 
 use crate::client::ServerClient;
@@ -34,6 +39,9 @@ use crate::desired::{Arrival, MetadataListener};
 
 /// Longest request line path relayed; Nova's paths are far shorter.
 const MAX_PATH: usize = 2048;
+/// Connections one listener holds at once (Neutron's haproxy: `maxconn`
+/// 1024 per router); further ones wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 256;
 /// How long a closing listener's connections may finish their requests.
 const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -190,8 +198,11 @@ impl MetadataListeners {
             let (stop, mut stopped) = watch::channel(false);
             let task = tokio::spawn(async move {
                 let served = axum::serve(
-                    listener,
-                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                    Capped {
+                        inner: listener,
+                        slots: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+                    },
+                    app.into_make_service_with_connect_info::<Peer>(),
                 )
                 .with_graceful_shutdown(async move {
                     let _ = stopped.wait_for(|s| *s).await;
@@ -232,6 +243,79 @@ impl MetadataListeners {
     }
 }
 
+/// A listener that holds at most [`MAX_CONNECTIONS`] connections: one
+/// instance opening thousands cannot take the agent's descriptors.
+struct Capped {
+    inner: tokio::net::TcpListener,
+    slots: Arc<Semaphore>,
+}
+
+/// A connection and the slot it holds until it closes.
+struct CappedStream {
+    inner: tokio::net::TcpStream,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl axum::serve::Listener for Capped {
+    type Io = CappedStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (CappedStream, SocketAddr) {
+        loop {
+            let Ok(slot) = self.slots.clone().acquire_owned().await else {
+                continue;
+            };
+            match self.inner.accept().await {
+                Ok((inner, addr)) => return (CappedStream { inner, _slot: slot }, addr),
+                // Out of descriptors or the like: wait rather than spin.
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+impl AsyncRead for CappedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CappedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The instance's address, as the connection came.
+#[derive(Clone, Copy)]
+struct Peer(SocketAddr);
+
+impl Connected<IncomingStream<'_, Capped>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, Capped>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
 fn plain(status: StatusCode, text: &'static str) -> Response {
     Response::builder()
         .status(status)
@@ -244,7 +328,7 @@ fn plain(status: StatusCode, text: &'static str) -> Response {
 /// else relayed with where it arrived and who sent it.
 async fn relay(
     State(l): State<Arc<Listener>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     method: Method,
     uri: Uri,
     body: Bytes,
@@ -287,5 +371,32 @@ async fn relay(
                 "502 Bad Gateway\n\nThe metadata service is unavailable. Please try again later.\n",
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::serve::Listener as _;
+
+    #[tokio::test]
+    async fn a_listener_holds_a_slot_per_open_connection() {
+        let inner = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = inner.local_addr().unwrap();
+        let slots = Arc::new(Semaphore::new(2));
+        let mut capped = Capped {
+            inner,
+            slots: slots.clone(),
+        };
+        let _c1 = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let _c2 = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (a, _) = capped.accept().await;
+        let (b, _) = capped.accept().await;
+        // Both slots taken: a third connection waits in the backlog.
+        assert_eq!(slots.available_permits(), 0);
+        drop(a);
+        assert_eq!(slots.available_permits(), 1);
+        drop(b);
+        assert_eq!(slots.available_permits(), 2);
     }
 }
