@@ -1,6 +1,7 @@
 //! The network value types every other crate shares: [`Mac`], the IP prefix
 //! types [`Cidr`] and [`Ipv4Net`] with the strict address parser, and
-//! [`names`], the host object names the agent creates and recognises.
+//! [`names`], the host object names the agent creates and recognises, and
+//! [`dns`], the rules of DNS names the API takes.
 //!
 //! There is one copy of each rule here on purpose: if the server normalised a
 //! MAC one way and the agent parsed it another, or if the agent built a
@@ -11,6 +12,7 @@
 
 pub mod addr;
 pub mod cidr;
+pub mod dns;
 pub mod mac;
 pub mod names;
 
