@@ -545,11 +545,7 @@ pub async fn quotas(
         [p, d] if d == "default" && m == Method::GET => {
             Ok(reply::json(200, &ops::quotas::defaults(e, ctx, p)?))
         }
-        [_] | [_, _] => Err(ApiError::new(
-            neutrino_model::ErrorKind::MethodNotAllowed,
-            "HTTPMethodNotAllowed",
-            "Method not allowed.",
-        )),
+        [_] | [_, _] => Err(not_allowed()),
         _ => Err(ApiError::hidden()),
     }
 }
@@ -576,11 +572,16 @@ pub async fn instance_metadata(
             im::delete(e, ctx, d.clone()).await?;
             Ok(reply::no_content())
         }
-        [] | [_] => Err(ApiError::new(
-            neutrino_model::ErrorKind::MethodNotAllowed,
-            "HTTPMethodNotAllowed",
-            "Method not allowed.",
-        )),
+        [] | [_] => Err(not_allowed()),
         _ => Err(ApiError::hidden()),
     }
+}
+
+/// A known path asked with a method it does not take.
+fn not_allowed() -> ApiError {
+    ApiError::new(
+        neutrino_model::ErrorKind::MethodNotAllowed,
+        "HTTPMethodNotAllowed",
+        "Method not allowed.",
+    )
 }
