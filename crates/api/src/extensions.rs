@@ -1,7 +1,9 @@
 //! The extensions Neutrino advertises: exactly those whose attributes and
 //! resources it accepts and returns (clients change behaviour on aliases).
 //! `dns-integration` is not among them yet: ports carry `dns_name` and
-//! `dns_assignment` for DHCP host names, but networks take no `dns_domain`.
+//! `dns_assignment` for DHCP host names and networks take `dns_domain`, but
+//! ports' `dns_domain`, floating IPs' names and subnets'
+//! `dns_publish_fixed_ip` are still to come.
 
 use serde_json::{Value, json};
 

@@ -18,6 +18,7 @@ fn network(id: &str) -> Network {
         network_type: "local".into(),
         physical_network: None,
         segmentation_id: None,
+        dns_domain: String::new(),
         std: StdAttrs {
             project_id: "p".into(),
             revision_number: 1,

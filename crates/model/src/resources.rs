@@ -114,6 +114,9 @@ pub struct Network {
     pub network_type: String,
     pub physical_network: Option<String>,
     pub segmentation_id: Option<u32>,
+    /// `dns_domain` (dns-integration): the FQDN its ports' names live in.
+    #[serde(default)]
+    pub dns_domain: String,
     #[serde(flatten)]
     pub std: StdAttrs,
 }

@@ -17,16 +17,33 @@ pub const DEFAULT_DOMAIN: &str = "openstacklocal";
 /// Why a name is refused; `Display` is neutron-lib's reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DnsNameError {
-    TooLong { name: String, max: usize },
+    /// The shape is wrong: neutron-lib names the name, then the reason.
+    Invalid {
+        name: String,
+        reason: Box<DnsNameError>,
+    },
+    TooLong {
+        name: String,
+        max: usize,
+    },
     EmptyLabel,
     Hyphen(String),
     BadLabel(String),
     NumericTld(String),
     NotFqdn(String),
     NotRelative(String),
-    NoRoomForDomain { name: String, max: usize },
-    NoRoomForSubdomain { name: String, max: usize },
-    PqdnTooLongWithDomain { len: usize, domain: String },
+    NoRoomForDomain {
+        name: String,
+        max: usize,
+    },
+    NoRoomForSubdomain {
+        name: String,
+        max: usize,
+    },
+    PqdnTooLongWithDomain {
+        len: usize,
+        domain: String,
+    },
     OutsideDomain(String),
 }
 
@@ -34,6 +51,9 @@ impl fmt::Display for DnsNameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use DnsNameError as E;
         match self {
+            E::Invalid { name, reason } => {
+                write!(f, "'{name}' not a valid PQDN or FQDN. Reason: {reason}")
+            }
             E::TooLong { name, max } => {
                 write!(f, "'{name}' exceeds the {max} character FQDN limit")
             }
@@ -75,6 +95,13 @@ impl std::error::Error for DnsNameError {}
 /// letters, digits and inner hyphens, a TLD not all digits. A trailing dot
 /// marks a FQDN. The empty name is no name, and passes.
 pub fn check_format(name: &str) -> Result<(), DnsNameError> {
+    label_rules(name).map_err(|reason| DnsNameError::Invalid {
+        name: name.to_string(),
+        reason: Box::new(reason),
+    })
+}
+
+fn label_rules(name: &str) -> Result<(), DnsNameError> {
     if name.is_empty() {
         return Ok(());
     }
@@ -212,26 +239,31 @@ mod tests {
         ] {
             assert_eq!(check_format(ok), Ok(()), "{ok}");
         }
-        assert_eq!(check_format("a..b"), Err(DnsNameError::EmptyLabel));
-        assert_eq!(check_format("-a"), Err(DnsNameError::Hyphen("-a".into())));
+        assert_eq!(label_rules("a..b"), Err(DnsNameError::EmptyLabel));
+        assert_eq!(label_rules("-a"), Err(DnsNameError::Hyphen("-a".into())));
         assert_eq!(
-            check_format("a_b"),
+            label_rules("a_b"),
             Err(DnsNameError::BadLabel("a_b".into()))
         );
-        assert_eq!(check_format("é"), Err(DnsNameError::BadLabel("é".into())));
+        assert_eq!(label_rules("é"), Err(DnsNameError::BadLabel("é".into())));
         assert_eq!(
-            check_format(&"a".repeat(64)),
+            label_rules(&"a".repeat(64)),
             Err(DnsNameError::BadLabel("a".repeat(64)))
         );
         assert_eq!(
-            check_format("host.123"),
+            label_rules("host.123"),
             Err(DnsNameError::NumericTld("123".into()))
         );
         // A lone all-digit label is no TLD.
         assert_eq!(check_format("123"), Ok(()));
+        // The API's words: the name, then why.
+        assert_eq!(
+            check_format("a..b").unwrap_err().to_string(),
+            "'a..b' not a valid PQDN or FQDN. Reason: Encountered an empty component"
+        );
         let long = vec!["a".repeat(63); 5].join(".");
         assert!(matches!(
-            check_format(&long),
+            label_rules(&long),
             Err(DnsNameError::TooLong { .. })
         ));
     }

@@ -51,6 +51,9 @@ impl Resource for Network {
         A::value("router:external", |n| V::Bool(n.router_external))
             .set()
             .filter(T::Bool),
+        A::value("dns_domain", |n| V::Str(&n.dns_domain))
+            .set()
+            .filter(T::Str),
         A::value("provider:network_type", |n| V::Str(&n.network_type))
             .set()
             .filter(T::Str)
@@ -96,6 +99,7 @@ impl Resource for Network {
             router_external: b.bool("router:external")?.unwrap_or(false),
             mtu: b.u32_in("mtu", 0, 65535)?.flatten(),
             port_security_enabled: b.bool("port_security_enabled")?.unwrap_or(true),
+            dns_domain: dns_domain(&b)?.unwrap_or_default(),
             network_type: b.nullable_string("provider:network_type", 32)?.flatten(),
             physical_network: b
                 .nullable_string("provider:physical_network", 64)?
@@ -147,6 +151,7 @@ impl Resource for Network {
             network_type,
             physical_network: physnet,
             segmentation_id: seg,
+            dns_domain: r.dns_domain,
             std: new_std(txn, r.project_id, r.description),
         };
         txn.put_network(n.clone());
@@ -162,6 +167,7 @@ impl Resource for Network {
             external: b.bool("router:external")?,
             mtu: b.u32_in("mtu", 0, 65535)?.flatten(),
             port_security: b.bool("port_security_enabled")?,
+            dns_domain: dns_domain(&b)?,
             provider_type: b.nullable_string("provider:network_type", 32)?,
             provider_physnet: b.nullable_string("provider:physical_network", 64)?,
             provider_seg: b.u32_in("provider:segmentation_id", 0, 16_777_215)?,
@@ -187,10 +193,14 @@ impl Resource for Network {
             external,
             mtu,
             port_security,
+            dns_domain,
             provider_type,
             provider_physnet,
             provider_seg,
         } = r;
+        if let Some(v) = dns_domain {
+            n.dns_domain = v;
+        }
         let provider_given =
             provider_type.is_some() || provider_physnet.is_some() || provider_seg.is_some();
         if provider_given {
@@ -333,10 +343,22 @@ pub struct NewNetwork {
     router_external: bool,
     mtu: Option<u32>,
     port_security_enabled: bool,
+    dns_domain: String,
     network_type: Option<String>,
     physical_network: Option<String>,
     segmentation_id: Option<u32>,
     project_id: String,
+}
+
+/// `dns_domain`: lower-cased (neutron-lib's converter), then a FQDN with
+/// room for a host name, or empty.
+fn dns_domain(b: &Body) -> ApiResult<Option<String>> {
+    let Some(d) = b.string("dns_domain", neutrino_net::dns::FQDN_MAX)? else {
+        return Ok(None);
+    };
+    let d = d.to_ascii_lowercase();
+    neutrino_net::dns::check_domain(&d).map_err(|e| ApiError::invalid_attr("dns_domain", e))?;
+    Ok(Some(d))
 }
 
 /// Picks the network's segment: the admin's provider attributes, checked and
@@ -503,6 +525,7 @@ pub struct NetworkUpdate {
     external: Option<bool>,
     mtu: Option<u32>,
     port_security: Option<bool>,
+    dns_domain: Option<String>,
     provider_type: Option<Option<String>>,
     provider_physnet: Option<Option<String>>,
     provider_seg: Option<Option<u32>>,
