@@ -61,3 +61,34 @@ async fn a_networks_dns_domain_is_a_lower_cased_fqdn() {
         "other.example.net."
     );
 }
+
+#[tokio::test]
+async fn a_ports_dns_domain_follows_the_same_rules() {
+    let app = App::new().await;
+    let (net, _) = app.net_with_subnet(&app.alice, "n", "10.0.0.0/24").await;
+    let p = app
+        .port(
+            &app.alice,
+            &net,
+            json!({"dns_domain": "Ports.Example.ORG."}),
+        )
+        .await;
+    assert_eq!(p["dns_domain"], "ports.example.org.");
+    let path = format!("/v2.0/ports/{}", id(&p));
+    let msg = app
+        .put(
+            &app.alice,
+            &path,
+            json!({"port": {"dns_domain": "no-dot.org"}}),
+        )
+        .await
+        .expect_error(400, "HTTPBadRequest");
+    assert_eq!(
+        msg,
+        "Invalid input for dns_domain. Reason: 'no-dot.org' is not a FQDN."
+    );
+    let r = app
+        .put(&app.alice, &path, json!({"port": {"dns_domain": ""}}))
+        .await;
+    assert_eq!(r.expect(200)["port"]["dns_domain"], "");
+}

@@ -204,6 +204,10 @@ pub struct Port {
     pub binding_vif_type: String,
     pub binding_vif_details: Value,
     pub dns_name: String,
+    /// `dns_domain` (dns-domain-ports): where external DNS publishes the
+    /// port, before its network's.
+    #[serde(default)]
+    pub dns_domain: String,
     #[serde(flatten)]
     pub std: StdAttrs,
 }

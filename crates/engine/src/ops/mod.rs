@@ -115,3 +115,14 @@ pub fn check_tag(tag: &str) -> ApiResult<()> {
     }
     Ok(())
 }
+
+/// `dns_domain` of a network or port: lower-cased (neutron-lib's
+/// converter), then a FQDN with room for a host name, or empty.
+pub fn parse_dns_domain(b: &neutrino_model::body::Body) -> ApiResult<Option<String>> {
+    let Some(d) = b.string("dns_domain", neutrino_net::dns::FQDN_MAX)? else {
+        return Ok(None);
+    };
+    let d = d.to_ascii_lowercase();
+    neutrino_net::dns::check_domain(&d).map_err(|e| ApiError::invalid_attr("dns_domain", e))?;
+    Ok(Some(d))
+}

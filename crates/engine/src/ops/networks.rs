@@ -99,7 +99,7 @@ impl Resource for Network {
             router_external: b.bool("router:external")?.unwrap_or(false),
             mtu: b.u32_in("mtu", 0, 65535)?.flatten(),
             port_security_enabled: b.bool("port_security_enabled")?.unwrap_or(true),
-            dns_domain: dns_domain(&b)?.unwrap_or_default(),
+            dns_domain: ops::parse_dns_domain(&b)?.unwrap_or_default(),
             network_type: b.nullable_string("provider:network_type", 32)?.flatten(),
             physical_network: b
                 .nullable_string("provider:physical_network", 64)?
@@ -167,7 +167,7 @@ impl Resource for Network {
             external: b.bool("router:external")?,
             mtu: b.u32_in("mtu", 0, 65535)?.flatten(),
             port_security: b.bool("port_security_enabled")?,
-            dns_domain: dns_domain(&b)?,
+            dns_domain: ops::parse_dns_domain(&b)?,
             provider_type: b.nullable_string("provider:network_type", 32)?,
             provider_physnet: b.nullable_string("provider:physical_network", 64)?,
             provider_seg: b.u32_in("provider:segmentation_id", 0, 16_777_215)?,
@@ -348,17 +348,6 @@ pub struct NewNetwork {
     physical_network: Option<String>,
     segmentation_id: Option<u32>,
     project_id: String,
-}
-
-/// `dns_domain`: lower-cased (neutron-lib's converter), then a FQDN with
-/// room for a host name, or empty.
-fn dns_domain(b: &Body) -> ApiResult<Option<String>> {
-    let Some(d) = b.string("dns_domain", neutrino_net::dns::FQDN_MAX)? else {
-        return Ok(None);
-    };
-    let d = d.to_ascii_lowercase();
-    neutrino_net::dns::check_domain(&d).map_err(|e| ApiError::invalid_attr("dns_domain", e))?;
-    Ok(Some(d))
 }
 
 /// Picks the network's segment: the admin's provider attributes, checked and

@@ -111,6 +111,9 @@ impl Resource for Port {
             .set()
             .filter(T::Str),
         A::json("dns_assignment", dns_assignment),
+        A::value("dns_domain", |p| V::Str(&p.dns_domain))
+            .set()
+            .filter(T::Str),
     ];
     type Update = PortRequest;
 
@@ -249,6 +252,7 @@ impl Resource for Port {
             binding_profile: r.profile.unwrap_or_else(|| Value::Object(Map::new())),
             binding_vif_details: Value::Object(Map::new()),
             dns_name: r.dns_name.unwrap_or_default(),
+            dns_domain: r.dns_domain.unwrap_or_default(),
             std: new_std(txn, project, r.description),
         };
         txn.put_port(p.clone());
@@ -296,6 +300,9 @@ impl Resource for Port {
         }
         if let Some(v) = r.dns_name {
             p.dns_name = v;
+        }
+        if let Some(v) = r.dns_domain {
+            p.dns_domain = v;
         }
         if let Some(v) = r.vnic_type {
             p.binding_vnic_type = v;
@@ -581,6 +588,7 @@ pub struct PortRequest {
     vnic_type: Option<String>,
     profile: Option<Value>,
     dns_name: Option<String>,
+    dns_domain: Option<String>,
     project_id: Option<String>,
 }
 
@@ -622,6 +630,7 @@ fn parse(ctx: &AuthContext, b: &Body, op: Op) -> ApiResult<PortRequest> {
         vnic_type: b.string("binding:vnic_type", 64)?,
         profile: b.dict("binding:profile")?,
         dns_name: b.string("dns_name", 255)?,
+        dns_domain: ops::parse_dns_domain(b)?,
         ..PortRequest::default()
     };
     if op == Op::Create {
@@ -1273,6 +1282,7 @@ pub fn create_service_port(
         binding_vif_type: "unbound".into(),
         binding_vif_details: Value::Object(Map::new()),
         dns_name: String::new(),
+        dns_domain: String::new(),
         std: new_std(txn, project, None),
     };
     txn.put_port(p.clone());
