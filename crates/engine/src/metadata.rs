@@ -5,6 +5,7 @@
 //! sent. The facts for the answer are read from the same snapshot.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -19,21 +20,6 @@ use crate::State;
 pub enum Arrival {
     Network(String),
     Router(String),
-}
-
-/// Why no instance answers to a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Unknown {
-    /// No port on the arrival's networks holds the address.
-    NoPort(String),
-}
-
-impl std::fmt::Display for Unknown {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Unknown::NoPort(m) => f.write_str(m),
-        }
-    }
 }
 
 const DHCP_OWNER: &str = neutrino_agent_rpc::DHCP_OWNER;
@@ -71,7 +57,8 @@ fn holds_pair(p: &Port, addr: IpAddr) -> bool {
 /// The instance's port: the one whose fixed IP the address is, else the one
 /// with an address pair covering it (a virtual IP is its holder's), on the
 /// arrival's networks only. Two candidates are as good as none.
-pub fn identify(state: &State, arrival: &Arrival, addr: IpAddr) -> Result<Port, Unknown> {
+/// The error is Neutron's message for the instance.
+pub fn identify(state: &State, arrival: &Arrival, addr: IpAddr) -> Result<Arc<Port>, String> {
     let nets = networks(state, arrival);
     let instance_ports = || {
         nets.iter()
@@ -90,11 +77,9 @@ pub fn identify(state: &State, arrival: &Arrival, addr: IpAddr) -> Result<Port, 
         }
         _ => None,
     };
-    found.map(|p| (**p).clone()).ok_or_else(|| {
-        Unknown::NoPort(match arrival {
-            Arrival::Network(id) => format!("Instance was not found on network {id}."),
-            Arrival::Router(id) => format!("Instance was not found on router {id}."),
-        })
+    found.map(Arc::clone).ok_or_else(|| match arrival {
+        Arrival::Network(id) => format!("Instance was not found on network {id}."),
+        Arrival::Router(id) => format!("Instance was not found on router {id}."),
     })
 }
 
